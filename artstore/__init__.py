@@ -1,0 +1,1 @@
+"""ArtStore: the CLI entry point, shared settings and logging."""

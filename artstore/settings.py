@@ -1,0 +1,46 @@
+"""Settings every ArtStore service shares, read from ``ARTSTORE_*`` environment variables.
+
+Nothing reads the environment at import time: call :func:`load_settings` where a process starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Kafka's default ``message.max.bytes`` is about 1 MB; the broker we test against enforces none,
+#: so the limit is ours to enforce before anything is published.
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Connection URLs and shared knobs. Each field maps to ``ARTSTORE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ARTSTORE_", extra="ignore")
+
+    env: str = Field("dev", description="Environment name, used in client ids (sa_<env>_...).")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    topic_prefix: str = Field("artstore", description="Prefix of every topic name.")
+    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, gt=1024)
+    graceful_timeout_s: float = Field(15.0, gt=0)
+    database_url: str = Field(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/artstore",
+        description="SQLAlchemy async URL of PostgreSQL.",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0")
+    s3_endpoint: str = Field("127.0.0.1:8333", description="host:port of the S3 endpoint.")
+    s3_access_key: str = Field("artstore")
+    s3_secret_key: str = Field("artstore-secret")
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    s3_bucket: str = Field("artstore", description="Bucket for staging and S3 elements.")
+    data_dir: Path = Field(Path(".artstore/data"), description="Root of local elements/staging.")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides taking precedence."""
+    return Settings(**overrides)  # type: ignore[arg-type]
