@@ -58,7 +58,7 @@ def ensure_stack(
     """Start whatever part of the stack is not running, reuse the rest; return its URLs.
 
     Safe to call from several processes at once: they serialise on a lock in the state dir.
-    ``kafka_storage`` defaults to what the running broker uses, else memory.
+    ``kafka_storage`` defaults to what was last asked for in this state dir, else memory.
     """
     environ = os.environ if environ is None else environ
     store = StateStore(resolve_state_dir(state_dir))
@@ -80,8 +80,10 @@ class _Startup:
         self.pending: list[ServiceRecord] = []
 
     def run(self, kafka_storage: KafkaStorage | None) -> StackEnv:
-        broker = self.state.services.get(tansu.NAME)
-        storage = kafka_storage or (broker and tansu.storage_of(broker)) or KafkaStorage.MEMORY
+        recorded = self.state.kafka_storage
+        storage = kafka_storage or (KafkaStorage(recorded) if recorded else KafkaStorage.MEMORY)
+        self.state.kafka_storage = storage.value
+        self.state.env = None
         buckets = [DEFAULT_S3_BUCKET]
         if storage is KafkaStorage.S3:
             buckets.append(tansu.TANSU_BUCKET)
@@ -179,7 +181,7 @@ def stop_stack(state_dir: Path | None = None, *, purge: bool = False) -> list[st
             _stop(record)
             del state.services[name]
             store.save(state)
-        store.clear()
+        store.clear(state)
         if purge:
             for child in store.root.iterdir():
                 if child.is_dir():

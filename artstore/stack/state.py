@@ -45,6 +45,7 @@ class StackState(BaseModel):
     """Everything ``state.json`` records."""
 
     version: int = 1
+    kafka_storage: str | None = Field(None, description="Broker storage last asked for.")
     services: dict[str, ServiceRecord] = Field(default_factory=dict)
     env: dict[str, str | bool] | None = None
 
@@ -82,10 +83,13 @@ class StateStore:
         if env is not None:
             _write_atomically(self.env_path, env.env_file())
 
-    def clear(self) -> None:
-        """Forget the stack: remove ``state.json`` and ``stack.env``."""
-        for path in (self.state_path, self.env_path):
-            path.unlink(missing_ok=True)
+    def clear(self, state: StackState) -> None:
+        """Forget the running stack (keeping only its preferences) and remove ``stack.env``."""
+        self.env_path.unlink(missing_ok=True)
+        _write_atomically(
+            self.state_path,
+            StackState(kafka_storage=state.kafka_storage).model_dump_json(indent=2) + "\n",
+        )
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
