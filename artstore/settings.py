@@ -5,10 +5,13 @@ Nothing reads the environment at import time: call :func:`load_settings` where a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events import BrokerSettings, TopicNames
 
 #: Kafka's default ``message.max.bytes`` is about 1 MB; the broker we test against enforces none,
 #: so the limit is ours to enforce before anything is published.
@@ -40,7 +43,27 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    def topic_names(self) -> TopicNames:
+        """Topic names under this deployment's prefix."""
+        return TopicNames(self.topic_prefix)
+
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, with explicit overrides taking precedence."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read settings from the environment, with explicit overrides taking precedence.
+
+    ``ARTSTORE_ENV_FILE`` names an env file (such as the one ``artstore stack up`` writes) read
+    under the environment: a variable set in the environment wins over the file.
+    """
+    env_file = os.environ.get("ARTSTORE_ENV_FILE")
+    return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+
+
+def broker_settings(settings: Settings, *, client_id: str) -> BrokerSettings:
+    """The event contract's broker settings from the shared settings."""
+    return BrokerSettings(
+        bootstrap_servers=settings.kafka_bootstrap,
+        topic_prefix=settings.topic_prefix,
+        max_message_bytes=settings.max_message_bytes,
+        graceful_timeout_s=settings.graceful_timeout_s,
+        client_id=client_id,
+    )

@@ -1,1 +1,103 @@
-"""events."""
+"""The event contract: envelope, typed commands and facts, registry, topics, codec, broker.
+
+Every other package depends on this one; it depends on none of them.
+"""
+
+from events.admin import TopicCreationFailed, TopicsReport, create_topics
+from events.broker import BrokerSettings, EventPublisher, Outgoing, make_broker
+from events.codec import AUTHORIZATION, OutgoingRecord, ReceivedEvent, decode, encode
+from events.consuming import decode_record, records_of
+from events.envelope import Envelope
+from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
+from events.models.audit import AuditRecorded
+from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
+from events.models.common import (
+    ElementBackend,
+    FileStagedObject,
+    LocalBackend,
+    Mode,
+    RetentionPolicy,
+    S3Backend,
+    S3StagedObject,
+    StagedObject,
+)
+from events.models.elements import (
+    CapacityStatus,
+    ElementFull,
+    ElementHeartbeat,
+    ElementRegistered,
+    ModeChanged,
+    ModeChangeRejected,
+)
+from events.models.files import (
+    DeletionReason,
+    FileCommandRejected,
+    FileDeleted,
+    FileRecord,
+    FileStored,
+    FixityFailed,
+    MetadataUpdated,
+    RejectionReason,
+    UploadRejected,
+)
+from events.registry import BY_TYPE, SPECS, EventSpec, UnknownEventModel, new_event, spec_for
+from events.topics import TOPIC_SPECS, Topic, TopicNames, TopicSpec
+
+__all__ = [
+    "AUTHORIZATION",
+    "BY_TYPE",
+    "SPECS",
+    "TOPIC_SPECS",
+    "AuditRecorded",
+    "BrokerSettings",
+    "CapacityStatus",
+    "ChangeMode",
+    "DecodeFailure",
+    "DeleteFile",
+    "DeletionReason",
+    "ElementBackend",
+    "ElementFull",
+    "ElementHeartbeat",
+    "ElementRegistered",
+    "Envelope",
+    "EventDecodeError",
+    "EventPublisher",
+    "EventSpec",
+    "EventTooLarge",
+    "FileCommandRejected",
+    "FileDeleted",
+    "FileRecord",
+    "FileStagedObject",
+    "FileStored",
+    "FixityFailed",
+    "LocalBackend",
+    "MetadataUpdated",
+    "Mode",
+    "ModeChangeRejected",
+    "ModeChanged",
+    "Outgoing",
+    "OutgoingRecord",
+    "ReceivedEvent",
+    "RejectionReason",
+    "RetentionPolicy",
+    "S3Backend",
+    "S3StagedObject",
+    "StagedObject",
+    "Topic",
+    "TopicCreationFailed",
+    "TopicNames",
+    "TopicSpec",
+    "TopicsReport",
+    "UnknownEventModel",
+    "UpdateMetadata",
+    "UploadRejected",
+    "UploadRequested",
+    "create_topics",
+    "decode",
+    "decode_record",
+    "encode",
+    "make_broker",
+    "new_event",
+    "records_of",
+    "spec_for",
+]

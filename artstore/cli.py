@@ -1,0 +1,114 @@
+"""The ``artstore`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import schemas
+from artstore.settings import Settings, load_settings
+
+app = typer.Typer(help="ArtStore: a long-term archive for documents, driven by events.")
+topics_app = typer.Typer(help="Kafka topics.")
+schemas_app = typer.Typer(help="JSON Schemas and the AsyncAPI document.")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+
+console = Console()
+SCHEMAS_DIR = Path(schemas.__file__).resolve().parent
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every ArtStore topic (idempotent) and show partition counts."""
+    from events import create_topics
+
+    settings = _settings()
+    report = asyncio.run(create_topics(settings.kafka_bootstrap, settings.topic_names()))
+    table = Table("topic", "partitions", "state")
+    for name, count in sorted({**report.existing, **report.created}.items()):
+        state = "created" if name in report.created else "exists"
+        if name in report.mismatched:
+            wanted, _ = report.mismatched[name]
+            state = f"[red]exists with {count}, contract says {wanted}[/red]"
+        table.add_row(name, str(count), state)
+    console.print(table)
+    if report.mismatched:
+        raise typer.Exit(1)
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Option(help="Where to write the files.")] = SCHEMAS_DIR,
+) -> None:
+    """Write a JSON Schema per event type and the AsyncAPI document."""
+    from events.schema_export import export
+
+    for path in export(directory):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def dev() -> None:
+    """Bring the local stack up, create the topics, send one event through the broker and show it.
+
+    Later this grows into the whole system on one machine; today it proves the plumbing works.
+    """
+    from artstore.demo import round_trip
+    from artstore.stack import ensure_stack
+
+    with console.status("starting the local stack (Kafka, S3, PostgreSQL, Redis)..."):
+        stack = ensure_stack()
+    for key, value in stack.as_env().items():
+        os.environ.setdefault(key, value)
+    settings = _settings()
+    _print_stack(stack.as_env())
+    with console.status("creating topics and sending an UploadRequested through the broker..."):
+        result = asyncio.run(round_trip(settings))
+    console.print(
+        f"topics: {len(result.topics.created)} created, {len(result.topics.existing)} existed"
+    )
+    event = result.received.envelope
+    table = Table("what", "value", title="An event went through the broker")
+    table.add_row("type", event.type)
+    table.add_row("id", event.id)
+    table.add_row("key", result.received.key)
+    table.add_row("record", f"{result.topic}[{result.partition}]@{result.offset}")
+    table.add_row("headers", ", ".join(sorted(result.received.headers)))
+    table.add_row("file", f"{event.data.original_filename} ({event.data.file_size} bytes)")
+    table.add_row("round trip", f"{result.seconds * 1000:.0f} ms (includes consumer-group join)")
+    console.print(table)
+    console.print("Stop the stack with: [bold]python -m artstore.stack down[/bold]")
+
+
+def _print_stack(env: dict[str, str]) -> None:
+    table = Table("setting", "value", title="Local stack")
+    for key, value in sorted(env.items()):
+        if "SECRET" in key:
+            value = "********"
+        table.add_row(key, value)
+    console.print(table)
+
+
+def _mount_stack() -> None:
+    from artstore.stack import stack_app
+
+    app.add_typer(stack_app, name="stack")
+
+
+_mount_stack()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

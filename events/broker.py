@@ -1,0 +1,108 @@
+"""The Kafka broker every service builds, and the publisher that enforces the contract."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.structs import RecordMetadata
+from faststream.kafka import KafkaBroker
+from faststream.middlewares import AckPolicy
+
+from events.codec import OutgoingRecord, encode
+from events.envelope import Envelope
+from events.topics import TopicNames
+
+# Room for the record's framing on top of our own size check, so the client never rejects a
+# record we have already accepted, and our check (with its clear error) always fires first.
+_FRAMING_ALLOWANCE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """What every service's broker shares. Built from ``artstore.settings.Settings``."""
+
+    bootstrap_servers: str
+    topic_prefix: str = "artstore"
+    max_message_bytes: int = 1024 * 1024
+    graceful_timeout_s: float = 15.0
+    client_id: str = "artstore"
+
+
+def make_broker(settings: BrokerSettings, *, consumer_only: bool = False) -> KafkaBroker:
+    """A broker with manual-commit defaults, ``acks=all`` and a short linger for batching.
+
+    Subscribers inherit ``AckPolicy.MANUAL``: a handler commits only once its side effect is
+    durable (SPEC §2). Idempotent producers are off because not every broker we run supports them;
+    handlers are idempotent instead.
+    """
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=settings.client_id,
+        consumer_only=consumer_only,
+        allow_auto_create_topics=False,
+        acks="all",
+        linger_ms=5,
+        max_request_size=settings.max_message_bytes + _FRAMING_ALLOWANCE,
+        graceful_timeout=settings.graceful_timeout_s,
+        ack_policy=AckPolicy.MANUAL,
+        logger=None,
+    )
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An event to publish, with the caller's token for commands."""
+
+    envelope: Envelope[Any]
+    token: str | None = None
+
+
+class EventPublisher:
+    """Publishes contract events: encodes, checks size, routes to the registered topic.
+
+    ``publish_many`` encodes everything first (so an oversized event fails the whole call before
+    anything is sent), then hands every record to the producer without waiting, and awaits the
+    acknowledgements together: one round of broker latency for the batch, not one per event.
+    """
+
+    def __init__(self, broker: KafkaBroker, topics: TopicNames, *, max_message_bytes: int):
+        self._broker = broker
+        self._topics = topics
+        self._max = max_message_bytes
+
+    @property
+    def topics(self) -> TopicNames:
+        """The topic names this publisher writes to."""
+        return self._topics
+
+    def encode(self, envelope: Envelope[Any], token: str | None = None) -> OutgoingRecord:
+        """Encode without sending (raises ``EventTooLarge``)."""
+        return encode(envelope, self._topics, max_bytes=self._max, token=token)
+
+    async def publish(self, envelope: Envelope[Any], *, token: str | None = None) -> RecordMetadata:
+        """Publish one event and wait until the broker has it."""
+        (meta,) = await self.publish_many([Outgoing(envelope, token)])
+        return meta
+
+    async def publish_many(self, events: Iterable[Outgoing]) -> list[RecordMetadata]:
+        """Publish events pipelined; returns when the broker acknowledged all of them."""
+        records = [self.encode(item.envelope, item.token) for item in events]
+        return await self.send_records(records)
+
+    async def send_records(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """Send already-encoded records pipelined (used by outbox relays and the DLQ)."""
+        futures = [
+            await self._broker.publish(
+                record.value,
+                record.topic,
+                key=record.key,
+                headers=record.headers,
+                correlation_id=record.headers.get("correlation_id"),
+                no_confirm=True,
+            )
+            for record in records
+        ]
+        return list(await asyncio.gather(*futures))

@@ -1,0 +1,1 @@
+"""Typed payloads of every command and fact."""

@@ -1,0 +1,88 @@
+"""The one place that names ArtStore's topics, their partition counts and their configs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+
+class Topic(StrEnum):
+    """Logical topic names; the real name is ``<prefix>.<value>``."""
+
+    UPLOADS_EDIT = "uploads.edit"
+    UPLOADS_RW = "uploads.rw"
+    FILE_COMMANDS = "file-commands"
+    ELEMENT_COMMANDS = "element-commands"
+    FILES = "files"
+    ELEMENTS = "elements"
+    AUDIT = "audit"
+    DLQ = "dlq"
+
+
+TopicKind = Literal["command", "fact", "dead-letter"]
+
+# Commands are verified against the time the broker wrote them, so a back-dated record cannot
+# revive an expired token (Apache Kafka honours this; see docs/decisions.md for Tansu).
+_COMMAND_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How a topic is created: partitions, kind, and broker-side configs."""
+
+    topic: Topic
+    partitions: int
+    kind: TopicKind
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+TOPIC_SPECS: Mapping[Topic, TopicSpec] = {
+    spec.topic: spec
+    for spec in (
+        TopicSpec(Topic.UPLOADS_EDIT, 6, "command", _COMMAND_CONFIGS),
+        TopicSpec(Topic.UPLOADS_RW, 6, "command", _COMMAND_CONFIGS),
+        TopicSpec(Topic.FILE_COMMANDS, 6, "command", _COMMAND_CONFIGS),
+        TopicSpec(Topic.ELEMENT_COMMANDS, 3, "command", _COMMAND_CONFIGS),
+        TopicSpec(Topic.FILES, 12, "fact"),
+        TopicSpec(Topic.ELEMENTS, 3, "fact"),
+        TopicSpec(Topic.AUDIT, 3, "fact"),
+        TopicSpec(Topic.DLQ, 3, "dead-letter"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Real topic names under one prefix (``artstore`` in production, unique per test)."""
+
+    prefix: str = "artstore"
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c not in _LEGAL for c in self.prefix):
+            raise ValueError(
+                f"topic prefix {self.prefix!r} must be non-empty and use only "
+                "letters, digits, '.', '_' and '-'"
+            )
+
+    def name(self, topic: Topic) -> str:
+        """The broker-side name of ``topic``."""
+        return f"{self.prefix}.{topic.value}"
+
+    def logical(self, name: str) -> Topic | None:
+        """The logical topic behind a broker-side name, or None if it is not one of ours."""
+        head = f"{self.prefix}."
+        if not name.startswith(head):
+            return None
+        try:
+            return Topic(name[len(head) :])
+        except ValueError:
+            return None
+
+    def all(self) -> dict[Topic, str]:
+        """Every logical topic with its broker-side name."""
+        return {topic: self.name(topic) for topic in Topic}
+
+
+_LEGAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
