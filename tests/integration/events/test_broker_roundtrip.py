@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka.annotations import KafkaMessage
 
 from artstore.settings import Settings, broker_settings
 from events import (
@@ -152,20 +153,24 @@ async def test_manual_commit_resumes_a_group_after_the_last_committed_record(
     """What is acknowledged is not seen again by the group; what is not, is redelivered."""
     names = settings.topic_names()
     topic = names.name(Topic.ELEMENTS)
-    group = f"resume-{uuid.uuid4().hex[:8]}"
+    # A short session bounds how long the second member waits if the first one's leave is slow.
+    group_args = {
+        "group_id": f"resume-{uuid.uuid4().hex[:8]}",
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 1000,
+    }
     broker = make_broker(broker_settings(settings, client_id="test-consumer"))
     seen: list[str] = []
     first, second = (new_event(sample(s.model), source="test") for s in SPECS[10:12])
 
     async with broker:
         await broker.start()
-        sub = broker.subscriber(
-            topic, group_id=group, auto_offset_reset="earliest", persistent=False
-        )
+        sub = broker.subscriber(topic, persistent=False, **group_args)
         got_one = asyncio.Event()
 
         @sub
-        async def handle(msg) -> None:
+        async def handle(msg: KafkaMessage) -> None:
             (record,) = records_of(msg.raw_message)
             received = decode_record(record, max_bytes=settings.max_message_bytes)
             if received.envelope.id == first.id:
@@ -181,13 +186,11 @@ async def test_manual_commit_resumes_a_group_after_the_last_committed_record(
         await sub.stop()
 
         again: list[tuple[int, str]] = []
-        sub2 = broker.subscriber(
-            topic, group_id=group, auto_offset_reset="earliest", persistent=False
-        )
+        sub2 = broker.subscriber(topic, persistent=False, **group_args)
         got_second = asyncio.Event()
 
         @sub2
-        async def handle2(msg) -> None:
+        async def handle2(msg: KafkaMessage) -> None:
             (record,) = records_of(msg.raw_message)
             received = decode_record(record, max_bytes=settings.max_message_bytes)
             again.append((record.partition, received.envelope.id))
