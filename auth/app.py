@@ -14,7 +14,7 @@ from datetime import datetime
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -64,6 +64,20 @@ class KafkaOutboxPublisher:
         await self._broker.stop()
 
 
+def redis_client(url: str, *, max_connections: int = 64) -> Redis:
+    """A client whose pool makes callers wait for a free connection rather than fail, so a
+    burst larger than the pool is rate-limited exactly instead of hitting the redis-down policy.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=5.0,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+    )
+    return Redis(connection_pool=pool)
+
+
 @dataclass
 class AuthRuntime:
     """Everything a request handler may need, built once per process."""
@@ -95,7 +109,7 @@ async def build_runtime(
     """Connect, migrate, make sure a signing key exists, and wire the handlers."""
     engine = create_engine(settings.database_url)
     await migrate(engine)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    redis = redis_client(settings.redis_url)
     keys = KeyManager(engine, auth_settings, clock)
     if await keys.rotate_if_due():
         metrics.key_rotations.inc()
