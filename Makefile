@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint typecheck test test-only stack-up stack-down demo schemas bench clean
+.PHONY: install lint typecheck test test-only stack-up stack-down dev schemas bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,9 @@ test: lint typecheck
 test-only: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The main job for now: stack up, topics created, a real event published and consumed.
-demo: $(STAMP)
-	$(VENV)/bin/artstore demo
+# Run ArtStore on this machine: the stack, the topics, and an event through the broker.
+dev: $(STAMP)
+	$(VENV)/bin/artstore dev
 
 schemas: $(STAMP)
 	$(VENV)/bin/artstore schemas export

@@ -86,7 +86,7 @@ def dev() -> None:
     table.add_row("record", f"{result.topic}[{result.partition}]@{result.offset}")
     table.add_row("headers", ", ".join(sorted(result.received.headers)))
     table.add_row("file", f"{event.data.original_filename} ({event.data.file_size} bytes)")
-    table.add_row("round trip", f"{result.seconds * 1000:.0f} ms (includes consumer-group join)")
+    table.add_row("publish -> consume", f"{result.seconds * 1000:.0f} ms")
     console.print(table)
     console.print("Stop the stack with: [bold]python -m artstore.stack down[/bold]")
 
