@@ -1,0 +1,156 @@
+"""Shared pieces of the query tests: publishing facts fast, running the projector, SQL probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+
+from artstore.settings import Settings
+from consumers.service import run_projector
+from consumers.settings import ProjectorSettings
+from consumers.sql import asyncpg_dsn
+from events import (
+    FileRecord,
+    RetentionPolicy,
+    encode,
+    new_event,
+)
+
+BASE_TIME = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
+
+
+class FactPublisher:
+    """Publishes contract events pipelined (encode, send all, await all acknowledgements)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.names = settings.topic_names()
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5
+        )
+
+    async def __aenter__(self) -> FactPublisher:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def publish(self, payloads: Iterable[BaseModel], *, token: str | None = None) -> int:
+        futures = []
+        for payload in payloads:
+            record = encode(
+                new_event(payload, source="tests/query"),
+                self.names,
+                max_bytes=self.settings.max_message_bytes,
+                token=token,
+            )
+            futures.append(
+                await self.producer.send(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=[(k, v.encode()) for k, v in record.headers.items()],
+                )
+            )
+        await asyncio.gather(*futures)
+        return len(futures)
+
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        await self.producer.send_and_wait(topic, value=value, key=key)
+
+
+@contextlib.asynccontextmanager
+async def running_projector(
+    settings: Settings, projector_settings: ProjectorSettings | None = None
+) -> AsyncIterator[None]:
+    """The live projector in this process until the block ends."""
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run_projector(settings, projector_settings or ProjectorSettings(), stop, ready=ready)
+    )
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED, timeout=60)
+    if task.done():
+        task.result()
+    try:
+        yield
+    finally:
+        stop.set()
+        waiter.cancel()
+        await asyncio.wait_for(task, 30)
+
+
+async def fetchval(database_url: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def fetch(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+def make_record(
+    *,
+    file_id: uuid.UUID | None = None,
+    filename: str = "report.pdf",
+    description: str | None = None,
+    tags: Sequence[str] = (),
+    custom: dict[str, Any] | None = None,
+    username: str = "svc-ingest",
+    size: int = 100,
+    created: datetime | None = None,
+    element_id: str = "se-01",
+    version: int = 1,
+    retention: RetentionPolicy = RetentionPolicy.PERMANENT,
+    content: bytes | None = None,
+) -> FileRecord:
+    """A file record with sensible defaults; ``content`` sets size and checksum from bytes."""
+    fid = file_id or uuid.uuid4()
+    created = created or BASE_TIME
+    checksum = hashlib.sha256(content or fid.bytes).hexdigest()
+    if content is not None:
+        size = len(content)
+    stem, dot, ext = filename.rpartition(".")
+    storage_name = (
+        f"{(stem or ext)[:40]}_{username}_{created:%Y%m%dT%H%M%S}_{fid}{dot}{ext if stem else ''}"
+    )
+    return FileRecord(
+        file_id=fid,
+        element_id=element_id,
+        original_filename=filename,
+        storage_filename=storage_name[:200],
+        storage_path=f"{created:%Y/%m/%d/%H}/{storage_name[:200]}",
+        file_size=size,
+        content_type="application/octet-stream",
+        checksum=checksum,
+        created_at=created,
+        updated_at=created + timedelta(seconds=version - 1),
+        created_by_id=f"sa_test_{username}_00000000",
+        created_by_username=username,
+        description=description,
+        version=version,
+        retention_policy=retention,
+        ttl_expires_at=created + timedelta(days=30)
+        if retention is RetentionPolicy.TEMPORARY
+        else None,
+        tags=list(tags),
+        custom_attributes=custom or {},
+    )
