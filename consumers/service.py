@@ -86,6 +86,8 @@ async def run_projector(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=projector_settings.batch_size,
+        session_timeout_ms=projector_settings.session_timeout_ms,
+        heartbeat_interval_ms=max(projector_settings.session_timeout_ms // 4, 300),
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )

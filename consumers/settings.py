@@ -19,6 +19,9 @@ class ProjectorSettings(BaseSettings):
         2000, gt=0, le=20_000, description="Most records applied per transaction."
     )
     poll_timeout_ms: int = Field(200, gt=0)
+    session_timeout_ms: int = Field(
+        10_000, ge=1_000, description="How long a silent member keeps its partitions."
+    )
     max_backoff_s: float = Field(30.0, gt=0, description="Longest wait between database retries.")
     metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port.")
     cache_generation_key: str = Field(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel
 
 from artstore.settings import Settings
@@ -154,3 +154,37 @@ def make_record(
         tags=list(tags),
         custom_attributes=custom or {},
     )
+
+
+async def high_watermarks(settings: Settings, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    """Each non-empty partition's high watermark, as fetch responses report it.
+
+    Tansu's ListOffsets (``end_offsets``) can under-report after pipelined produces; the
+    watermark in fetch responses is right, so read one record per partition to learn it.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the cluster metadata
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or set())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        listed = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if listed[tp] > 0}
+        deadline = asyncio.get_running_loop().time() + 30
+        while pending and asyncio.get_running_loop().time() < deadline:
+            await consumer.getmany(*pending, timeout_ms=500, max_records=100)
+            pending = {tp for tp in pending if consumer.highwater(tp) is None}
+        return {
+            (tp.topic, tp.partition): consumer.highwater(tp) or 0
+            for tp in partitions
+            if listed[tp] > 0
+        }
+    finally:
+        await consumer.stop()
