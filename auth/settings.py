@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Literal
 
@@ -57,3 +58,11 @@ class AuthSettings(BaseSettings):
         if self.key_rotation_period <= self.token_ttl + self.leeway:
             raise ValueError("key_rotation_period must be longer than token_ttl + leeway")
         return self
+
+
+def load_auth_settings(**overrides: object) -> AuthSettings:
+    """Read ``ARTSTORE_AUTH_*`` from the environment, then from ``ARTSTORE_ENV_FILE`` if set
+    (the environment wins), with explicit overrides taking precedence; as ``load_settings``.
+    """
+    env_file = os.environ.get("ARTSTORE_ENV_FILE")
+    return AuthSettings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
