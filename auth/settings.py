@@ -49,6 +49,11 @@ class AuthSettings(BaseSettings):
 
     outbox_batch_size: int = Field(500, gt=0)
     outbox_poll_interval: timedelta = Field(timedelta(seconds=1), gt=timedelta(0))
+    outbox_max_backoff: timedelta = Field(
+        timedelta(seconds=30),
+        gt=timedelta(0),
+        description="Longest wait between relay attempts while Kafka is unreachable.",
+    )
     outbox_retention: timedelta = Field(timedelta(days=1), ge=timedelta(0))
 
     jwks_max_age: timedelta = Field(timedelta(minutes=5), ge=timedelta(0))
