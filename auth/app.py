@@ -131,9 +131,10 @@ async def build_runtime(
     engine = create_engine(settings.database_url)
     await migrate(engine)
     redis = redis_client(settings.redis_url)
-    keys = KeyManager(engine, auth_settings, clock)
-    if await keys.rotate_if_due():
-        metrics.key_rotations.inc()
+    keys = KeyManager(
+        engine, auth_settings, clock, on_rotated=lambda kid: metrics.key_rotations.inc()
+    )
+    await keys.rotate_if_due()
     hasher = await asyncio.to_thread(SecretHasher, auth_settings.bcrypt_cost)
     audit = AuditTrail(
         settings.topic_names(), max_message_bytes=settings.max_message_bytes, clock=clock
