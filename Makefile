@@ -46,7 +46,7 @@ schemas: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m artstore.stack up
-	$(PY) bench/run_all.py
+	$(PY) -m bench.run_all
 
 clean:
 	-$(PY) -m artstore.stack down

@@ -13,12 +13,14 @@ from rich.table import Table
 
 import schemas
 from artstore.settings import Settings, load_settings
+from auth import auth_app
 
 app = typer.Typer(help="ArtStore: a long-term archive for documents, driven by events.")
 topics_app = typer.Typer(help="Kafka topics.")
 schemas_app = typer.Typer(help="JSON Schemas and the AsyncAPI document.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(auth_app, name="auth")
 
 console = Console()
 SCHEMAS_DIR = Path(schemas.__file__).resolve().parent

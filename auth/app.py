@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from aiokafka import AIOKafkaClient
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,22 +43,42 @@ log = logging.getLogger(__name__)
 
 
 class KafkaOutboxPublisher:
-    """Connects to Kafka on first use (so the service starts while Kafka is away)."""
+    """Connects to Kafka on first use (so the service starts while Kafka is away).
+
+    Before starting the broker it bootstraps a client of its own and closes it: a broker whose
+    start fails leaves an unclosed producer behind, and the relay retries for as long as Kafka
+    is away.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._broker = make_broker(broker_settings(settings, client_id="artstore-auth"))
         self._inner: EventOutboxPublisher | None = None
 
+    async def _connect(self) -> EventOutboxPublisher:
+        probe = AIOKafkaClient(
+            bootstrap_servers=self._settings.kafka_bootstrap, client_id="artstore-auth"
+        )
+        try:
+            await probe.bootstrap()
+        finally:
+            await probe.close()
+        try:
+            await self._broker.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._broker.stop()
+            raise
+        publisher = EventPublisher(
+            self._broker,
+            self._settings.topic_names(),
+            max_message_bytes=self._settings.max_message_bytes,
+        )
+        return EventOutboxPublisher(publisher)
+
     async def publish_batch(self, messages: Sequence[OutboxMessage]) -> None:
         if self._inner is None:
-            await self._broker.start()
-            publisher = EventPublisher(
-                self._broker,
-                self._settings.topic_names(),
-                max_message_bytes=self._settings.max_message_bytes,
-            )
-            self._inner = EventOutboxPublisher(publisher)
+            self._inner = await self._connect()
         await self._inner.publish_batch(messages)
 
     async def close(self) -> None:
@@ -110,9 +131,10 @@ async def build_runtime(
     engine = create_engine(settings.database_url)
     await migrate(engine)
     redis = redis_client(settings.redis_url)
-    keys = KeyManager(engine, auth_settings, clock)
-    if await keys.rotate_if_due():
-        metrics.key_rotations.inc()
+    keys = KeyManager(
+        engine, auth_settings, clock, on_rotated=lambda kid: metrics.key_rotations.inc()
+    )
+    await keys.rotate_if_due()
     hasher = await asyncio.to_thread(SecretHasher, auth_settings.bcrypt_cost)
     audit = AuditTrail(
         settings.topic_names(), max_message_bytes=settings.max_message_bytes, clock=clock
@@ -124,6 +146,7 @@ async def build_runtime(
         batch_size=auth_settings.outbox_batch_size,
         poll_interval=auth_settings.outbox_poll_interval.total_seconds(),
         retention_s=auth_settings.outbox_retention.total_seconds(),
+        max_backoff=auth_settings.outbox_max_backoff.total_seconds(),
     )
     deny_list = RedisDenyList(redis, prefix=auth_settings.redis_prefix)
     verifier = TokenVerifier(

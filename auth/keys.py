@@ -58,8 +58,16 @@ class NoSigningKey(RuntimeError):
 class KeyManager:
     """Owns the key ring of one replica: the signing key, the published keys, rotation."""
 
-    def __init__(self, engine: AsyncEngine, settings: AuthSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: AuthSettings,
+        clock: Clock,
+        *,
+        on_rotated: Callable[[str], None] = lambda kid: None,
+    ) -> None:
         self._engine = engine
+        self._on_rotated = on_rotated
         self._settings = settings
         self._clock = clock
         secret = settings.key_encryption_secret
@@ -153,6 +161,7 @@ class KeyManager:
             )
         if new_kid is not None:
             self.rotations += 1
+            self._on_rotated(new_kid)
             log.info("signing key rotated", extra={"kid": new_kid})
         await self.load()
         return new_kid

@@ -62,6 +62,13 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutboxMessage], now:
     )
 
 
+def next_retry_delay(previous: float, poll_interval: float, maximum: float) -> float:
+    """The wait after another failed attempt: the poll interval, then doubling, capped."""
+    if previous <= 0:
+        return min(poll_interval, maximum)
+    return min(previous * 2, maximum)
+
+
 class OutboxRelay:
     """Moves pending outbox rows to Kafka in batches."""
 
@@ -74,6 +81,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         retention_s: float = 86400.0,
+        max_backoff: float = 30.0,
     ) -> None:
         self._engine = engine
         self._publisher = publisher
@@ -81,9 +89,12 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._retention_s = retention_s
+        self._max_backoff = max(max_backoff, poll_interval)
         self._wake = asyncio.Event()
         self.published = 0
         self.failures = 0
+        self.retry_delay = 0.0
+        """Seconds the relay waits before its next attempt; 0 while publishing works."""
 
     def notify(self) -> None:
         """A writer committed new rows: relay now rather than at the next poll."""
@@ -149,20 +160,31 @@ class OutboxRelay:
             )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until ``stop`` is set; Kafka being away only delays, never loses, events."""
-        backoff = self._poll_interval
+        """Relay until ``stop`` is set; Kafka being away only delays, never loses, events.
+
+        After a failure the relay waits out its backoff even when writers notify it: otherwise
+        every token issued while Kafka is away would trigger another connection attempt.
+        """
+        delay = 0.0
         while not stop.is_set():
             self._wake.clear()
             try:
                 await self.drain()
                 await self.prune()
-                backoff = self._poll_interval
             except Exception as exc:
                 self.failures += 1
-                backoff = min(backoff * 2, 30.0)
-                log.warning("outbox relay failed; retrying", extra={"error": str(exc)})
+                delay = next_retry_delay(delay, self._poll_interval, self._max_backoff)
+                self.retry_delay = delay
+                log.warning(
+                    "outbox relay failed; events stay pending and will be retried",
+                    extra={"error": str(exc), "retry_in_s": delay},
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                continue
+            delay = self.retry_delay = 0.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._any(stop), timeout=backoff)
+                await asyncio.wait_for(self._any(stop), timeout=self._poll_interval)
 
     async def _any(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Literal
 
@@ -48,6 +49,11 @@ class AuthSettings(BaseSettings):
 
     outbox_batch_size: int = Field(500, gt=0)
     outbox_poll_interval: timedelta = Field(timedelta(seconds=1), gt=timedelta(0))
+    outbox_max_backoff: timedelta = Field(
+        timedelta(seconds=30),
+        gt=timedelta(0),
+        description="Longest wait between relay attempts while Kafka is unreachable.",
+    )
     outbox_retention: timedelta = Field(timedelta(days=1), ge=timedelta(0))
 
     jwks_max_age: timedelta = Field(timedelta(minutes=5), ge=timedelta(0))
@@ -57,3 +63,11 @@ class AuthSettings(BaseSettings):
         if self.key_rotation_period <= self.token_ttl + self.leeway:
             raise ValueError("key_rotation_period must be longer than token_ttl + leeway")
         return self
+
+
+def load_auth_settings(**overrides: object) -> AuthSettings:
+    """Read ``ARTSTORE_AUTH_*`` from the environment, then from ``ARTSTORE_ENV_FILE`` if set
+    (the environment wins), with explicit overrides taking precedence; as ``load_settings``.
+    """
+    env_file = os.environ.get("ARTSTORE_ENV_FILE")
+    return AuthSettings(_env_file=env_file, **overrides)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ cost. The baseline is ``bcrypt.checkpw`` at the same cost, measured in the same 
 shows what the issuance path costs beyond the one bcrypt check it must do.
 
 Verification is ``TokenVerifier.verify`` on one core with a cached key: signature, claims and
-scope, no deny-list. Run: ``python bench/bench_auth.py`` (uses the running stack's services).
+scope, no deny-list. Run: ``python -m bench.bench_auth`` (uses the running stack's services).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from artstore.stack.postgres_server import maintenance_dsn, with_database
 from auth.app import create_app
 from auth.settings import AuthSettings
 from auth.testing import TestSigner
+from bench.results import BenchResult, report
 
 COST = 12
 ISSUES = int(os.environ.get("BENCH_AUTH_ISSUES", "20"))
@@ -103,10 +104,27 @@ async def main() -> None:
         if not already_running:
             stop_stack()
     verification = await bench_verification(VERIFIES)
-    print(f"bcrypt.checkpw (cost {COST}):           {checkpw:10.2f} /s")
-    print(f"token issuance (cost {COST}, full path): {issuance:10.2f} /s")
-    print(f"issuance / checkpw ratio:             {issuance / checkpw:10.3f}")
-    print(f"token verification (one core):        {verification:10.0f} /s (target >= 20,000)")
+    report(
+        [
+            BenchResult(
+                "auth",
+                f"token issuance, full path, bcrypt cost {COST}",
+                issuance,
+                "tokens/s",
+                baseline=f"bcrypt.checkpw at cost {COST}",
+                baseline_value=checkpw,
+                target="close to the bcrypt baseline",
+            ),
+            BenchResult(
+                "auth",
+                "token verification, one core",
+                verification,
+                "tokens/s",
+                target=">= 20,000/s",
+                meets_target=verification >= 20_000,
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import jwt
 import pytest
 
 from auth import HttpJwksSource, InvalidToken, TokenVerifier
+from tests.helpers import wait_until
 from tests.integration.auth.conftest import ISSUER, AuthHarness
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -57,6 +58,29 @@ async def test_rotation_follows_the_schedule_with_one_rotator(harness: AuthHarne
     created = [kid for kid in results if kid is not None]
     assert len(created) == 1
     assert keys.signing_key().kid == created[0]
+
+
+async def key_rotations_metric(harness: AuthHarness) -> float:
+    lines = (await harness.http.get("/metrics")).text.splitlines()
+    (line,) = (m for m in lines if m.startswith("artstore_auth_key_rotations_total "))
+    return float(line.split()[-1])
+
+
+async def test_rotations_by_the_background_scheduler_are_counted(harness: AuthHarness) -> None:
+    keys = harness.runtime.keys
+    before = await key_rotations_metric(harness)
+    old_kid = keys.signing_key().kid
+    harness.clock.advance(harness.runtime.auth_settings.key_rotation_period)
+    stop = asyncio.Event()
+    scheduler = asyncio.create_task(keys.run(stop))
+    try:
+        await wait_until(
+            lambda: keys.signing_key().kid != old_kid, message="scheduler rotated the key"
+        )
+    finally:
+        stop.set()
+        await scheduler
+    assert await key_rotations_metric(harness) == before + 1
 
 
 async def test_http_jwks_source_refetches_on_unknown_kid_but_bounded(
