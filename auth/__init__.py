@@ -1,1 +1,31 @@
-"""auth."""
+"""ArtStore auth: the token service, and the verifier every other service uses.
+
+Other packages import only what is exported here::
+
+    from auth import HttpJwksSource, TokenVerifier, TokenError
+
+    verifier = TokenVerifier(HttpJwksSource(jwks_url), issuer=..., audience="artstore")
+    claims = await verifier.verify(token, required_scopes={"files:write"}, at=record_time)
+"""
+
+from auth.errors import InsufficientScope, InvalidToken, TokenError, VerificationUnavailable
+from auth.jwks import HttpJwksSource, JwksSource, StaticJwksSource, parse_jwks
+from auth.scopes import ROLE_SCOPES, Role, Scope
+from auth.verifier import RevocationChecker, TokenVerifier, VerifiedToken
+
+__all__ = [
+    "ROLE_SCOPES",
+    "HttpJwksSource",
+    "InsufficientScope",
+    "InvalidToken",
+    "JwksSource",
+    "RevocationChecker",
+    "Role",
+    "Scope",
+    "StaticJwksSource",
+    "TokenError",
+    "TokenVerifier",
+    "VerificationUnavailable",
+    "VerifiedToken",
+    "parse_jwks",
+]

@@ -1,0 +1,78 @@
+"""Scopes, roles and what a client may ask for: pure decisions, no I/O."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    """What a token allows."""
+
+    FILES_WRITE = "files:write"
+    FILES_READ = "files:read"
+    FILES_DELETE = "files:delete"
+    METADATA_WRITE = "metadata:write"
+    ELEMENTS_ADMIN = "elements:admin"
+    ACCOUNTS_ADMIN = "accounts:admin"
+    AUDIT_READ = "audit:read"
+
+
+class Role(StrEnum):
+    """A service account's role; each grants a fixed set of scopes."""
+
+    ADMIN = "admin"
+    USER = "user"
+    AUDITOR = "auditor"
+    READONLY = "readonly"
+
+
+ROLE_SCOPES: dict[Role, frozenset[str]] = {
+    Role.ADMIN: frozenset(s.value for s in Scope),
+    Role.USER: frozenset(
+        {Scope.FILES_WRITE, Scope.FILES_READ, Scope.FILES_DELETE, Scope.METADATA_WRITE}
+    ),
+    Role.AUDITOR: frozenset({Scope.AUDIT_READ, Scope.FILES_READ}),
+    Role.READONLY: frozenset({Scope.FILES_READ}),
+}
+
+KNOWN_SCOPES = frozenset(s.value for s in Scope)
+
+
+class ScopeNotAllowed(ValueError):
+    """The requested scope is malformed, unknown or beyond what the role grants."""
+
+
+def parse_scope(value: str | None) -> frozenset[str]:
+    """Split an RFC 6749 §3.3 scope string (space-delimited, case-sensitive)."""
+    if value is None:
+        return frozenset()
+    parts = value.split(" ")
+    # §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ); a double space is an empty token.
+    for part in parts:
+        if not part or any(c in '"\\' or not (0x21 <= ord(c) <= 0x7E) for c in part):
+            raise ScopeNotAllowed(f"malformed scope {value!r}")
+    return frozenset(parts)
+
+
+def format_scope(scopes: frozenset[str] | set[str]) -> str:
+    """A stable, space-delimited scope string."""
+    return " ".join(sorted(scopes))
+
+
+def grant_scopes(role: Role, requested: str | None) -> frozenset[str]:
+    """The scopes a token for ``role`` gets when the client asks for ``requested``.
+
+    No ``scope`` parameter means every scope the role grants (RFC 6749 §3.3 lets the server
+    pick a default); otherwise the request must be a subset of the role's scopes.
+    """
+    allowed = ROLE_SCOPES[role]
+    if requested is None or requested == "":
+        return allowed
+    wanted = parse_scope(requested)
+    unknown = wanted - KNOWN_SCOPES
+    if unknown:
+        raise ScopeNotAllowed(f"unknown scope: {format_scope(unknown)}")
+    beyond = wanted - allowed
+    if beyond:
+        raise ScopeNotAllowed(f"role {role.value} does not grant: {format_scope(beyond)}")
+    return wanted
