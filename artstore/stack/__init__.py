@@ -1,0 +1,35 @@
+"""The project's own stack of real services, for development and tests, without containers.
+
+Tansu (Kafka protocol) and SeaweedFS (S3) run from binaries our dependencies ship; PostgreSQL and
+Redis are the machine's when they answer on their usual ports, otherwise started here. State
+(pids, ports, logs, data) lives in ``$ARTSTORE_STACK_DIR`` or ``./.artstore/stack``.
+"""
+
+from artstore.stack.cli import stack_app
+from artstore.stack.env import StackEnv
+from artstore.stack.errors import StackError
+from artstore.stack.lifecycle import (
+    ServiceStatus,
+    ensure_stack,
+    read_stack_env,
+    stack_is_running,
+    stack_status,
+    stop_stack,
+)
+from artstore.stack.postgres_server import maintenance_dsn, with_database
+from artstore.stack.tansu import KafkaStorage
+
+__all__ = [
+    "KafkaStorage",
+    "ServiceStatus",
+    "StackEnv",
+    "StackError",
+    "ensure_stack",
+    "maintenance_dsn",
+    "read_stack_env",
+    "stack_app",
+    "stack_is_running",
+    "stack_status",
+    "stop_stack",
+    "with_database",
+]

