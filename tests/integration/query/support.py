@@ -188,3 +188,52 @@ async def high_watermarks(settings: Settings, topics: Sequence[str]) -> dict[tup
         }
     finally:
         await consumer.stop()
+
+
+class FacadeHarness:
+    """The facade app over ASGI with a token signer, the projector running beside it."""
+
+    def __init__(self, app: Any, http: Any, signer: Any, settings: Settings) -> None:
+        self.app = app
+        self.http = http
+        self.signer = signer
+        self.settings = settings
+
+    def token(self, *scopes: str, **kwargs: Any) -> dict[str, str]:
+        """An Authorization header with a fresh token carrying ``scopes``."""
+        return {"Authorization": f"Bearer {self.signer.issue(scopes=set(scopes), **kwargs)}"}
+
+    async def get(self, path: str, *scopes: str, **kwargs: Any) -> Any:
+        headers = {**self.token(*(scopes or ("files:read",))), **kwargs.pop("headers", {})}
+        return await self.http.get(path, headers=headers, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def facade_harness(
+    settings: Settings, redis_namespace: str, **facade_options: Any
+) -> AsyncIterator[FacadeHarness]:
+    """Projector + facade app for one test module."""
+    import httpx
+
+    from auth.testing import TestSigner
+    from facade import FacadeSettings, create_app
+
+    generation = f"{redis_namespace}generation"
+    signer = TestSigner()
+    facade_settings = FacadeSettings(
+        cache_generation_key=generation,
+        cache_prefix=f"{redis_namespace}facade:",
+        **facade_options,
+    )
+    projector = ProjectorSettings(
+        group_id=f"{redis_namespace}projection", cache_generation_key=generation, batch_size=500
+    )
+    app = create_app(settings, facade_settings, verifier=signer.verifier())
+    async with (
+        running_projector(settings, projector),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://facade.test"
+        ) as http,
+    ):
+        yield FacadeHarness(app, http, signer, settings)
