@@ -116,11 +116,17 @@ async def file_metadata(file_id: UUID, request: Request, caller: ReadCaller) -> 
     return json_response(queries.dumps(queries.sidecar(row)), headers={"ETag": etag})
 
 
-@router.api_route(
+@router.get(
     "/files/{file_id}/content",
-    methods=["GET", "HEAD"],
     summary="A file's content (single byte ranges, conditional requests)",
     response_class=StreamingResponse,
+    operation_id="file_content",
+)
+@router.head(
+    "/files/{file_id}/content",
+    summary="A file's content headers",
+    response_class=StreamingResponse,
+    operation_id="file_content_head",
 )
 async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> Response:
     runtime = runtime_of(request)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -54,7 +55,7 @@ class AttributeFilter:
             typed = json.loads(self.value)
         except ValueError:
             typed = None
-        if isinstance(typed, bool | int | float) and typed is not None:
+        if isinstance(typed, bool | int) or (isinstance(typed, float) and math.isfinite(typed)):
             candidates.insert(0, typed)
         docs: list[dict[str, Any]] = []
         for candidate in candidates:
