@@ -244,22 +244,26 @@ def rounds(changes: Sequence[Change]) -> list[list[Change]]:
     A multi-row ``INSERT ... ON CONFLICT`` may touch a row only once, so a batch holding two
     facts about one file is written as two statements, in the order the facts arrived.
     """
-    out: list[list[Change]] = []
-    seen: dict[tuple[type, object], int] = {}
+    out: list[list[Change]] = [[]]
+    seen: dict[tuple[str, object], int] = {}
     for change in changes:
-        identity = (_table_of(change), change.key)
+        identity = (_TABLE[type(change)], change.key)
         index = seen.get(identity, -1) + 1
         seen[identity] = index
         if index == len(out):
             out.append([])
         out[index].append(change)
-    return out
+    return out if out[0] else []
 
 
-def _table_of(change: Change) -> type:
-    if isinstance(change, UpsertFile | MarkFileDeleted | NoteFileProblem):
-        return UpsertFile
-    return type(change)
+_TABLE: dict[type, str] = {
+    UpsertFile: "files",
+    MarkFileDeleted: "files",
+    NoteFileProblem: "files",
+    UploadStatus: "uploads",
+    ApplyElementFact: "elements",
+    AppendAudit: "audit_log",
+}
 
 
 def merge_element(current: dict[str, Any] | None, fact: ElementFact) -> dict[str, Any]:

@@ -83,9 +83,21 @@ class Projection:
     async def handle(
         self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> ApplyResult | None:
-        """Apply one batch; None when the consumer had to seek back and the batch was dropped."""
+        """Decode and apply one batch (see :meth:`apply`)."""
+        return await self.apply(consumer, records, await self.decode(records))
+
+    async def decode(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[PositionedEvent]:
+        """The row changes of each record; undecodable records go to the DLQ (no changes)."""
+        return [await self._decode(record) for record in records]
+
+    async def apply(
+        self,
+        consumer: AIOKafkaConsumer,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        events: Sequence[PositionedEvent],
+    ) -> ApplyResult | None:
+        """Apply one decoded batch; None when the consumer had to seek back (batch dropped)."""
         started = time.perf_counter()
-        events = [await self._decode(record) for record in records]
         attempt = 0
         while True:
             try:
@@ -208,18 +220,34 @@ async def consume(
     poll_timeout_ms: int,
     commit_to_group: bool,
 ) -> None:
-    """Poll, apply, repeat until ``stop`` is set."""
-    while not stop.is_set():
-        fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
-        records = [record for batch in fetched.values() for record in batch]
-        if not records:
-            continue
-        result = await projection.handle(consumer, records)
-        if result is None:
-            continue
-        await _observe_lag(consumer, fetched)
-        if commit_to_group and result.positions:
-            await _commit_quietly(consumer, result)
+    """Poll, apply, repeat until ``stop`` is set.
+
+    Two batches are in flight: while one is written (the database works on another core),
+    the next is fetched and decoded. Writes stay strictly in order. If a write has to seek
+    back, the batch decoded meanwhile is dropped; the position check then seeks its
+    partitions back too, so nothing is skipped.
+    """
+    pending: asyncio.Task[ApplyResult | None] | None = None
+    pending_fetch: dict[TopicPartition, Any] = {}
+    try:
+        while not stop.is_set():
+            fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
+            records = [record for batch in fetched.values() for record in batch]
+            events = await projection.decode(records) if records else []
+            if pending is not None:
+                result = await pending
+                pending = None
+                if result is None:
+                    continue  # sought back: what was fetched meanwhile is stale
+                await _observe_lag(consumer, pending_fetch)
+                if commit_to_group and result.positions:
+                    await _commit_quietly(consumer, result)
+            if records:
+                pending = asyncio.create_task(projection.apply(consumer, records, events))
+                pending_fetch = fetched
+    finally:
+        if pending is not None:
+            await pending
 
 
 async def _observe_lag(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, Any]) -> None:
