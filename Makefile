@@ -27,11 +27,13 @@ stack-up: $(STAMP)
 stack-down: $(STAMP)
 	$(PY) -m artstore.stack down
 
-# Lint, type-check, start the real stack, run every test, stop the stack (also on failure).
+# Lint, type-check, start the real stack, run every test, and stop the stack again (also on
+# failure) unless it was already running before, e.g. for `make dev`.
 test: lint typecheck
-	$(PY) -m artstore.stack up
+	@was_running=0; $(PY) -m artstore.stack status >/dev/null 2>&1 && was_running=1; \
+	$(PY) -m artstore.stack up || exit 1; \
 	status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
-	$(PY) -m artstore.stack down; \
+	if [ $$was_running = 0 ]; then $(PY) -m artstore.stack down; fi; \
 	exit $$status
 
 test-only: $(STAMP)
@@ -50,4 +52,4 @@ bench: $(STAMP)
 
 clean:
 	-$(PY) -m artstore.stack down
-	rm -rf $(VENV) .artstore .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .artstore .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from artstore.settings import env_file
 
 #: The verifier never tolerates more clock skew than this, whatever the configuration says.
 MAX_LEEWAY = timedelta(seconds=60)
@@ -66,8 +67,7 @@ class AuthSettings(BaseSettings):
 
 
 def load_auth_settings(**overrides: object) -> AuthSettings:
-    """Read ``ARTSTORE_AUTH_*`` from the environment, then from ``ARTSTORE_ENV_FILE`` if set
-    (the environment wins), with explicit overrides taking precedence; as ``load_settings``.
+    """Read ``ARTSTORE_AUTH_*`` from the environment, then from the same env file as
+    ``load_settings`` (the environment wins), with explicit overrides taking precedence.
     """
-    env_file = os.environ.get("ARTSTORE_ENV_FILE")
-    return AuthSettings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+    return AuthSettings(_env_file=env_file(), **overrides)  # type: ignore[arg-type]
