@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from consumers import metrics
-from consumers.handlers import project
+from consumers.handlers import dead_letter_changes, project
 from consumers.store import ApplyResult, PositionedEvent, PositionMismatch, ProjectionStore
 from events import EventDecodeError, Topic, TopicNames, decode_record
 
@@ -31,6 +31,7 @@ PROJECTED_TOPICS: tuple[Topic, ...] = (
     Topic.AUDIT,
     Topic.UPLOADS_EDIT,
     Topic.UPLOADS_RW,
+    Topic.DLQ,
 )
 
 AfterBatch = Callable[[ApplyResult], Awaitable[None]]
@@ -133,6 +134,9 @@ class Projection:
 
     async def _decode(self, record: ConsumerRecord[Any, Any]) -> PositionedEvent:
         topic = self.names.logical(record.topic)
+        if topic is Topic.DLQ:  # read to mark dead-lettered uploads failed; never re-lettered
+            changes = dead_letter_changes(record, self.names, self.max_message_bytes)
+            return PositionedEvent(record.topic, record.partition, record.offset, changes)
         try:
             received = decode_record(record, max_bytes=self.max_message_bytes, topic=topic)
         except EventDecodeError as exc:
