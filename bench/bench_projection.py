@@ -507,7 +507,7 @@ async def main() -> None:
         print(f"bulk-loading {args.files:,} files with COPY...", flush=True)
         loaded_s, index_s = await bulk_load(url, corpus, args.files)
         print(
-            f"loaded in {loaded_s:.0f}s ({args.files / loaded_s:,.0f} rows/s), "
+            f"generated and COPYed in {loaded_s:.0f}s ({args.files / loaded_s:,.0f} rows/s), "
             f"indexes built in {index_s:.0f}s",
             flush=True,
         )
