@@ -1,0 +1,104 @@
+"""The facade's pure pieces: RFC 9110 ranges and conditionals, RFC 6266, search parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from facade.http_semantics import (
+    Span,
+    Unsatisfiable,
+    content_disposition,
+    if_match_fails,
+    none_match,
+    parse_range,
+)
+from facade.problems import BadRequest
+from facade.search import parse_search
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-0", Span(0, 0)),
+        ("bytes=-1", Span(9, 9)),
+        ("bytes=5-", Span(5, 9)),
+        ("bytes=8-100", Span(8, 9)),
+        ("BYTES = 1 - 2", Span(1, 2)),
+        ("bytes=3-2", None),
+        ("bytes=0-1,3-4", None),
+        ("lines=1-2", None),
+        ("bytes=-", None),
+    ],
+)
+def test_ranges(header: str | None, expected: Span | None) -> None:
+    assert parse_range(header, 10) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=10-", "bytes=-0", "bytes=99-100"])
+def test_unsatisfiable(header: str) -> None:
+    with pytest.raises(Unsatisfiable):
+        parse_range(header, 10)
+
+
+def test_empty_content_has_no_satisfiable_range() -> None:
+    with pytest.raises(Unsatisfiable):
+        parse_range("bytes=-5", 0)
+
+
+def test_conditionals() -> None:
+    tag = '"abc"'
+    assert none_match('W/"abc"', tag)
+    assert none_match('"x", "abc"', tag)
+    assert not none_match('"x"', tag)
+    assert if_match_fails('"x"', tag)
+    assert if_match_fails('W/"abc"', tag)  # If-Match compares strongly
+    assert not if_match_fails("*", tag)
+
+
+def test_content_disposition_keeps_utf8_and_an_ascii_fallback() -> None:
+    value = content_disposition('Отчёт "итоги"/2024.pdf')
+    assert value.startswith('attachment; filename="')
+    assert "filename*=UTF-8''%D0%9E%D1%82%D1%87%D1%91%D1%82%20%22" in value
+    assert value.isascii()
+
+
+def test_search_defaults_and_normalisation() -> None:
+    spec = parse_search([("q", " dogs "), ("extension", ".PDF,txt"), ("tag", "b"), ("tag", "a")])
+    assert (spec.q, spec.sort, spec.descending) == ("dogs", "relevance", True)
+    assert spec.extensions == ("pdf", "txt")
+    assert spec.tags == ("a", "b")
+    assert parse_search([]).sort == "created_at"
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ([("sort", "relevance")], "sort"),
+        ([("limit", "0")], "limit"),
+        ([("size_min", "-1")], "size_min"),
+        ([("size_min", "5"), ("size_max", "1")], "size_min"),
+        ([("created_from", "yesterday")], "created_from"),
+        ([("q", "a\x00")], "q"),
+        ([("attr.bad key", "x")], "attr.bad key"),
+        ([("nope", "1")], "nope"),
+        ([("q", "a"), ("q", "b")], "q"),
+        ([("cursor", "!!!")], "cursor"),
+    ],
+)
+def test_bad_parameters_name_themselves(params: list[tuple[str, str]], parameter: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_search(params)
+    assert caught.value.extra["parameter"] == parameter
+
+
+def test_cursors_round_trip_and_are_bound_to_their_search() -> None:
+    import uuid
+
+    spec = parse_search([("sort", "file_size")])
+    cursor = spec.encode_cursor(42, uuid.UUID(int=7))
+    again = parse_search([("sort", "file_size"), ("cursor", cursor)])
+    assert again.cursor is not None
+    assert again.cursor.value == 42
+    with pytest.raises(BadRequest):
+        parse_search([("sort", "-file_size"), ("cursor", cursor)])
