@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint typecheck test test-only stack-up stack-down demo schemas bench clean
+.PHONY: install lint typecheck test test-only stack-up stack-down dev schemas bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,27 +27,29 @@ stack-up: $(STAMP)
 stack-down: $(STAMP)
 	$(PY) -m artstore.stack down
 
-# Lint, type-check, start the real stack, run every test, stop the stack (also on failure).
+# Lint, type-check, start the real stack, run every test, and stop the stack again (also on
+# failure) unless it was already running before, e.g. for `make dev`.
 test: lint typecheck
-	$(PY) -m artstore.stack up
+	@was_running=0; $(PY) -m artstore.stack status >/dev/null 2>&1 && was_running=1; \
+	$(PY) -m artstore.stack up || exit 1; \
 	status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
-	$(PY) -m artstore.stack down; \
+	if [ $$was_running = 0 ]; then $(PY) -m artstore.stack down; fi; \
 	exit $$status
 
 test-only: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The main job for now: stack up, topics created, a real event published and consumed.
-demo: $(STAMP)
-	$(VENV)/bin/artstore demo
+# Run ArtStore on this machine: the stack, the topics, and an event through the broker.
+dev: $(STAMP)
+	$(VENV)/bin/artstore dev
 
 schemas: $(STAMP)
 	$(VENV)/bin/artstore schemas export
 
 bench: $(STAMP)
 	$(PY) -m artstore.stack up
-	$(PY) bench/run_all.py
+	$(PY) -m bench.run_all
 
 clean:
 	-$(PY) -m artstore.stack down
-	rm -rf $(VENV) .artstore .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .artstore .mypy_cache .ruff_cache .pytest_cache *.egg-info

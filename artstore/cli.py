@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -12,13 +13,19 @@ from rich.console import Console
 from rich.table import Table
 
 import schemas
+from artstore.errors import explain
 from artstore.settings import Settings, load_settings
+from auth import auth_app
 
-app = typer.Typer(help="ArtStore: a long-term archive for documents, driven by events.")
+app = typer.Typer(
+    help="ArtStore: a long-term archive for documents, driven by events.",
+    pretty_exceptions_enable=False,
+)
 topics_app = typer.Typer(help="Kafka topics.")
 schemas_app = typer.Typer(help="JSON Schemas and the AsyncAPI document.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(auth_app, name="auth")
 
 console = Console()
 SCHEMAS_DIR = Path(schemas.__file__).resolve().parent
@@ -60,12 +67,11 @@ def schemas_export(
 
 @app.command()
 def dev() -> None:
-    """Bring the local stack up, create the topics, send one event through the broker and show it.
-
-    Later this grows into the whole system on one machine; today it proves the plumbing works.
-    """
+    """Start the local stack, create the topics, send an UploadRequested through the broker."""
     from artstore.demo import round_trip
     from artstore.stack import ensure_stack
+
+    _settings()  # refuse bad configuration before starting anything
 
     with console.status("starting the local stack (Kafka, S3, PostgreSQL, Redis)..."):
         stack = ensure_stack()
@@ -86,9 +92,9 @@ def dev() -> None:
     table.add_row("record", f"{result.topic}[{result.partition}]@{result.offset}")
     table.add_row("headers", ", ".join(sorted(result.received.headers)))
     table.add_row("file", f"{event.data.original_filename} ({event.data.file_size} bytes)")
-    table.add_row("round trip", f"{result.seconds * 1000:.0f} ms (includes consumer-group join)")
+    table.add_row("publish -> consume", f"{result.seconds * 1000:.0f} ms")
     console.print(table)
-    console.print("Stop the stack with: [bold]python -m artstore.stack down[/bold]")
+    console.print("Stop the stack with: [bold]make stack-down[/bold] (or `artstore stack down`)")
 
 
 def _print_stack(env: dict[str, str]) -> None:
@@ -113,5 +119,14 @@ _mount_stack()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: user errors become one line on stderr and exit code 2."""
+    # The client library logs every failed connection attempt; the user gets one sentence instead.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        app()
+    except Exception as exc:
+        message = explain(exc)
+        if message is None:
+            raise
+        Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+        raise SystemExit(2) from None

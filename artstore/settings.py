@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import BrokerSettings, TopicNames
@@ -43,19 +43,45 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    @field_validator("topic_prefix")
+    @classmethod
+    def _legal_topic_prefix(cls, value: str) -> str:
+        TopicNames(value)  # raises ValueError naming the rule
+        return value
+
     def topic_names(self) -> TopicNames:
         """Topic names under this deployment's prefix."""
         return TopicNames(self.topic_prefix)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, with explicit overrides taking precedence.
+class MissingEnvFile(FileNotFoundError):
+    """``ARTSTORE_ENV_FILE`` names a file that does not exist."""
 
-    ``ARTSTORE_ENV_FILE`` names an env file (such as the one ``artstore stack up`` writes) read
-    under the environment: a variable set in the environment wins over the file.
+
+def env_file() -> Path | None:
+    """The env file read under the environment.
+
+    ``ARTSTORE_ENV_FILE`` when set (it must exist); otherwise the running local stack's
+    ``stack.env`` (in ``$ARTSTORE_STACK_DIR`` or ``./.artstore/stack``), so commands run next to
+    ``artstore stack up`` find its services without further setup.
     """
-    env_file = os.environ.get("ARTSTORE_ENV_FILE")
-    return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+    explicit = os.environ.get("ARTSTORE_ENV_FILE")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise MissingEnvFile(f"ARTSTORE_ENV_FILE={explicit} does not exist")
+        return path
+    stack_dir = Path(os.environ.get("ARTSTORE_STACK_DIR") or ".artstore/stack")
+    candidate = stack_dir / "stack.env"
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and the env file, explicit overrides winning.
+
+    A variable set in the environment wins over the env file (see :func:`env_file`).
+    """
+    return Settings(_env_file=env_file(), **overrides)  # type: ignore[arg-type]
 
 
 def broker_settings(settings: Settings, *, client_id: str) -> BrokerSettings:

@@ -8,6 +8,7 @@ Other packages import only what is exported here::
     claims = await verifier.verify(token, required_scopes={"files:write"}, at=record_time)
 """
 
+from auth.cli import auth_app
 from auth.errors import InsufficientScope, InvalidToken, TokenError, VerificationUnavailable
 from auth.jwks import HttpJwksSource, JwksSource, StaticJwksSource, parse_jwks
 from auth.scopes import ROLE_SCOPES, Role, Scope
@@ -27,5 +28,6 @@ __all__ = [
     "TokenVerifier",
     "VerificationUnavailable",
     "VerifiedToken",
+    "auth_app",
     "parse_jwks",
 ]

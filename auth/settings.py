@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from artstore.settings import env_file
+
 #: The verifier never tolerates more clock skew than this, whatever the configuration says.
 MAX_LEEWAY = timedelta(seconds=60)
 
@@ -48,6 +50,11 @@ class AuthSettings(BaseSettings):
 
     outbox_batch_size: int = Field(500, gt=0)
     outbox_poll_interval: timedelta = Field(timedelta(seconds=1), gt=timedelta(0))
+    outbox_max_backoff: timedelta = Field(
+        timedelta(seconds=30),
+        gt=timedelta(0),
+        description="Longest wait between relay attempts while Kafka is unreachable.",
+    )
     outbox_retention: timedelta = Field(timedelta(days=1), ge=timedelta(0))
 
     jwks_max_age: timedelta = Field(timedelta(minutes=5), ge=timedelta(0))
@@ -57,3 +64,10 @@ class AuthSettings(BaseSettings):
         if self.key_rotation_period <= self.token_ttl + self.leeway:
             raise ValueError("key_rotation_period must be longer than token_ttl + leeway")
         return self
+
+
+def load_auth_settings(**overrides: object) -> AuthSettings:
+    """Read ``ARTSTORE_AUTH_*`` from the environment, then from the same env file as
+    ``load_settings`` (the environment wins), with explicit overrides taking precedence.
+    """
+    return AuthSettings(_env_file=env_file(), **overrides)  # type: ignore[arg-type]

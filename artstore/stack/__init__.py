@@ -16,7 +16,7 @@ from artstore.stack.lifecycle import (
     stack_status,
     stop_stack,
 )
-from artstore.stack.postgres_server import maintenance_dsn, with_database
+from artstore.stack.postgres_server import asyncpg_dsn, maintenance_dsn, with_database
 from artstore.stack.tansu import KafkaStorage
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "ServiceStatus",
     "StackEnv",
     "StackError",
+    "asyncpg_dsn",
     "ensure_stack",
     "maintenance_dsn",
     "read_stack_env",

@@ -1,7 +1,7 @@
 """Start one program detached from the caller and print its pid.
 
-Run as ``python -I launcher.py SPEC_JSON``. Going through this short-lived process makes every
-service a child of init rather than of whoever called ``ensure_stack`` (a test session, say):
+Run as ``python -I launcher.py`` with a JSON spec on stdin. Going through this short-lived
+process makes every service a child of init rather than of whoever called ``ensure_stack``:
 the service outlives its caller, and stopping it from another process leaves no zombie behind
 that would still look alive. Only the standard library is imported here, on purpose.
 """
@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 
-def main(argv: list[str]) -> int:
-    """Start the program described by ``argv[1]`` in its own session; print its pid."""
-    spec = json.loads(argv[1])
+def main() -> int:
+    """Start the program the JSON on stdin describes, in its own session; print its pid."""
+    spec = json.load(sys.stdin)
     with open(spec["log"], "ab") as log:
         process = subprocess.Popen(
             spec["argv"],
@@ -33,4 +33,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

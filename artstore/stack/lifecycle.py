@@ -172,6 +172,7 @@ def stop_stack(state_dir: Path | None = None, *, purge: bool = False) -> list[st
     stopped: list[str] = []
     with store.locked():
         state = store.load()
+        data_dirs: list[Path] = []
         for name in reversed(SERVICE_ORDER):
             record = state.services.get(name)
             if record is None or not record.owned:
@@ -179,15 +180,17 @@ def stop_stack(state_dir: Path | None = None, *, purge: bool = False) -> list[st
             if processes.is_running(record.pid, record.program):
                 stopped.append(name)
             _stop(record)
+            if record.data_dir:
+                data_dirs.append(Path(record.data_dir))
             del state.services[name]
             store.save(state)
         store.clear(state)
         if purge:
-            for child in store.root.iterdir():
-                if child.is_dir():
-                    shutil.rmtree(child, ignore_errors=True)
-                elif child.suffix == ".log":
-                    child.unlink(missing_ok=True)
+            # Data may live outside the state dir (a PostgreSQL cluster its OS user can reach).
+            for path in [*data_dirs, *(c for c in store.root.iterdir() if c.is_dir())]:
+                shutil.rmtree(path, ignore_errors=True)
+            for log in store.root.glob("*.log"):
+                log.unlink(missing_ok=True)
     return stopped
 
 

@@ -227,7 +227,7 @@ def start(state_dir: Path) -> ServiceRecord:
         # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client to leave.
         stop_signal=int(signal.SIGINT),
         ports={"postgres": port},
-        data_dir=str(data),
+        data_dir=str(root),
         log=str(log),
         detail=f"bindir={bindir}",
     )

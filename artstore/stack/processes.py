@@ -33,7 +33,9 @@ def launch(
         "user": user,
     }
     result = subprocess.run(
-        [sys.executable, "-I", launcher.__file__, json.dumps(spec)],
+        [sys.executable, "-I", launcher.__file__],
+        # The spec (with the environment) goes through stdin: argv strings have a size limit.
+        input=json.dumps(spec),
         capture_output=True,
         text=True,
         timeout=30,

@@ -1,0 +1,5 @@
+"""``python -m artstore`` runs the CLI."""
+
+from artstore.cli import main
+
+main()

@@ -1,0 +1,185 @@
+"""A valid sample payload for every event type, so tests can cover the whole contract."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+
+from events import (
+    AuditRecorded,
+    CapacityStatus,
+    ChangeMode,
+    DeleteFile,
+    DeletionReason,
+    ElementFull,
+    ElementHeartbeat,
+    ElementRegistered,
+    FileCommandRejected,
+    FileDeleted,
+    FileRecord,
+    FileStored,
+    FixityFailed,
+    LocalBackend,
+    MetadataUpdated,
+    Mode,
+    ModeChanged,
+    ModeChangeRejected,
+    RejectionReason,
+    RetentionPolicy,
+    S3StagedObject,
+    UpdateMetadata,
+    UploadRejected,
+    UploadRequested,
+)
+
+NOW = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
+CONTENT = "Привет, архив! — hello, archive".encode()
+CHECKSUM = hashlib.sha256(CONTENT).hexdigest()
+
+
+def file_record(file_id: uuid.UUID | None = None, **changes: object) -> FileRecord:
+    """A stored file as the sidecar would describe it."""
+    fid = file_id or uuid.uuid4()
+    name = f"Отчёт_svc-ingest_20261125T123000_{fid}.pdf"
+    values: dict[str, object] = {
+        "file_id": fid,
+        "element_id": "se-01",
+        "original_filename": "Отчёт.pdf",
+        "storage_filename": name,
+        "storage_path": f"2026/11/25/12/{name}",
+        "file_size": len(CONTENT),
+        "content_type": "application/pdf",
+        "checksum": CHECKSUM,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "created_by_id": "sa_dev_ingest_0a1b2c3d",
+        "created_by_username": "svc-ingest",
+        "description": "Quarterly report",
+        "version": 1,
+        "retention_policy": RetentionPolicy.PERMANENT,
+        "tags": ["finance", "q4"],
+        "metadata": {"legacy": {"box": 12}},
+        "custom_attributes": {"department": "accounting", "pages": 12},
+    }
+    values.update(changes)
+    return FileRecord.model_validate(values)
+
+
+def _upload() -> UploadRequested:
+    return UploadRequested(
+        file_id=uuid.uuid4(),
+        original_filename="Отчёт за квартал.pdf",
+        content_type="application/pdf",
+        file_size=len(CONTENT),
+        checksum=CHECKSUM,
+        staged=S3StagedObject(bucket="artstore-staging", key="2026/11/25/report.pdf"),
+        retention_policy=RetentionPolicy.TEMPORARY,
+        ttl_days=7,
+        description="Quarterly report",
+        tags=["finance"],
+        custom_attributes={"department": "accounting"},
+    )
+
+
+SAMPLES: dict[type[BaseModel], Callable[[], BaseModel]] = {
+    UploadRequested: _upload,
+    UpdateMetadata: lambda: UpdateMetadata(
+        file_id=uuid.uuid4(), element_id="se-01", tags=["audited"], expected_version=1
+    ),
+    DeleteFile: lambda: DeleteFile(file_id=uuid.uuid4(), element_id="se-01", reason="duplicate"),
+    ChangeMode: lambda: ChangeMode(element_id="se-02", target_mode=Mode.RO, reason="full"),
+    FileStored: lambda: FileStored(file=file_record()),
+    MetadataUpdated: lambda: MetadataUpdated(
+        file=file_record(version=2, updated_at=NOW + timedelta(hours=1)),
+        updated_by="sa_dev_editor_0a1b2c3d",
+    ),
+    FileDeleted: lambda: FileDeleted(
+        file_id=uuid.uuid4(),
+        element_id="se-01",
+        storage_path="2026/11/25/12/x.pdf",
+        reason=DeletionReason.TTL_EXPIRED,
+        deleted_by="se-01",
+        deleted_at=NOW,
+    ),
+    UploadRejected: lambda: UploadRejected(
+        file_id=uuid.uuid4(),
+        element_id="se-01",
+        reason=RejectionReason.CHECKSUM_MISMATCH,
+        detail="declared sha256 abc..., staged bytes hash to def...",
+        rejected_at=NOW,
+    ),
+    FileCommandRejected: lambda: FileCommandRejected(
+        file_id=uuid.uuid4(),
+        element_id="se-02",
+        command="delete_file",
+        reason=RejectionReason.ELEMENT_MODE,
+        detail="element se-02 is rw: files cannot be deleted",
+        rejected_at=NOW,
+    ),
+    FixityFailed: lambda: FixityFailed(
+        file_id=uuid.uuid4(),
+        element_id="se-01",
+        storage_path="2026/11/25/12/x.pdf",
+        expected_checksum=CHECKSUM,
+        actual_checksum=None,
+        detail="data file is missing",
+        detected_at=NOW,
+    ),
+    ElementRegistered: lambda: ElementRegistered(
+        element_id="se-01",
+        mode=Mode.EDIT,
+        backend=LocalBackend(root="/srv/artstore/se-01"),
+        priority=10,
+        capacity_bytes=10**12,
+        free_bytes=9 * 10**11,
+        worker="host-a:4242",
+        started_at=NOW,
+    ),
+    ElementHeartbeat: lambda: ElementHeartbeat(
+        element_id="se-01",
+        mode=Mode.RW,
+        capacity_bytes=10**12,
+        used_bytes=10**11,
+        free_bytes=9 * 10**11,
+        file_count=1234,
+        status=CapacityStatus.OK,
+        accepting_uploads=True,
+        sent_at=NOW,
+    ),
+    ModeChanged: lambda: ModeChanged(
+        element_id="se-02",
+        from_mode=Mode.RW,
+        to_mode=Mode.RO,
+        changed_by="sa_dev_admin_0a1b2c3d",
+        reason="full",
+        changed_at=NOW,
+    ),
+    ModeChangeRejected: lambda: ModeChangeRejected(
+        element_id="se-02",
+        current_mode=Mode.RW,
+        requested_mode=Mode.AR,
+        allowed=[Mode.RO],
+        reason="no skipping: rw -> ro -> ar",
+        rejected_at=NOW,
+    ),
+    ElementFull: lambda: ElementFull(
+        element_id="se-02", free_bytes=10**9, floor_bytes=2 * 10**10, detected_at=NOW
+    ),
+    AuditRecorded: lambda: AuditRecorded(
+        action="token.issued",
+        actor="sa_dev_ingest_0a1b2c3d",
+        subject="sa_dev_ingest_0a1b2c3d",
+        outcome="success",
+        details={"scope": "files:write"},
+        occurred_at=NOW,
+    ),
+}
+
+
+def sample(model: type[BaseModel]) -> BaseModel:
+    """A fresh valid payload of ``model``."""
+    return SAMPLES[model]()

@@ -1,0 +1,55 @@
+"""Topics are created with the contract's partition counts, idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from artstore.settings import Settings
+from events import TOPIC_SPECS, Topic, TopicNames, create_topics
+from events.admin import partition_counts
+
+pytestmark = [pytest.mark.kafka]
+
+
+async def test_topics_are_created_with_their_partition_counts(
+    settings: Settings, topic_prefix: str
+) -> None:
+    names = TopicNames(f"{topic_prefix}-create")
+    report = await create_topics(settings.kafka_bootstrap, names)
+    assert report.created == {names.name(t): s.partitions for t, s in TOPIC_SPECS.items()}
+    assert not report.mismatched
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        counts = await partition_counts(admin, list(names.all().values()))
+    finally:
+        await admin.close()
+    assert counts == {names.name(t): s.partitions for t, s in TOPIC_SPECS.items()}
+
+
+async def test_creating_again_changes_nothing_even_concurrently(
+    settings: Settings, topic_prefix: str
+) -> None:
+    names = TopicNames(f"{topic_prefix}-again")
+    reports = await asyncio.gather(
+        *(create_topics(settings.kafka_bootstrap, names) for _ in range(3))
+    )
+    created = [name for report in reports for name in report.created]
+    assert sorted(created) == sorted(names.all().values())
+    final = await create_topics(settings.kafka_bootstrap, names)
+    assert final.created == {}
+    assert set(final.existing) == set(names.all().values())
+
+
+async def test_partition_overrides_are_honoured_and_mismatches_reported(
+    settings: Settings, topic_prefix: str
+) -> None:
+    names = TopicNames(f"{topic_prefix}-override")
+    report = await create_topics(settings.kafka_bootstrap, names, partitions={Topic.FILES: 2})
+    assert report.created[names.name(Topic.FILES)] == 2
+    again = await create_topics(settings.kafka_bootstrap, names)
+    assert again.mismatched == {names.name(Topic.FILES): (TOPIC_SPECS[Topic.FILES].partitions, 2)}
