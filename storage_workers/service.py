@@ -248,6 +248,7 @@ class StorageService:
                 ack_policy=AckPolicy.MANUAL,
                 auto_offset_reset="earliest",
                 session_timeout_ms=self.config.session_timeout_ms,
+                heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
                 persistent=False,
             )
 
@@ -269,8 +270,10 @@ class StorageService:
                 return handle
 
             sub(bind(process, topic.value))
-            await sub.start()
             self._subs.append(sub)
+        # Each start joins a consumer group (the broker delays a first join by a few seconds):
+        # join them together rather than one after the other.
+        await asyncio.gather(*(sub.start() for sub in self._subs))
 
     async def _start_uploads(self) -> None:
         worker = self.worker
@@ -284,6 +287,7 @@ class StorageService:
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
             persistent=False,
         )
 
@@ -413,6 +417,10 @@ class StorageService:
         ]
         full = capacity.status is CapacityStatus.FULL
         if full and not self._full_announced:
+            log.warning(
+                "element is full: no more uploads",
+                extra={"free_bytes": capacity.free_bytes, "floor_bytes": capacity.full_floor},
+            )
             facts.append(
                 worker.fact(
                     ElementFull(
