@@ -172,8 +172,10 @@ async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> R
     if request.method == "HEAD" or length == 0:
         return Response(status_code=status, headers=headers, media_type=media_type)
     backend = runtime.backend_for(element, row["element_backend"])
-    chunks = backend.read_range(row["storage_path"], ByteRange(start, start + length - 1))
     try:
+        chunks = await asyncio.to_thread(
+            backend.read_range, row["storage_path"], ByteRange(start, start + length - 1)
+        )
         first = await asyncio.to_thread(next, chunks, b"")
     except ObjectMissing:
         raise NotFound(
