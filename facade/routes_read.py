@@ -202,7 +202,7 @@ async def upload_status(file_id: UUID, request: Request, caller: UploadCaller) -
         row = await queries.upload_row(conn, file_id)
     if row is None:
         raise NotFound(f"no upload {file_id} is known")
-    body = {k: row[k] for k in row if k != "status_rank"}
+    body = {k: v for k, v in row.items() if k != "status_rank"}
     if row["status"] == "stored":
         body["links"] = _file_links(str(file_id))
     return json_response(queries.dumps(body))
