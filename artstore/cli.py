@@ -108,8 +108,11 @@ def _print_stack(env: dict[str, str]) -> None:
 
 def _mount_stack() -> None:
     from artstore.stack import stack_app
+    from storage_workers import rebuild_command, storage_app
 
     app.add_typer(stack_app, name="stack")
+    app.add_typer(storage_app, name="storage")
+    app.command("rebuild")(rebuild_command)
 
 
 _mount_stack()

@@ -1,1 +1,20 @@
-"""consumers."""
+"""The query projection: facts from Kafka into PostgreSQL, exactly once, with full text.
+
+Other packages use what is exported here.
+"""
+
+from consumers.changes import UploadStatus
+from consumers.handlers import queued_upload
+from consumers.migrate import PROJECTION_TABLES, migrate
+from consumers.settings import ProjectorSettings
+from consumers.store import ProjectionStore, create_pool
+
+__all__ = [
+    "PROJECTION_TABLES",
+    "ProjectionStore",
+    "ProjectorSettings",
+    "UploadStatus",
+    "create_pool",
+    "migrate",
+    "queued_upload",
+]

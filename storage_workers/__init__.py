@@ -1,1 +1,40 @@
-"""storage_workers."""
+"""Storage-element workers: each element's single writer, and read access to elements.
+
+The HTTP facade reads content through :func:`open_backend` and :meth:`StorageBackend.read_range`::
+
+    backend = open_backend(registered.backend, s3_access_key=..., s3_secret_key=...)
+    for chunk in backend.read_range(storage_path, ByteRange(0, 1023)):
+        ...
+"""
+
+from storage_workers.backends import (
+    BackendError,
+    ByteRange,
+    ObjectInfo,
+    ObjectMissing,
+    RangeNotSatisfiable,
+    StorageBackend,
+    open_backend,
+)
+from storage_workers.cli import rebuild as rebuild_command
+from storage_workers.cli import storage_app
+from storage_workers.modes import ElementModeError, Operation, allows, require
+from storage_workers.sidecar import Sidecar, decode_sidecar
+
+__all__ = [
+    "BackendError",
+    "ByteRange",
+    "ElementModeError",
+    "ObjectInfo",
+    "ObjectMissing",
+    "Operation",
+    "RangeNotSatisfiable",
+    "Sidecar",
+    "StorageBackend",
+    "allows",
+    "decode_sidecar",
+    "open_backend",
+    "rebuild_command",
+    "require",
+    "storage_app",
+]

@@ -38,6 +38,9 @@ class ElementHeartbeat(Strict):
 
     element_id: ElementId
     mode: Mode
+    priority: int = Field(
+        0, ge=0, description="Placement priority (lower fills first), so peers can rank it."
+    )
     capacity_bytes: int = Field(ge=0)
     used_bytes: int = Field(ge=0)
     free_bytes: int = Field(ge=0)

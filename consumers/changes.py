@@ -1,0 +1,141 @@
+"""Row changes the projection's handlers decide on, and the store applies in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from events import ElementFull, ElementHeartbeat, ElementRegistered, ModeChanged, ModeChangeRejected
+
+ElementFact = ElementRegistered | ElementHeartbeat | ModeChanged | ModeChangeRejected | ElementFull
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """One row of ``files`` as a fact describes it (``search_vector`` is computed by PostgreSQL)."""
+
+    file_id: UUID
+    element_id: str
+    original_filename: str
+    storage_filename: str
+    storage_path: str
+    extension: str
+    file_size: int
+    content_type: str
+    checksum: str
+    created_at: datetime
+    updated_at: datetime
+    created_by_id: str
+    created_by_username: str
+    created_by_fullname: str | None
+    description: str | None
+    version: int
+    retention_policy: str
+    ttl_expires_at: datetime | None
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+    custom_attributes: dict[str, Any]
+    language: str
+    search_extra: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertFile:
+    """Insert the file, or replace it if this state is newer (version, then updated_at)."""
+
+    row: FileRow
+
+    @property
+    def key(self) -> UUID:
+        return self.row.file_id
+
+
+@dataclass(frozen=True, slots=True)
+class MarkFileDeleted:
+    """Tombstone the file: it stays as a row so an older fact can never bring it back."""
+
+    file_id: UUID
+    deleted_at: datetime
+    deleted_by: str
+    reason: str
+
+    @property
+    def key(self) -> UUID:
+        return self.file_id
+
+
+@dataclass(frozen=True, slots=True)
+class NoteFileProblem:
+    """Remember the newest fixity failure or command rejection on the file's row."""
+
+    file_id: UUID
+    column: str  # "fixity_failure" | "last_rejection"
+    at: datetime
+    details: dict[str, Any]
+
+    @property
+    def key(self) -> UUID:
+        return self.file_id
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    """A step in an upload's life; a step of higher rank replaces a lower one, never the reverse."""
+
+    file_id: UUID
+    status: str
+    rank: int
+    status_at: datetime
+    reason: str | None = None
+    detail: str | None = None
+    element_id: str | None = None
+    original_filename: str | None = None
+    content_type: str | None = None
+    file_size: int | None = None
+    checksum: str | None = None
+    retention_policy: str | None = None
+    requested_at: datetime | None = None
+    correlation_id: str | None = None
+
+    @property
+    def key(self) -> UUID:
+        return self.file_id
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyElementFact:
+    """Fold a fact into the element's row (see :func:`consumers.handlers.merge_element`)."""
+
+    element_id: str
+    fact: ElementFact
+
+    @property
+    def key(self) -> str:
+        return self.element_id
+
+
+@dataclass(frozen=True, slots=True)
+class AppendAudit:
+    """Append an audit entry; the event id makes a repeated record a no-op."""
+
+    event_id: str
+    occurred_at: datetime
+    action: str
+    actor: str | None
+    subject: str
+    outcome: str
+    reason: str | None
+    details: dict[str, Any]
+    source: str
+    correlation_id: str
+
+    @property
+    def key(self) -> str:
+        return self.event_id
+
+
+Change = (
+    UpsertFile | MarkFileDeleted | NoteFileProblem | UploadStatus | ApplyElementFact | AppendAudit
+)

@@ -1,0 +1,45 @@
+"""Dead letters: a record the projection can never apply goes to the DLQ with its reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+#: Headers added to a dead letter; the original headers are kept as they were.
+SOURCE_TOPIC = "dlq.source.topic"
+SOURCE_PARTITION = "dlq.source.partition"
+SOURCE_OFFSET = "dlq.source.offset"
+ERROR = "dlq.error"
+REASON = "dlq.reason"
+ATTEMPTS = "dlq.attempts"
+SERVICE = "dlq.service"
+
+
+class DeadLetters:
+    """Publishes the original bytes of a record with where it came from and why it failed."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, *, service: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._service = service
+
+    async def send(
+        self, record: ConsumerRecord[Any, Any], *, reason: str, error: str, attempts: int = 1
+    ) -> None:
+        """Publish and wait for the broker's acknowledgement (before the offset moves past it)."""
+        added = {
+            SOURCE_TOPIC: record.topic,
+            SOURCE_PARTITION: str(record.partition),
+            SOURCE_OFFSET: str(record.offset),
+            REASON: reason,
+            ERROR: error[:2000],
+            ATTEMPTS: str(attempts),
+            SERVICE: self._service,
+        }
+        headers = [(k, v) for k, v in (record.headers or ()) if k not in added]
+        headers += [(k, v.encode()) for k, v in added.items()]
+        await self._producer.send_and_wait(
+            self._topic, value=record.value, key=record.key, headers=headers
+        )

@@ -1,0 +1,234 @@
+"""The projection's consumer loop: records in, one PostgreSQL transaction per batch.
+
+The offsets that count are the ones in ``projection_offsets`` (written with the rows). On every
+partition assignment the consumer seeks to them; Kafka's committed group offsets are also moved
+after each transaction, but only so that lag tools see the projector's progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from consumers import metrics
+from consumers.dead_letters import DeadLetters
+from consumers.handlers import project
+from consumers.store import ApplyResult, PositionedEvent, PositionMismatch, ProjectionStore
+from events import EventDecodeError, Topic, TopicNames, decode_record
+
+log = logging.getLogger(__name__)
+
+#: What the query projection reads: facts, and upload commands (to show uploads as queued).
+PROJECTED_TOPICS: tuple[Topic, ...] = (
+    Topic.FILES,
+    Topic.ELEMENTS,
+    Topic.AUDIT,
+    Topic.UPLOADS_EDIT,
+    Topic.UPLOADS_RW,
+)
+
+AfterBatch = Callable[[ApplyResult], Awaitable[None]]
+
+_TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.InvalidCachedStatementError,
+    asyncpg.AdminShutdownError,
+)
+
+
+class Projection:
+    """Decodes records, dead-letters the undecodable, applies the rest exactly once."""
+
+    def __init__(
+        self,
+        store: ProjectionStore,
+        names: TopicNames,
+        dead_letters: DeadLetters,
+        *,
+        max_message_bytes: int,
+        after_batch: AfterBatch | None = None,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.names = names
+        self.dead_letters = dead_letters
+        self.max_message_bytes = max_message_bytes
+        self.after_batch = after_batch
+        self.max_backoff_s = max_backoff_s
+        self._rewound: dict[tuple[str, int], int] = {}
+
+    async def handle(
+        self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> ApplyResult | None:
+        """Apply one batch; None when the consumer had to seek back and the batch was dropped."""
+        started = time.perf_counter()
+        events = [await self._decode(record) for record in records]
+        attempt = 0
+        while True:
+            try:
+                result = await self.store.apply(events, tolerate_gaps=self._rewound)
+                break
+            except PositionMismatch as exc:
+                metrics.REWINDS.inc()
+                log.info("projection rewinds", extra={"seek_to": str(exc.seek_to)})
+                for (topic, partition), offset in exc.seek_to.items():
+                    consumer.seek(TopicPartition(topic, partition), offset)
+                    self._rewound[(topic, partition)] = offset
+                return None
+            except _TRANSIENT as exc:
+                attempt += 1
+                metrics.DB_RETRIES.inc()
+                delay = min(self.max_backoff_s, 0.2 * 2 ** min(attempt, 10))
+                log.warning(
+                    "projection database unavailable; retrying",
+                    extra={"attempt": attempt, "delay_s": delay, "error": str(exc)},
+                )
+                await asyncio.sleep(delay)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+                result = await self._isolate_poison(records, events)
+                break
+        for tp in result.positions:
+            self._rewound.pop(tp, None)
+        self._count(events, result)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(records))
+        if self.after_batch is not None:
+            await self.after_batch(result)
+        return result
+
+    async def _decode(self, record: ConsumerRecord[Any, Any]) -> PositionedEvent:
+        topic = self.names.logical(record.topic)
+        try:
+            received = decode_record(record, max_bytes=self.max_message_bytes, topic=topic)
+        except EventDecodeError as exc:
+            await self.dead_letters.send(record, reason=exc.reason.value, error=exc.detail)
+            metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
+            log.warning(
+                "undecodable record sent to the DLQ",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason": exc.reason.value,
+                },
+            )
+            return PositionedEvent(record.topic, record.partition, record.offset)
+        return PositionedEvent(record.topic, record.partition, record.offset, project(received))
+
+    async def _isolate_poison(
+        self,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        events: Sequence[PositionedEvent],
+    ) -> ApplyResult:
+        """The database refused the batch's data: apply one by one, dead-letter the refused."""
+        total = ApplyResult()
+        for record, event in zip(records, events, strict=True):
+            try:
+                result = await self.store.apply([event], tolerate_gaps=self._rewound)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                await self.dead_letters.send(record, reason="database_refused", error=str(exc))
+                metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
+                empty = PositionedEvent(event.topic, event.partition, event.offset)
+                result = await self.store.apply([empty], tolerate_gaps=self._rewound)
+            total.applied += result.applied
+            total.skipped += result.skipped
+            total.changed_files = total.changed_files or result.changed_files
+            total.positions.update(result.positions)
+        return total
+
+    def _count(self, events: Sequence[PositionedEvent], result: ApplyResult) -> None:
+        if not events:
+            return
+        topic = events[0].topic
+        if result.applied:
+            metrics.EVENTS.labels(topic, "applied").inc(result.applied)
+        if result.skipped:
+            metrics.EVENTS.labels(topic, "skipped").inc(result.skipped)
+
+
+class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, continue each partition from the projection's own stored position."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, store: ProjectionStore) -> None:
+        self.consumer = consumer
+        self.store = store
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await seek_to_stored(self.consumer, self.store, assigned)
+
+
+async def seek_to_stored(
+    consumer: AIOKafkaConsumer, store: ProjectionStore, partitions: Sequence[TopicPartition]
+) -> None:
+    """Seek each partition to its stored position, or to the beginning if it has none."""
+    stored = await store.stored_positions([(tp.topic, tp.partition) for tp in partitions])
+    fresh = []
+    for tp in partitions:
+        position = stored.get((tp.topic, tp.partition))
+        if position is None:
+            fresh.append(tp)
+        else:
+            consumer.seek(tp, position)
+    if fresh:
+        await consumer.seek_to_beginning(*fresh)
+
+
+async def consume(
+    consumer: AIOKafkaConsumer,
+    projection: Projection,
+    stop: asyncio.Event,
+    *,
+    batch_size: int,
+    poll_timeout_ms: int,
+    commit_to_group: bool,
+) -> None:
+    """Poll, apply, repeat until ``stop`` is set."""
+    while not stop.is_set():
+        fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
+        records = [record for batch in fetched.values() for record in batch]
+        if not records:
+            continue
+        result = await projection.handle(consumer, records)
+        if result is None:
+            continue
+        await _observe_lag(consumer, fetched)
+        if commit_to_group and result.positions:
+            await _commit_quietly(consumer, result)
+
+
+async def _observe_lag(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, Any]) -> None:
+    for tp in fetched:
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        position = await consumer.position(tp)
+        metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+
+
+async def _commit_quietly(consumer: AIOKafkaConsumer, result: ApplyResult) -> None:
+    offsets = {
+        TopicPartition(topic, partition): OffsetAndMetadata(offset, "")
+        for (topic, partition), offset in result.positions.items()
+    }
+    try:
+        await consumer.commit(offsets)
+    except Exception as exc:  # the database holds the real positions; this is for lag tools
+        log.debug("group commit skipped", extra={"error": str(exc)})

@@ -1,0 +1,391 @@
+# SQL here is assembled from constant column lists and a quoted schema name, never from input.
+# ruff: noqa: S608
+"""The projection's PostgreSQL adapter: a batch of events and its offsets in one transaction.
+
+Exactly-once effect comes from here. Each transaction first locks the stored positions of the
+partitions it touches, drops records below them (already applied — a restart, a rebalance or a
+zombie consumer re-delivering), refuses to skip ahead of them (a gap means this consumer's
+position is stale, e.g. after a replay swapped the tables: the caller seeks back), writes the
+rows with multi-row statements and moves the positions, then commits. A crash anywhere before
+the commit leaves rows and positions as they were.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import asyncpg
+
+from consumers.changes import (
+    AppendAudit,
+    ApplyElementFact,
+    Change,
+    FileRow,
+    MarkFileDeleted,
+    NoteFileProblem,
+    UploadStatus,
+    UpsertFile,
+)
+from consumers.handlers import merge_element, rounds
+from consumers.sql import asyncpg_dsn, quote_ident
+
+TopicPartition = tuple[str, int]
+
+_FILE_COLUMNS = [f.name for f in fields(FileRow)]
+_FILE_TYPES = {
+    "file_id": "uuid",
+    "file_size": "bigint",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+    "ttl_expires_at": "timestamptz",
+    "version": "integer",
+    "tags": "jsonb",
+    "metadata": "jsonb",
+    "custom_attributes": "jsonb",
+}
+_UPLOAD_COLUMNS = [f.name for f in fields(UploadStatus) if f.name != "rank"]
+_UPLOAD_TYPES = {
+    "file_id": "uuid",
+    "status_at": "timestamptz",
+    "file_size": "bigint",
+    "requested_at": "timestamptz",
+}
+_AUDIT_COLUMNS = [f.name for f in fields(AppendAudit)]
+_AUDIT_TYPES = {"occurred_at": "timestamptz", "details": "jsonb"}
+_ELEMENT_COLUMNS = (
+    "element_id",
+    "mode",
+    "mode_as_of",
+    "backend",
+    "priority",
+    "retention_days",
+    "worker",
+    "started_at",
+    "capacity_bytes",
+    "used_bytes",
+    "free_bytes",
+    "file_count",
+    "capacity_status",
+    "accepting_uploads",
+    "capacity_as_of",
+    "last_heartbeat_at",
+    "full_at",
+    "last_mode_change",
+    "last_mode_rejection",
+)
+_PROBLEM_TIME_KEY = {"fixity_failure": "detected_at", "last_rejection": "rejected_at"}
+
+
+@dataclass(frozen=True, slots=True)
+class PositionedEvent:
+    """The changes one record asks for, and where the record sits in its topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    changes: Sequence[Change] = ()
+
+
+@dataclass
+class ApplyResult:
+    """What a transaction did."""
+
+    applied: int = 0
+    skipped: int = 0
+    changed_files: bool = False
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class PositionMismatch(Exception):
+    """The batch starts after the stored position: the consumer must seek back to ``seek_to``."""
+
+    def __init__(self, seek_to: Mapping[TopicPartition, int]):
+        self.seek_to = dict(seek_to)
+        where = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(self.seek_to.items()))
+        super().__init__(f"records arrived past the stored positions; seek back to {where}")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+
+
+async def create_pool(database_url: str, *, application_name: str, size: int = 2) -> asyncpg.Pool:
+    """A small asyncpg pool that maps jsonb to Python values."""
+    pool = await asyncpg.create_pool(
+        asyncpg_dsn(database_url),
+        min_size=1,
+        max_size=size,
+        init=_init_connection,
+        server_settings={"application_name": application_name},
+    )
+    assert pool is not None
+    return pool
+
+
+def _unnest(columns: Sequence[str], types: Mapping[str, str]) -> str:
+    params = ", ".join(f"${i}::{types.get(c, 'text')}[]" for i, c in enumerate(columns, start=1))
+    return f"unnest({params}) AS u({', '.join(columns)})"
+
+
+class ProjectionStore:
+    """Writes the projection in ``schema`` (the live ``public`` one, or a replay's fresh one)."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str = "public") -> None:
+        self.pool = pool
+        self.schema = schema
+        s = quote_ident(schema)
+        self._t = {
+            name: f"{s}.{name}"
+            for name in ("files", "uploads", "elements", "audit_log", "projection_offsets")
+        }
+        file_select = ", ".join(
+            "ARRAY(SELECT jsonb_array_elements_text(u.tags))" if c == "tags" else f"u.{c}"
+            for c in _FILE_COLUMNS
+        )
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _FILE_COLUMNS if c != "file_id")
+        self._upsert_files = (
+            f"INSERT INTO {self._t['files']} AS f ({', '.join(_FILE_COLUMNS)}) "
+            f"SELECT {file_select} FROM {_unnest(_FILE_COLUMNS, _FILE_TYPES)} "
+            f"ON CONFLICT (file_id) DO UPDATE SET {updates} "
+            "WHERE f.deleted_at IS NULL "
+            "AND (EXCLUDED.version, EXCLUDED.updated_at) > (f.version, f.updated_at)"
+        )
+        self._delete_files = (
+            f"UPDATE {self._t['files']} AS f SET deleted_at = u.deleted_at, "
+            "deleted_by = u.deleted_by, deletion_reason = u.reason "
+            "FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[]) "
+            "AS u(file_id, deleted_at, deleted_by, reason) "
+            "WHERE f.file_id = u.file_id AND f.deleted_at IS NULL"
+        )
+        self._note_problem = {
+            column: (
+                f"UPDATE {self._t['files']} AS f SET {column} = u.details "
+                "FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) "
+                "AS u(file_id, at, details) "
+                f"WHERE f.file_id = u.file_id AND (f.{column} IS NULL "
+                f"OR (f.{column} ->> '{key}')::timestamptz < u.at)"
+            )
+            for column, key in _PROBLEM_TIME_KEY.items()
+        }
+        up_cols = ["file_id", "status", "status_rank", *_UPLOAD_COLUMNS[2:]]
+        up_types = {**_UPLOAD_TYPES, "status_rank": "smallint"}
+        higher = "EXCLUDED.status_rank > up.status_rank"
+        self._upsert_uploads = (
+            f"INSERT INTO {self._t['uploads']} AS up ({', '.join(up_cols)}) "
+            f"SELECT * FROM {_unnest(up_cols, up_types)} "
+            "ON CONFLICT (file_id) DO UPDATE SET "
+            f"status = CASE WHEN {higher} THEN EXCLUDED.status ELSE up.status END, "
+            f"status_at = CASE WHEN {higher} THEN EXCLUDED.status_at ELSE up.status_at END, "
+            f"reason = CASE WHEN {higher} THEN EXCLUDED.reason ELSE up.reason END, "
+            f"detail = CASE WHEN {higher} THEN EXCLUDED.detail ELSE up.detail END, "
+            f"element_id = CASE WHEN {higher} AND EXCLUDED.element_id IS NOT NULL "
+            "THEN EXCLUDED.element_id ELSE up.element_id END, "
+            "status_rank = GREATEST(up.status_rank, EXCLUDED.status_rank), "
+            + ", ".join(
+                f"{c} = COALESCE(up.{c}, EXCLUDED.{c})"
+                for c in (
+                    "original_filename",
+                    "content_type",
+                    "file_size",
+                    "checksum",
+                    "retention_policy",
+                    "requested_at",
+                    "correlation_id",
+                )
+            )
+        )
+        self._upload_columns = up_cols
+        self._insert_audit = (
+            f"INSERT INTO {self._t['audit_log']} ({', '.join(_AUDIT_COLUMNS)}) "
+            f"SELECT * FROM {_unnest(_AUDIT_COLUMNS, _AUDIT_TYPES)} "
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+        placeholders = ", ".join(f"${i}" for i in range(1, len(_ELEMENT_COLUMNS) + 1))
+        self._upsert_element = (
+            f"INSERT INTO {self._t['elements']} ({', '.join(_ELEMENT_COLUMNS)}) "
+            f"VALUES ({placeholders}) ON CONFLICT (element_id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ELEMENT_COLUMNS[1:])
+        )
+
+    @classmethod
+    async def connect(
+        cls,
+        database_url: str,
+        *,
+        schema: str = "public",
+        application_name: str = "artstore-projector",
+    ) -> ProjectionStore:
+        """A store with its own connection pool."""
+        return cls(await create_pool(database_url, application_name=application_name), schema)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self.pool.close()
+
+    async def stored_positions(
+        self, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
+        """The next offset to apply per partition (partitions never applied are absent)."""
+        rows = await self.pool.fetch(
+            f"SELECT topic, partition, next_offset FROM {self._t['projection_offsets']} "
+            "WHERE next_offset IS NOT NULL"
+        )
+        wanted = set(partitions) if partitions is not None else None
+        return {
+            (r["topic"], r["partition"]): r["next_offset"]
+            for r in rows
+            if wanted is None or (r["topic"], r["partition"]) in wanted
+        }
+
+    async def apply(
+        self,
+        events: Sequence[PositionedEvent],
+        *,
+        tolerate_gaps: Mapping[TopicPartition, int] | None = None,
+    ) -> ApplyResult:
+        """Apply ``events`` and advance the positions, all or nothing.
+
+        ``tolerate_gaps`` names partitions whose stored position the caller already sought back
+        to once and found missing on the broker (compaction): there a gap is accepted.
+        """
+        by_partition: dict[TopicPartition, list[PositionedEvent]] = defaultdict(list)
+        for event in events:
+            by_partition[(event.topic, event.partition)].append(event)
+        tps = sorted(by_partition)
+        result = ApplyResult()
+        if not tps:
+            return result
+        topics = [t for t, _ in tps]
+        parts = [p for _, p in tps]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"INSERT INTO {self._t['projection_offsets']} (topic, partition) "
+                "SELECT * FROM unnest($1::text[], $2::integer[]) ON CONFLICT DO NOTHING",
+                topics,
+                parts,
+            )
+            rows = await conn.fetch(
+                f"SELECT topic, partition, next_offset FROM {self._t['projection_offsets']} "
+                "WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::integer[])) "
+                "ORDER BY topic, partition FOR UPDATE",
+                topics,
+                parts,
+            )
+            stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+            kept: list[PositionedEvent] = []
+            rewind: dict[TopicPartition, int] = {}
+            advance: dict[TopicPartition, tuple[int, int]] = {}
+            for tp in tps:
+                position = stored.get(tp)
+                fresh = [e for e in by_partition[tp] if position is None or e.offset >= position]
+                result.skipped += len(by_partition[tp]) - len(fresh)
+                if not fresh:
+                    continue
+                first = fresh[0].offset
+                if (
+                    position is not None
+                    and first > position
+                    and ((tolerate_gaps or {}).get(tp) != position)
+                ):
+                    rewind[tp] = position
+                    continue
+                kept.extend(fresh)
+                advance[tp] = (fresh[-1].offset + 1, len(fresh))
+            if rewind:
+                raise PositionMismatch(rewind)
+            changes = [change for event in kept for change in event.changes]
+            result.changed_files = await self._write(conn, changes)
+            if advance:
+                keys = sorted(advance)
+                await conn.execute(
+                    f"UPDATE {self._t['projection_offsets']} AS o SET next_offset = u.next, "
+                    "events_applied = o.events_applied + u.n "
+                    "FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::bigint[]) "
+                    "AS u(topic, partition, next, n) "
+                    "WHERE o.topic = u.topic AND o.partition = u.partition",
+                    [t for t, _ in keys],
+                    [p for _, p in keys],
+                    [advance[k][0] for k in keys],
+                    [advance[k][1] for k in keys],
+                )
+            result.applied = len(kept)
+            result.positions = {tp: nxt for tp, (nxt, _) in advance.items()}
+        return result
+
+    async def record_uploads(self, statuses: Sequence[UploadStatus]) -> None:
+        """Write upload statuses outside a batch (the facade notes "queued" right away)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._write(conn, list(statuses))
+
+    async def _write(self, conn: asyncpg.Connection, changes: Sequence[Change]) -> bool:
+        element_facts = [c for c in changes if isinstance(c, ApplyElementFact)]
+        others = [c for c in changes if not isinstance(c, ApplyElementFact)]
+        changed_files = False
+        for batch in rounds(others):
+            upserts = [c.row for c in batch if isinstance(c, UpsertFile)]
+            deletions = [c for c in batch if isinstance(c, MarkFileDeleted)]
+            problems = [c for c in batch if isinstance(c, NoteFileProblem)]
+            uploads = [c for c in batch if isinstance(c, UploadStatus)]
+            audits = [c for c in batch if isinstance(c, AppendAudit)]
+            if upserts:
+                await conn.execute(self._upsert_files, *_columns(upserts, _FILE_COLUMNS))
+            if deletions:
+                await conn.execute(
+                    self._delete_files,
+                    [d.file_id for d in deletions],
+                    [d.deleted_at for d in deletions],
+                    [d.deleted_by for d in deletions],
+                    [d.reason for d in deletions],
+                )
+            for column, sql in self._note_problem.items():
+                notes = [p for p in problems if p.column == column]
+                if notes:
+                    await conn.execute(
+                        sql,
+                        [n.file_id for n in notes],
+                        [n.at for n in notes],
+                        [n.details for n in notes],
+                    )
+            if uploads:
+                rows = [_upload_values(u) for u in uploads]
+                await conn.execute(self._upsert_uploads, *map(list, zip(*rows, strict=True)))
+            if audits:
+                await conn.execute(self._insert_audit, *_columns(audits, _AUDIT_COLUMNS))
+            changed_files = changed_files or bool(upserts or deletions or problems or uploads)
+        if element_facts:
+            await self._fold_elements(conn, element_facts)
+        return changed_files
+
+    async def _fold_elements(self, conn: asyncpg.Connection, facts: list[ApplyElementFact]) -> None:
+        ids = sorted({f.element_id for f in facts})
+        rows = await conn.fetch(
+            f"SELECT * FROM {self._t['elements']} WHERE element_id = ANY($1::text[]) "
+            "ORDER BY element_id FOR UPDATE",
+            ids,
+        )
+        state: dict[str, dict[str, Any]] = {r["element_id"]: dict(r) for r in rows}
+        for fact in facts:
+            state[fact.element_id] = merge_element(state.get(fact.element_id), fact.fact)
+        await conn.executemany(
+            self._upsert_element,
+            [tuple(state[i].get(c) for c in _ELEMENT_COLUMNS) for i in ids],
+        )
+
+
+def _columns(rows: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
+    return [[getattr(row, name) for row in rows] for name in names]
+
+
+def _upload_values(status: UploadStatus) -> tuple[Any, ...]:
+    return (
+        status.file_id,
+        status.status,
+        status.rank,
+        *(getattr(status, c) for c in _UPLOAD_COLUMNS[2:]),
+    )

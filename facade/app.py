@@ -1,0 +1,202 @@
+"""The HTTP facade: FastAPI app, its lifespan (connections) and error handling."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from minio import Minio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from artstore.settings import Settings, broker_settings
+from auth import HttpJwksSource, TokenVerifier
+from consumers import ProjectionStore, create_pool
+from events import EventPublisher, make_broker
+from facade import metrics, routes_read, routes_write
+from facade.cache import SearchCache
+from facade.problems import Problem
+from facade.runtime import FacadeRuntime
+from facade.security import Caller, RateLimit, requires
+from facade.settings import FacadeSettings
+from facade.staging import LocalStaging, S3Staging, Staging
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+
+def _problem_response(status: int, body: dict[str, object], headers: dict[str, str]) -> Response:
+    from facade.queries import dumps
+
+    return Response(dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
+    first = exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body", "header")]
+    return ".".join(loc) or "request", str(first.get("msg", "invalid"))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def problem(request: Request, exc: Problem) -> Response:
+        return _problem_response(exc.status, exc.body(), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        where, message = _validation_detail(exc)
+        body = {"title": "Bad request", "status": 400, "detail": f"{where}: {message}"}
+        return _problem_response(400, {**body, "parameter": where}, {})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        body = {"title": str(exc.detail), "status": exc.status_code, "detail": str(exc.detail)}
+        return _problem_response(exc.status_code, body, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        body = {"title": "Internal error", "status": 500, "detail": "an unexpected error occurred"}
+        return _problem_response(500, body, {})
+
+
+def _staging(settings: Settings, facade: FacadeSettings, s3: Minio | None) -> Staging:
+    if facade.staging == "local" or s3 is None:
+        return LocalStaging(settings.data_dir / "staging")
+    return S3Staging(s3, settings.s3_bucket, facade.staging_prefix)
+
+
+def _s3(settings: Settings) -> Minio:
+    return Minio(
+        settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings, facade: FacadeSettings, *, verifier: TokenVerifier | None = None
+) -> AsyncIterator[FacadeRuntime]:
+    """Connect everything the facade needs; close it all on exit."""
+    pool = await create_pool(settings.database_url, application_name="artstore-facade", size=10)
+    await pool.execute("SELECT 1")
+    redis = Redis.from_url(settings.redis_url)
+    broker = make_broker(broker_settings(settings, client_id="artstore-facade"))
+    await broker.start()
+    s3 = _s3(settings) if facade.staging == "s3" else None
+    rate_limit = None
+    if facade.rate_limit > 0:
+        from auth.ratelimit import SlidingWindowLimiter
+
+        limiter = SlidingWindowLimiter(
+            redis, prefix=f"{facade.cache_prefix}rate:", window_s=facade.rate_limit_window_s
+        )
+        rate_limit = RateLimit(limiter, facade.rate_limit)
+    runtime = FacadeRuntime(
+        settings=settings,
+        facade=facade,
+        verifier=verifier
+        or TokenVerifier(
+            HttpJwksSource(facade.jwks_url), issuer=facade.issuer, audience=facade.audience
+        ),
+        pool=pool,
+        store=ProjectionStore(pool),
+        redis=redis,
+        cache=SearchCache(
+            redis,
+            prefix=facade.cache_prefix,
+            generation_key=facade.cache_generation_key,
+            ttl_s=facade.cache_ttl_s,
+        ),
+        broker=broker,
+        publisher=EventPublisher(
+            broker, settings.topic_names(), max_message_bytes=settings.max_message_bytes
+        ),
+        staging=_staging(settings, facade, s3),
+        s3=s3,
+        rate_limit=rate_limit,
+    )
+    try:
+        yield runtime
+    finally:
+        await broker.stop()
+        await redis.aclose()
+        await pool.close()
+
+
+def create_app(
+    settings: Settings, facade: FacadeSettings, *, verifier: TokenVerifier | None = None
+) -> FastAPI:
+    """The facade app; its lifespan opens the connections (see :func:`open_runtime`)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_runtime(settings, facade, verifier=verifier) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    app = FastAPI(
+        title="ArtStore",
+        description="Search, read and download archived files; upload and change them by command.",
+        version="1",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+    app.include_router(routes_read.router)
+    app.include_router(routes_write.router)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        metrics.REQUESTS.labels(name, str(response.status_code)).inc()
+        metrics.LATENCY.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready(request: Request) -> Response:
+        runtime: FacadeRuntime = request.app.state.runtime
+        problems = []
+        try:
+            await runtime.pool.fetchval("SELECT 1 FROM projection_offsets LIMIT 1")
+        except Exception as exc:
+            problems.append(f"database: {exc}")
+        try:
+            await runtime.redis.ping()
+        except Exception as exc:
+            problems.append(f"redis: {exc}")
+        if problems:
+            return _problem_response(
+                503, {"title": "Not ready", "status": 503, "detail": "; ".join(problems)}, {}
+            )
+        return Response('{"status":"ready"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (scope audit:read)")
+    async def prometheus(caller: Annotated[Caller, Depends(requires("audit:read"))]) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(settings: Settings, facade: FacadeSettings) -> None:
+    """Run the facade with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings, facade), host=facade.host, port=facade.port, log_config=None)

@@ -1,0 +1,100 @@
+"""RFC 9110 ranges and conditionals, and RFC 6266 Content-Disposition: pure functions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_ETAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
+
+
+@dataclass(frozen=True)
+class Span:
+    """An inclusive byte range of a representation."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    def content_range(self, size: int) -> str:
+        return f"bytes {self.start}-{self.end}/{size}"
+
+
+class Unsatisfiable(Exception):
+    """The range is valid but selects nothing (answer 416 with ``bytes */size``)."""
+
+
+def parse_range(header: str | None, size: int) -> Span | None:
+    """The single range a ``Range`` header selects, or None to send the whole content.
+
+    Headers we may ignore (RFC 9110 §14.2) are ignored: other units, syntax errors and
+    multiple ranges. Raises :class:`Unsatisfiable` when the range selects no byte.
+    """
+    if header is None or "," in header:
+        return None
+    match = _RANGE.match(header)
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise Unsatisfiable
+        return Span(max(0, size - suffix), size - 1)
+    start = int(first)
+    end = int(last) if last != "" else size - 1
+    if end < start:
+        return None
+    if start >= size:
+        raise Unsatisfiable
+    return Span(start, min(end, size - 1))
+
+
+def entity_tag(checksum: str) -> str:
+    """The strong ETag of content: its sha256, quoted."""
+    return f'"{checksum}"'
+
+
+def _tags(header: str) -> list[tuple[bool, str]]:
+    return [(bool(weak), tag) for weak, tag in _ETAG.findall(header)]
+
+
+def none_match(header: str | None, etag: str) -> bool:
+    """True when ``If-None-Match`` matches ``etag`` (weak comparison): answer 304."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag == etag for _, tag in _tags(header))
+
+
+def if_match_fails(header: str | None, etag: str) -> bool:
+    """True when ``If-Match`` is present and no tag matches strongly: answer 412."""
+    if header is None or header.strip() == "*":
+        return False
+    return not any(tag == etag and not weak for weak, tag in _tags(header))
+
+
+def if_range_holds(header: str | None, etag: str) -> bool:
+    """True when the Range may be honoured: no ``If-Range``, or it names this strong ETag."""
+    if header is None:
+        return True
+    return header.strip() == etag
+
+
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """RFC 6266: an ASCII fallback ``filename`` and the exact name as UTF-8 ``filename*``."""
+    fallback = (
+        "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%/' else "_" for c in filename).strip()
+        or "download"
+    )
+    encoded = quote(filename, safe="")
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"

@@ -1,0 +1,242 @@
+"""Write endpoints: each publishes a command with the caller's token and answers 202."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from consumers import queued_upload
+from events import (
+    ChangeMode,
+    DeleteFile,
+    EventTooLarge,
+    FileStagedObject,
+    Mode,
+    RetentionPolicy,
+    UpdateMetadata,
+    UploadRequested,
+    new_event,
+)
+from facade import metrics, queries
+from facade.problems import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
+from facade.routes_read import json_response, live_file, runtime_of
+from facade.runtime import FacadeRuntime
+from facade.security import Caller, requires
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1")
+SOURCE = "artstore/facade"
+
+
+class MetadataChanges(BaseModel):
+    """Fields to change; omitted ones stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=1000)
+    tags: list[str] | None = Field(None, max_length=50)
+    metadata: dict[str, Any] | None = None
+    custom_attributes: dict[str, Any] | None = None
+    expected_version: int | None = Field(None, ge=1)
+
+
+class ModeChangeRequest(BaseModel):
+    """Move an element to another mode (ro -> rw needs ``confirm``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_mode: Mode
+    reason: str = Field(min_length=1, max_length=500)
+    confirm: bool = False
+
+
+def _invalid(exc: ValidationError) -> BadRequest:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return BadRequest(where, first["msg"])
+
+
+async def _publish(runtime: FacadeRuntime, payload: Any, caller: Caller) -> str:
+    envelope = new_event(payload, source=SOURCE)
+    try:
+        await runtime.publisher.publish(envelope, token=caller.token)
+    except EventTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    except KafkaError as exc:
+        raise Unavailable(f"the command could not be queued: {exc}; retry later") from None
+    return envelope.id
+
+
+def _json_param(name: str, raw: str | None) -> dict[str, Any]:
+    if raw is None or raw == "":
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise BadRequest(name, "must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise BadRequest(name, "must be a JSON object")
+    return value
+
+
+@router.post(
+    "/uploads",
+    status_code=202,
+    summary="Upload a file: the request body is the content, streamed to staging",
+)
+async def upload(
+    request: Request,
+    caller: Annotated[Caller, Depends(requires("files:write"))],
+    filename: Annotated[str, Query(min_length=1, max_length=1024)],
+    retention_policy: RetentionPolicy = RetentionPolicy.PERMANENT,
+    ttl_days: Annotated[int | None, Query(ge=1, le=365)] = None,
+    description: Annotated[str | None, Query(max_length=1000)] = None,
+    tags: Annotated[list[str] | None, Query(max_length=50)] = None,
+    custom_attributes: Annotated[str | None, Query(description="A JSON object.")] = None,
+    metadata: Annotated[str | None, Query(description="A JSON object.")] = None,
+    template: Annotated[str | None, Query(max_length=64)] = None,
+    checksum: Annotated[
+        str | None, Query(pattern=r"^[0-9a-f]{64}$", description="Expected sha256 (hex).")
+    ] = None,
+) -> Response:
+    runtime = runtime_of(request)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > runtime.facade.max_upload_bytes:
+        raise PayloadTooLarge(f"uploads are limited to {runtime.facade.max_upload_bytes} bytes")
+    file_id = uuid.uuid4()
+    fields: dict[str, Any] = {
+        "file_id": file_id,
+        "original_filename": filename,
+        "content_type": request.headers.get("content-type") or "application/octet-stream",
+        "retention_policy": retention_policy,
+        "ttl_days": ttl_days,
+        "description": description,
+        "tags": tags or [],
+        "custom_attributes": _json_param("custom_attributes", custom_attributes),
+        "metadata": _json_param("metadata", metadata),
+        "template": template,
+        "created_by_fullname": caller.claims.name,
+    }
+    try:  # refuse a bad command before reading a byte of the body
+        UploadRequested(
+            **fields, file_size=0, checksum="0" * 64, staged=FileStagedObject(path="check")
+        )
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    key = f"{datetime.now(UTC):%Y/%m/%d}/{file_id}"
+    staged = await runtime.staging.stage(
+        key, request.stream(), max_bytes=runtime.facade.max_upload_bytes
+    )
+    metrics.STAGED_BYTES.inc(staged.size)
+    if checksum is not None and checksum != staged.sha256:
+        await runtime.staging.discard(staged.staged)
+        raise BadRequest("checksum", f"the body's sha256 is {staged.sha256}, not {checksum}")
+    command = UploadRequested(
+        **fields, file_size=staged.size, checksum=staged.sha256, staged=staged.staged
+    )
+    envelope = new_event(command, source=SOURCE)
+    try:
+        await runtime.publisher.publish(envelope, token=caller.token)
+    except (KafkaError, EventTooLarge) as exc:
+        await runtime.staging.discard(staged.staged)
+        raise Unavailable(f"the upload could not be queued: {exc}; retry later") from None
+    # Show "queued" at once, exactly as the projector will record it from the command.
+    try:
+        await runtime.store.record_uploads(
+            [queued_upload(command, at=envelope.time, correlation_id=envelope.correlation_id)]
+        )
+    except Exception as exc:  # the projector records it anyway; only the first poll may 404
+        log.warning("upload status not recorded early", extra={"error": str(exc)})
+    status_url = f"/api/v1/uploads/{file_id}"
+    body = {
+        "file_id": str(file_id),
+        "status": "queued",
+        "status_url": status_url,
+        "file_size": staged.size,
+        "checksum": staged.sha256,
+    }
+    return json_response(queries.dumps(body), 202, headers={"Location": status_url})
+
+
+@router.patch("/files/{file_id}", status_code=202, summary="Change a file's metadata")
+async def update_metadata(
+    file_id: UUID,
+    changes: MetadataChanges,
+    request: Request,
+    caller: Annotated[Caller, Depends(requires("metadata:write"))],
+) -> Response:
+    runtime = runtime_of(request)
+    row = await live_file(runtime, file_id)
+    if row["element_mode"] in ("ro", "ar"):
+        raise Conflict(
+            f"file {file_id} is on element {row['element_id']}, which is {row['element_mode']}: "
+            "its metadata is frozen",
+            reason="element_mode",
+        )
+    try:
+        command = UpdateMetadata(
+            file_id=file_id, element_id=row["element_id"], **changes.model_dump(exclude_none=True)
+        )
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    command_id = await _publish(runtime, command, caller)
+    return _accepted(file_id, command_id)
+
+
+@router.delete("/files/{file_id}", status_code=202, summary="Delete a file (edit elements only)")
+async def delete_file(
+    file_id: UUID,
+    request: Request,
+    caller: Annotated[Caller, Depends(requires("files:delete"))],
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    runtime = runtime_of(request)
+    row = await live_file(runtime, file_id)
+    mode = row["element_mode"]
+    if mode is not None and mode != "edit":
+        raise Conflict(
+            f"file {file_id} is on element {row['element_id']}, which is {mode}: "
+            "files are deleted only from edit elements",
+            reason="element_mode",
+        )
+    command = DeleteFile(file_id=file_id, element_id=row["element_id"], reason=reason)
+    command_id = await _publish(runtime, command, caller)
+    return _accepted(file_id, command_id)
+
+
+def _accepted(file_id: UUID, command_id: str) -> Response:
+    url = f"/api/v1/files/{file_id}"
+    body = {"file_id": str(file_id), "command_id": command_id, "status_url": url}
+    return json_response(queries.dumps(body), 202, headers={"Location": url})
+
+
+@router.post("/elements/{element_id}/mode", status_code=202, summary="Change an element's mode")
+async def change_mode(
+    element_id: str,
+    change: ModeChangeRequest,
+    request: Request,
+    caller: Annotated[Caller, Depends(requires("elements:admin"))],
+) -> Response:
+    runtime = runtime_of(request)
+    try:
+        command = ChangeMode(element_id=element_id, **change.model_dump())
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    async with runtime.pool.acquire() as conn:
+        if await queries.element_row(conn, element_id) is None:
+            raise NotFound(f"no element {element_id} is known")
+    command_id = await _publish(runtime, command, caller)
+    body = {
+        "element_id": element_id,
+        "command_id": command_id,
+        "status_url": "/api/v1/elements",
+    }
+    return json_response(queries.dumps(body), 202)

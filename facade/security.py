@@ -1,0 +1,96 @@
+"""Bearer-token checks for every endpoint but health, through the one verifier in ``auth``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from auth import InsufficientScope, TokenError, TokenVerifier, VerifiedToken
+from facade.problems import Problem
+
+
+class Unauthorized(Problem):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(Problem):
+    status = 403
+    title = "Forbidden"
+
+
+class TooManyRequests(Problem):
+    status = 429
+    title = "Too many requests"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, and the raw token to forward with commands."""
+
+    token: str
+    claims: VerifiedToken
+
+
+class RateLimit:
+    """A per-client limit (anything with ``hit(key, limit)`` like auth's sliding window)."""
+
+    def __init__(self, limiter: object, limit: int) -> None:
+        self.limiter = limiter
+        self.limit = limit
+
+    async def check(self, client_id: str) -> None:
+        decision = await self.limiter.hit(client_id, self.limit)  # type: ignore[attr-defined]
+        if not decision.allowed:
+            raise TooManyRequests(
+                f"more than {self.limit} requests in the window; retry later",
+                headers={"Retry-After": str(max(1, decision.retry_after_s))},
+            )
+
+
+def bearer(request: Request) -> str:
+    """The bearer token of the request, or 401."""
+    header = request.headers.get("authorization")
+    challenge = 'Bearer realm="artstore"'
+    if not header:
+        raise Unauthorized(
+            "this endpoint needs a bearer token", headers={"WWW-Authenticate": challenge}
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "the Authorization header must be 'Bearer <token>'",
+            headers={"WWW-Authenticate": challenge},
+        )
+    return token.strip()
+
+
+def requires(*scopes: str, any_of: bool = False) -> Callable[[Request], Awaitable[Caller]]:
+    """A dependency that verifies the token and its scopes, then applies the rate limit.
+
+    ``any_of`` accepts a token holding at least one of ``scopes`` instead of all of them.
+    """
+
+    async def dependency(request: Request) -> Caller:
+        token = bearer(request)
+        verifier: TokenVerifier = request.app.state.runtime.verifier
+        try:
+            claims = await verifier.verify(token, required_scopes=() if any_of else scopes)
+            if any_of and not claims.scopes & set(scopes):
+                raise InsufficientScope(
+                    f"token needs one of the scopes: {' '.join(scopes)}",
+                    missing=frozenset(scopes),
+                )
+        except TokenError as exc:
+            problem = {401: Unauthorized, 403: Forbidden}.get(exc.status_code, Problem)
+            error = problem(exc.description, headers={"WWW-Authenticate": exc.www_authenticate()})
+            error.status = exc.status_code
+            raise error from None
+        limit: RateLimit | None = request.app.state.runtime.rate_limit
+        if limit is not None:
+            await limit.check(claims.client_id)
+        return Caller(token, claims)
+
+    return dependency

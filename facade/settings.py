@@ -1,0 +1,47 @@
+"""Settings of the HTTP facade, read from ``ARTSTORE_FACADE_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FacadeSettings(BaseSettings):
+    """Token checks, search limits, cache and staging. Each maps to ``ARTSTORE_FACADE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ARTSTORE_FACADE_", extra="ignore")
+
+    jwks_url: str = Field("http://127.0.0.1:8080/.well-known/jwks.json")
+    issuer: str = Field("http://127.0.0.1:8080", description="Expected `iss` of access tokens.")
+    audience: str = Field("artstore", description="Expected `aud` of access tokens.")
+    host: str = "127.0.0.1"
+    port: int = 8081
+
+    page_size: int = Field(50, ge=1, le=500)
+    max_page_size: int = Field(200, ge=1, le=1000)
+    rank_candidates: int = Field(
+        5000,
+        ge=100,
+        le=100_000,
+        description="Relevance ranks at most this many matches (the newest), so broad queries "
+        "stay fast; responses say when the cap was reached.",
+    )
+    max_query_length: int = Field(512, ge=16, le=4096)
+    statement_timeout_ms: int = Field(5000, ge=100)
+
+    cache_ttl_s: int = Field(30, ge=0, description="0 disables the search cache.")
+    cache_prefix: str = "artstore:query:"
+    cache_generation_key: str = Field(
+        "artstore:query:generation", description="Bumped by the projector (see consumers)."
+    )
+
+    staging: Literal["s3", "local"] = Field(
+        "s3", description="Where uploads are staged: the S3 bucket or data_dir/staging."
+    )
+    staging_prefix: str = Field("staging/", description="Key prefix of staged uploads in S3.")
+    max_upload_bytes: int = Field(50 * 1024**3, gt=0)
+
+    rate_limit: int = Field(0, ge=0, description="Requests per window per client; 0 = off.")
+    rate_limit_window_s: float = Field(60.0, gt=0)

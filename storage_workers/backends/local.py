@@ -1,0 +1,128 @@
+"""A storage element in a local directory tree: temp file, fsync, rename, fsync directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import events
+from storage_workers.backends.base import (
+    CHUNK_SIZE,
+    TEMP_MARKER,
+    WHOLE,
+    ByteRange,
+    HashingReader,
+    ObjectInfo,
+    ObjectMissing,
+    WrittenObject,
+    check_key,
+)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` (renames, creations, deletions) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage:
+    """:class:`StorageBackend` over a directory; POSIX rename gives atomic visibility."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def describe(self) -> events.ElementBackend:
+        return events.LocalBackend(root=str(self.root))
+
+    def path(self, key: str) -> Path:
+        """The file behind ``key`` (validated: never outside the root)."""
+        return self.root / check_key(key)
+
+    def _temp_for(self, key: str) -> Path:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.with_name(f"{target.name}{TEMP_MARKER}{uuid.uuid4().hex[:12]}")
+
+    def write_pending(self, key: str, chunks: Iterable[bytes]) -> WrittenObject:
+        temp = self._temp_for(key)
+        reader = HashingReader(chunks)
+        try:
+            with open(temp, "xb", buffering=0) as handle:
+                for chunk in reader:
+                    handle.write(chunk)
+                os.fsync(handle.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return WrittenObject(key, reader.size, reader.sha256, str(temp))
+
+    def publish_pending(self, written: WrittenObject) -> None:
+        os.replace(written.token, self.path(written.key))
+
+    def discard_pending(self, written: WrittenObject) -> None:
+        Path(written.token).unlink(missing_ok=True)
+
+    def write_atomic(self, key: str, data: bytes) -> None:
+        written = self.write_pending(key, (data,))
+        self.publish_pending(written)
+
+    def sync_dirs(self, keys: Iterable[str]) -> None:
+        for directory in sorted({self.path(key).parent for key in keys}):
+            if directory.is_dir():
+                fsync_dir(directory)
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+
+    def read_range(self, key: str, byte_range: ByteRange = WHOLE) -> Iterator[bytes]:
+        try:
+            handle = open(self.path(key), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        offset, length = byte_range.resolve(os.fstat(handle.fileno()).st_size)
+        return _chunks(handle, offset, length)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            return ObjectInfo(key, self.path(key).stat().st_size)
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self.root / prefix if prefix else self.root
+        for directory, _dirs, files in os.walk(base):
+            for name in files:
+                full = Path(directory) / name
+                with contextlib.suppress(FileNotFoundError):
+                    size = full.stat().st_size
+                    yield ObjectInfo(full.relative_to(self.root).as_posix(), size)
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def free_bytes(self) -> int | None:
+        return shutil.disk_usage(self.root).free
+
+
+def _chunks(handle: BinaryIO, offset: int, length: int) -> Iterator[bytes]:
+    with handle:
+        handle.seek(offset)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK_SIZE, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk

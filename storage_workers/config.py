@@ -1,0 +1,95 @@
+"""One storage worker's configuration: ``ARTSTORE_STORAGE_*`` variables or CLI flags."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events import ElementBackend, LocalBackend, Mode, S3Backend
+from storage_workers.capacity import DEFAULT_FLOORS, Floor, Floors
+
+
+class Placement(StrEnum):
+    """Sequential fill (one element of a class at a time) or spread (all eligible elements)."""
+
+    SEQUENTIAL = "sequential"
+    SPREAD = "spread"
+
+
+class WorkerConfig(BaseSettings):
+    """The element a worker serves and how it behaves. Each field maps to
+    ``ARTSTORE_STORAGE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ARTSTORE_STORAGE_", extra="ignore")
+
+    element_id: str = Field("se-01", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    mode: Mode = Field(Mode.RW, description="Mode of a new element (element.json wins after).")
+    priority: int = Field(0, ge=0, description="Lower numbers fill first.")
+    backend: Literal["local", "s3"] = "local"
+    root: Path | None = Field(None, description="Local elements: the directory.")
+    s3_bucket: str | None = Field(None, description="S3 elements: the bucket (default: shared).")
+    s3_prefix: str = Field("", description="S3 elements: key prefix, e.g. the element id.")
+    capacity_bytes: int = Field(10 * 1000**4, gt=0)
+    retention_days: int | None = Field(None, ge=1)
+    floor_warning_percent: float | None = None
+    floor_warning_bytes: int | None = None
+    floor_critical_percent: float | None = None
+    floor_critical_bytes: int | None = None
+    floor_full_percent: float | None = None
+    floor_full_bytes: int | None = None
+    placement: Placement = Placement.SEQUENTIAL
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    peer_timeout_s: float | None = Field(None, description="Default: 3 heartbeat intervals.")
+    ttl_sweep_interval_s: float = Field(60.0, gt=0)
+    staging_dir: Path | None = Field(None, description="Default: <data_dir>/staging.")
+    max_command_age_s: float = Field(24 * 3600, gt=0)
+    replay: bool = Field(False, description="Accept commands older than max_command_age_s.")
+    jwks_url: str | None = None
+    jwks_file: Path | None = Field(None, description="A JWKS document on disk instead of a URL.")
+    token_issuer: str = "http://127.0.0.1:8080"
+    token_audience: str = "artstore"
+    health_port: int | None = Field(None, ge=0, le=65535)
+    batch_max_records: int = Field(500, gt=0)
+    retry_attempts: int = Field(5, ge=1)
+    retry_backoff_s: float = Field(0.2, gt=0)
+    session_timeout_ms: int = Field(10_000, ge=1000)
+
+    @property
+    def peer_timeout(self) -> float:
+        """Seconds without a heartbeat after which a peer counts as gone."""
+        return self.peer_timeout_s or 3 * self.heartbeat_interval_s
+
+    def floors(self) -> Floors:
+        """The capacity floors of this element's class, with any overrides applied."""
+        base = DEFAULT_FLOORS[Mode.EDIT if self.mode is Mode.EDIT else Mode.RW]
+
+        def pick(floor: Floor, percent: float | None, fixed: int | None) -> Floor:
+            return Floor(
+                floor.percent if percent is None else percent,
+                floor.fixed_bytes if fixed is None else fixed,
+            )
+
+        return Floors(
+            pick(base.warning, self.floor_warning_percent, self.floor_warning_bytes),
+            pick(base.critical, self.floor_critical_percent, self.floor_critical_bytes),
+            pick(base.full, self.floor_full_percent, self.floor_full_bytes),
+        )
+
+    def element_backend(
+        self, *, data_dir: Path, s3_endpoint: str, s3_bucket: str, s3_secure: bool, s3_region: str
+    ) -> ElementBackend:
+        """Where the element lives."""
+        if self.backend == "local":
+            root = self.root or data_dir / "elements" / self.element_id
+            return LocalBackend(root=str(root.resolve()))
+        return S3Backend(
+            endpoint=s3_endpoint,
+            bucket=self.s3_bucket or s3_bucket,
+            prefix=self.s3_prefix,
+            secure=s3_secure,
+            region=s3_region,
+        )

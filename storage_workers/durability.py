@@ -1,0 +1,203 @@
+"""The one place that orders the side effects of a change (SPEC §3 write order).
+
+Every upload, metadata update and delete goes through :func:`commit_changes`, in batches. Each
+step says which crash it guards against; ``crash_point`` lets the crash tests stop the process
+(SIGKILL) right after any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+from uuid import UUID
+
+from events import Outgoing, RejectionReason
+from storage_workers.backends import StorageBackend, WrittenObject
+from storage_workers.crash import crash_point
+from storage_workers.journal import Journal, JournalOp, new_entry, recover_entry, tombstone_key
+from storage_workers.naming import sidecar_path
+from storage_workers.sidecar import Sidecar
+from storage_workers.staging import StagedObjectMissing
+
+Rejecter = Callable[[RejectionReason, str], Outgoing]
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """Store staged bytes as a new file with its sidecar."""
+
+    sidecar: Sidecar
+    open_source: Callable[[], Iterable[bytes]]
+    rejected: Rejecter
+    """Builds the rejection fact if the bytes turn out not to be what was declared."""
+
+
+@dataclass(frozen=True)
+class SidecarRewrite:
+    """Replace a file's sidecar (a metadata update)."""
+
+    sidecar: Sidecar
+
+
+@dataclass(frozen=True)
+class FileRemoval:
+    """Remove a file and its sidecar, leaving a tombstone that can re-announce the deletion."""
+
+    file_id: UUID
+    data_path: str
+    tombstone: str
+
+
+Operation = NewFile | SidecarRewrite | FileRemoval
+_KIND: dict[type, Literal["create", "update", "delete"]] = {
+    NewFile: "create",
+    SidecarRewrite: "update",
+    FileRemoval: "delete",
+}
+_STEP_PREFIX = {"create": "upload", "update": "update", "delete": "delete"}
+
+
+@dataclass
+class Change:
+    """An operation and the fact announcing it."""
+
+    operation: Operation
+    fact: Outgoing
+    done: bool = False
+    """True once durable; False when verification turned it into a rejection."""
+    outcome: Outgoing | None = field(default=None)
+
+    @property
+    def file_id(self) -> UUID:
+        op = self.operation
+        return op.file_id if isinstance(op, FileRemoval) else op.sidecar.file_id
+
+    @property
+    def data_path(self) -> str:
+        op = self.operation
+        return op.data_path if isinstance(op, FileRemoval) else op.sidecar.storage_path
+
+
+async def commit_changes(
+    backend: StorageBackend,
+    journal: Journal,
+    changes: Sequence[Change],
+    *,
+    announce: Callable[[list[Outgoing]], Awaitable[None]],
+    acknowledge: Callable[[], Awaitable[None]],
+    release: Callable[[Sequence[Change]], Awaitable[None]] | None = None,
+) -> None:
+    """Make ``changes`` durable, announce them, then acknowledge the commands that asked.
+
+    On return each change has ``done`` and its ``outcome`` (the fact that was announced).
+    A backend error propagates after the change set was rolled back; nothing is announced
+    or acknowledged, so the caller may retry the same commands.
+    """
+    kinds = {_STEP_PREFIX[_KIND[type(c.operation)]] for c in changes}
+
+    def crash(step: str) -> None:
+        for kind in sorted(kinds):
+            crash_point(f"{kind}.{step}")
+
+    entry = new_entry(
+        [JournalOp(_KIND[type(c.operation)], str(c.file_id), c.data_path) for c in changes],
+        {
+            str(c.file_id): c.operation.tombstone
+            for c in changes
+            if isinstance(c.operation, FileRemoval)
+        },
+    )
+    # 1. Journal intent first: after a crash anywhere below, recovery knows which files were in
+    #    flight and can remove half-written data or finish a half-done delete.
+    await asyncio.to_thread(journal.begin, entry)
+    crash("journal-intent")
+    try:
+        # 2. Data into a temp file in the target directory, fsync'd, checked against the declared
+        #    size and sha256 *before* it gets its name: a crash or a lie leaves only a temp file,
+        #    never a wrong file under a real name. Deletes remove the data first, so a crash never
+        #    leaves data without a sidecar.
+        written = await asyncio.gather(
+            *(asyncio.to_thread(_write_data, backend, c) for c in changes)
+        )
+        crash("data-written")
+        # 3. Rename: the data file appears whole or not at all.
+        for pending in written:
+            if pending is not None:
+                await asyncio.to_thread(backend.publish_pending, pending)
+        crash("data-renamed")
+        # 4. The sidecar the same way (temp, fsync, rename), written last: its presence is what
+        #    makes a file exist, so a crash before this rolls the upload back.
+        await asyncio.gather(
+            *(asyncio.to_thread(_write_sidecar, backend, c) for c in changes if c.done)
+        )
+        crash("sidecar-written")
+        # 5. fsync the directories: without it a power cut can forget the renames even though
+        #    the contents were synced.
+        await asyncio.to_thread(
+            backend.sync_dirs,
+            [c.data_path for c in changes] + [tombstone_key("-")],
+        )
+        crash("dir-synced")
+    except BaseException:
+        await asyncio.to_thread(recover_entry, journal, entry)
+        raise
+    # 6. Journal commit: the change is complete on storage; recovery has nothing to do.
+    await asyncio.to_thread(journal.commit, entry)
+    crash("journal-committed")
+    # 7. Announce: the facts go out only for durable changes (and rejections for the rest). A
+    #    crash before this leaves the command uncommitted; its redelivery finds the work done
+    #    and re-announces the same fact.
+    await announce([c.outcome for c in changes if c.outcome is not None])
+    crash("published")
+    # 8. Commit the offsets last: a command is acknowledged only once its effect is durable and
+    #    announced, so no crash can lose an accepted command.
+    await acknowledge()
+    crash("acknowledged")
+    # 9. Only now may the claim-check bytes go: before this, a redelivery might still need them.
+    if release is not None:
+        await release([c for c in changes if c.done])
+
+
+def _write_data(backend: StorageBackend, change: Change) -> WrittenObject | None:
+    op = change.operation
+    if isinstance(op, FileRemoval):
+        backend.delete(op.data_path)
+        change.done, change.outcome = True, change.fact
+        return None
+    if isinstance(op, SidecarRewrite):
+        change.done, change.outcome = True, change.fact
+        return None
+    expected = op.sidecar
+    try:
+        pending = backend.write_pending(expected.storage_path, op.open_source())
+    except StagedObjectMissing as exc:
+        change.outcome = op.rejected(RejectionReason.STAGED_OBJECT_MISSING, str(exc))
+        return None
+    if pending.size != expected.file_size:
+        backend.discard_pending(pending)
+        change.outcome = op.rejected(
+            RejectionReason.SIZE_MISMATCH,
+            f"staged object has {pending.size} bytes, the command declared {expected.file_size}",
+        )
+        return None
+    if pending.sha256 != expected.checksum:
+        backend.discard_pending(pending)
+        change.outcome = op.rejected(
+            RejectionReason.CHECKSUM_MISMATCH,
+            f"staged bytes hash to sha256 {pending.sha256}, the command declared "
+            f"{expected.checksum}",
+        )
+        return None
+    change.done, change.outcome = True, change.fact
+    return pending
+
+
+def _write_sidecar(backend: StorageBackend, change: Change) -> None:
+    op = change.operation
+    if isinstance(op, FileRemoval):
+        backend.write_atomic(tombstone_key(str(op.file_id)), op.tombstone.encode())
+        backend.delete(sidecar_path(op.data_path))
+        return
+    backend.write_atomic(sidecar_path(op.sidecar.storage_path), op.sidecar.encode())

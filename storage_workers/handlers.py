@@ -1,0 +1,273 @@
+"""Decisions about commands, free of Kafka, disks and clocks (everything is passed in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from events import (
+    ChangeMode,
+    DeleteFile,
+    Mode,
+    RejectionReason,
+    RetentionPolicy,
+    UpdateMetadata,
+    UploadRequested,
+)
+from storage_workers.capacity import Capacity
+from storage_workers.catalogue import CatalogueEntry
+from storage_workers.modes import Operation, allows, check_transition, modes_allowing
+from storage_workers.naming import storage_filename, storage_path
+from storage_workers.sidecar import (
+    Sidecar,
+    SidecarError,
+    SidecarTooLarge,
+    Templates,
+    TemplateViolation,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a command, from its verified token."""
+
+    client_id: str
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class ElementView:
+    """What a decision needs to know about the element right now."""
+
+    element_id: str
+    mode: Mode
+    capacity: Capacity
+    templates: Templates
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Write this new file."""
+
+    sidecar: Sidecar
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyDone:
+    """The command was applied before (a redelivery): re-announce, write nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """The command can never succeed."""
+
+    reason: RejectionReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandBack:
+    """This element can't take the upload now, another may: leave it on the topic."""
+
+    detail: str
+
+
+UploadDecision = Store | AlreadyDone | Reject | HandBack
+
+
+def decide_upload(
+    command: UploadRequested,
+    *,
+    element: ElementView,
+    existing: CatalogueEntry | None,
+    deleted: bool,
+    caller: Caller,
+    now: datetime,
+) -> UploadDecision:
+    """May this element store the upload, and what will its sidecar say?"""
+    if existing is not None:
+        if existing.checksum == command.checksum:
+            return AlreadyDone()
+        return Reject(
+            RejectionReason.DUPLICATE_FILE_ID,
+            f"file {command.file_id} is already stored with another checksum",
+        )
+    if deleted:
+        return Reject(
+            RejectionReason.DUPLICATE_FILE_ID,
+            f"file {command.file_id} was stored on {element.element_id} and later deleted",
+        )
+    if not allows(element.mode, Operation.UPLOAD):
+        return HandBack(f"element {element.element_id} is {element.mode.value}")
+    wanted = Mode.EDIT if command.retention_policy is RetentionPolicy.TEMPORARY else Mode.RW
+    if element.mode is not wanted:
+        return Reject(
+            RejectionReason.ELEMENT_MODE,
+            f"{command.retention_policy.value} uploads go to {wanted.value} elements; "
+            f"{element.element_id} is {element.mode.value}",
+        )
+    if command.file_size > element.capacity.capacity_bytes - element.capacity.full_floor:
+        return Reject(
+            RejectionReason.ELEMENT_FULL,
+            f"{command.file_size} bytes can never fit on {element.element_id} "
+            f"(capacity {element.capacity.capacity_bytes} bytes)",
+        )
+    if not element.capacity.fits(command.file_size):
+        return HandBack(
+            f"element {element.element_id} has {element.capacity.free_bytes} bytes free, "
+            f"not enough for {command.file_size} above its full floor"
+        )
+    try:
+        element.templates.validate(dict(command.custom_attributes), command.template)
+    except TemplateViolation as exc:
+        return Reject(RejectionReason.TEMPLATE_VIOLATION, str(exc))
+    name = storage_filename(command.original_filename, caller.username, now, command.file_id)
+    ttl = (
+        now + timedelta(days=command.ttl_days)
+        if command.retention_policy is RetentionPolicy.TEMPORARY and command.ttl_days
+        else None
+    )
+    try:
+        sidecar = Sidecar(
+            file_id=command.file_id,
+            original_filename=command.original_filename,
+            storage_filename=name,
+            file_size=command.file_size,
+            content_type=command.content_type,
+            checksum=command.checksum,
+            created_at=now,
+            updated_at=now,
+            created_by_id=caller.client_id,
+            created_by_username=caller.username,
+            created_by_fullname=command.created_by_fullname,
+            description=command.description,
+            version=1,
+            storage_path=storage_path(now, name),
+            element_id=element.element_id,
+            retention_policy=command.retention_policy,
+            ttl_expires_at=ttl,
+            tags=list(command.tags),
+            metadata=dict(command.metadata),
+            custom_attributes=dict(command.custom_attributes),
+        )
+        sidecar.encode()
+    except SidecarTooLarge as exc:
+        return Reject(RejectionReason.SIDECAR_TOO_LARGE, str(exc))
+    except SidecarError as exc:
+        return Reject(RejectionReason.INVALID_PAYLOAD, str(exc))
+    return Store(sidecar)
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """Replace the sidecar with this one."""
+
+    sidecar: Sidecar
+
+
+def decide_update(
+    command: UpdateMetadata,
+    *,
+    element: ElementView,
+    current: Sidecar | None,
+    command_id: str,
+    now: datetime,
+) -> Rewrite | AlreadyDone | Reject:
+    """The sidecar after an UpdateMetadata, or why not."""
+    if current is None:
+        return Reject(
+            RejectionReason.FILE_NOT_FOUND,
+            f"file {command.file_id} is not on element {element.element_id}",
+        )
+    if current.extras.get("last_command_id") == command_id:
+        return AlreadyDone()
+    if not allows(element.mode, Operation.UPDATE_METADATA):
+        return Reject(
+            RejectionReason.ELEMENT_MODE, _mode_detail(element, Operation.UPDATE_METADATA)
+        )
+    if command.expected_version is not None and command.expected_version != current.version:
+        return Reject(
+            RejectionReason.VERSION_CONFLICT,
+            f"file {command.file_id} is at version {current.version}, "
+            f"not {command.expected_version}",
+        )
+    changes: dict[str, Any] = {
+        "version": current.version + 1,
+        "updated_at": now,
+        "last_command_id": command_id,
+    }
+    if command.description is not None:
+        changes["description"] = command.description
+    if command.tags is not None:
+        changes["tags"] = list(command.tags)
+    if command.metadata is not None:
+        changes["metadata"] = dict(command.metadata)
+    if command.custom_attributes is not None:
+        changes["custom_attributes"] = dict(command.custom_attributes)
+        try:
+            element.templates.validate(changes["custom_attributes"], current.extras.get("template"))
+        except TemplateViolation as exc:
+            return Reject(RejectionReason.TEMPLATE_VIOLATION, str(exc))
+    try:
+        updated = current.replace(**changes)
+        updated.encode()
+    except SidecarTooLarge as exc:
+        return Reject(RejectionReason.SIDECAR_TOO_LARGE, str(exc))
+    except (SidecarError, ValueError) as exc:
+        return Reject(RejectionReason.INVALID_PAYLOAD, str(exc))
+    return Rewrite(updated)
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """Delete the file at this path."""
+
+    storage_path: str
+
+
+def decide_delete(
+    command: DeleteFile, *, element: ElementView, current: CatalogueEntry | None, deleted: bool
+) -> Remove | AlreadyDone | Reject:
+    """May the file be deleted?"""
+    if current is None:
+        if deleted:
+            return AlreadyDone()
+        return Reject(
+            RejectionReason.FILE_NOT_FOUND,
+            f"file {command.file_id} is not on element {element.element_id}",
+        )
+    if not allows(element.mode, Operation.DELETE):
+        return Reject(RejectionReason.ELEMENT_MODE, _mode_detail(element, Operation.DELETE))
+    return Remove(current.storage_path)
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchMode:
+    """Move the element to ``target``."""
+
+    target: Mode
+
+
+@dataclass(frozen=True, slots=True)
+class RefuseMode:
+    """An illegal transition, with the legal ones."""
+
+    reason: str
+    allowed: list[Mode]
+
+
+def decide_mode_change(command: ChangeMode, *, current: Mode) -> SwitchMode | RefuseMode:
+    """Apply the transition rules of SPEC §3."""
+    refused = check_transition(current, command.target_mode, confirm=command.confirm)
+    if refused is not None:
+        return RefuseMode(refused.reason, refused.allowed)
+    return SwitchMode(command.target_mode)
+
+
+def _mode_detail(element: ElementView, operation: Operation) -> str:
+    allowed = ", ".join(m.value for m in modes_allowing(operation))
+    return (
+        f"element {element.element_id} is {element.mode.value}; "
+        f"{operation.value.replace('_', ' ')} needs mode {allowed}"
+    )

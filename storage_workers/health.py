@@ -1,0 +1,62 @@
+"""A tiny HTTP server: ``/health/live``, ``/health/ready`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+class HealthServer:
+    """Serves liveness, readiness (from ``ready()``) and the worker's metrics."""
+
+    def __init__(self, registry: CollectorRegistry, ready: Callable[[], bool]) -> None:
+        self._registry = registry
+        self._ready = ready
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when started on port 0)."""
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on ``host:port``."""
+        self._server = await asyncio.start_server(self._serve, host, port)
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+            path = request.split(b" ", 2)[1].decode("ascii", "replace") if b" " in request else "/"
+            if path == "/health/live":
+                status, body, ctype = "200 OK", b'{"status":"live"}', "application/json"
+            elif path == "/health/ready":
+                ok = self._ready()
+                status = "200 OK" if ok else "503 Service Unavailable"
+                body = b'{"status":"ready"}' if ok else b'{"status":"starting"}'
+                ctype = "application/json"
+            elif path == "/metrics":
+                status, body, ctype = "200 OK", generate_latest(self._registry), CONTENT_TYPE_LATEST
+            else:
+                status, body, ctype = "404 Not Found", b"{}", "application/json"
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()

@@ -1,0 +1,175 @@
+"""The element's write-ahead journal (``.artstore/journal/``) and crash recovery.
+
+An entry is written (atomically) before any file of a change is touched and removed once every
+file of the change is durable. On start, each entry left behind is an interrupted change:
+creates without a sidecar are rolled back, creates with one are complete (the sidecar is written
+last), deletes are completed, and temporary files beside any of them are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from storage_workers.backends import StorageBackend, is_temporary
+from storage_workers.element import JOURNAL_DIR, TOMBSTONES_DIR
+from storage_workers.naming import sidecar_path
+
+OpKind = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalOp:
+    """One file touched by a change."""
+
+    kind: OpKind
+    file_id: str
+    data_path: str
+
+    @property
+    def sidecar_path(self) -> str:
+        """The sidecar beside the data file."""
+        return sidecar_path(self.data_path)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """An intent: the files a change is about to touch."""
+
+    txid: str
+    ops: tuple[JournalOp, ...]
+    began_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    tombstones: dict[str, str] = field(default_factory=dict)
+    """file_id -> the tombstone (FileDeleted fact, JSON) a delete leaves behind."""
+
+    @property
+    def key(self) -> str:
+        """Where the entry is stored."""
+        return f"{JOURNAL_DIR}{self.txid}.json"
+
+    def encode(self) -> bytes:
+        """JSON form of the entry."""
+        return json.dumps(
+            {
+                "txid": self.txid,
+                "began_at": self.began_at,
+                "ops": [
+                    {"kind": op.kind, "file_id": op.file_id, "data_path": op.data_path}
+                    for op in self.ops
+                ],
+                "tombstones": self.tombstones,
+            }
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> JournalEntry:
+        """Parse a stored entry."""
+        doc = json.loads(raw)
+        return cls(
+            txid=doc["txid"],
+            began_at=doc["began_at"],
+            ops=tuple(JournalOp(o["kind"], o["file_id"], o["data_path"]) for o in doc["ops"]),
+            tombstones=dict(doc.get("tombstones", {})),
+        )
+
+
+def new_entry(ops: list[JournalOp], tombstones: dict[str, str] | None = None) -> JournalEntry:
+    """A fresh intent for ``ops``."""
+    return JournalEntry(txid=uuid.uuid4().hex, ops=tuple(ops), tombstones=tombstones or {})
+
+
+def tombstone_key(file_id: str) -> str:
+    """Where a deleted file's tombstone lives."""
+    return f"{TOMBSTONES_DIR}{file_id}.json"
+
+
+class Journal:
+    """Intents and commits over the element's backend."""
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+
+    def begin(self, entry: JournalEntry) -> None:
+        """Durably record the intent before touching any file."""
+        self.backend.write_atomic(entry.key, entry.encode())
+        self.backend.sync_dirs([entry.key])
+
+    def commit(self, entry: JournalEntry) -> None:
+        """Forget the intent: every file of the change is durable.
+
+        The removal need not be synced: if it is lost, recovery finds a finished change and
+        replaying it changes nothing.
+        """
+        self.backend.delete(entry.key)
+
+    def pending(self) -> list[JournalEntry]:
+        """Entries left by a crash."""
+        entries = []
+        for info in self.backend.list(JOURNAL_DIR.rstrip("/")):
+            if info.key.endswith(".json") and not is_temporary(info.key):
+                entries.append(JournalEntry.decode(self.backend.read_bytes(info.key)))
+        return entries
+
+
+@dataclass
+class RecoveryReport:
+    """What recovery repaired."""
+
+    entries: int = 0
+    rolled_back: list[str] = field(default_factory=list)
+    completed_creates: list[str] = field(default_factory=list)
+    completed_deletes: list[str] = field(default_factory=list)
+    temporaries_removed: list[str] = field(default_factory=list)
+
+
+def recover(journal: Journal) -> RecoveryReport:
+    """Repair every interrupted change, then remove the journal entries."""
+    report = RecoveryReport()
+    for entry in journal.pending():
+        recover_entry(journal, entry, report)
+    return report
+
+
+def recover_entry(
+    journal: Journal, entry: JournalEntry, report: RecoveryReport | None = None
+) -> RecoveryReport:
+    """Finish or roll back one change, remove its temporaries and its journal entry."""
+    backend = journal.backend
+    report = report if report is not None else RecoveryReport()
+    report.entries += 1
+    touched: set[str] = set()
+    for op in entry.ops:
+        touched.add(op.data_path)
+        if op.kind == "create":
+            if backend.stat(op.sidecar_path) is not None:
+                report.completed_creates.append(op.file_id)
+            else:
+                backend.delete(op.data_path)
+                report.rolled_back.append(op.file_id)
+        elif op.kind == "delete":
+            tombstone = entry.tombstones.get(op.file_id)
+            if tombstone is not None:
+                backend.write_atomic(tombstone_key(op.file_id), tombstone.encode())
+            backend.delete(op.data_path)
+            backend.delete(op.sidecar_path)
+            report.completed_deletes.append(op.file_id)
+    for key in _temporaries_beside(backend, touched | {entry.key}):
+        backend.delete(key)
+        report.temporaries_removed.append(key)
+    backend.sync_dirs(touched | {tombstone_key("-")})
+    journal.commit(entry)
+    return report
+
+
+def _temporaries_beside(backend: StorageBackend, keys: set[str]) -> list[str]:
+    found: list[str] = []
+    for directory in {key.rsplit("/", 1)[0] for key in keys if "/" in key}:
+        found.extend(
+            info.key
+            for info in backend.list(directory)
+            if is_temporary(info.key) and info.key.rsplit("/", 1)[0] == directory
+        )
+    return found

@@ -1,0 +1,74 @@
+"""Prometheus metrics of one storage worker (its own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class StorageMetrics:
+    """Counters, gauges and histograms the worker updates."""
+
+    def __init__(self, element_id: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"element_id": element_id}
+        self.consumed = Counter(
+            "artstore_storage_commands_consumed",
+            "Commands read from the broker.",
+            ["element_id", "topic"],
+            registry=self.registry,
+        )
+        self.stored = Counter(
+            "artstore_storage_files_stored", "Files stored.", ["element_id"], registry=self.registry
+        ).labels(**labels)
+        self.rejected = Counter(
+            "artstore_storage_commands_rejected",
+            "Commands answered with a rejection, by reason.",
+            ["element_id", "reason"],
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "artstore_storage_dead_letters",
+            "Records sent to the DLQ.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.bytes_written = Counter(
+            "artstore_storage_bytes_written",
+            "Content bytes written.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.latency = Histogram(
+            "artstore_storage_batch_seconds",
+            "Time to process a batch of commands, durable and announced.",
+            ["element_id", "topic"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.recoveries = Counter(
+            "artstore_storage_journal_recoveries",
+            "Interrupted changes repaired from the journal at start.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.capacity = Gauge(
+            "artstore_storage_capacity_bytes",
+            "Configured capacity.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.used = Gauge(
+            "artstore_storage_used_bytes",
+            "Bytes of stored files.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.free = Gauge(
+            "artstore_storage_free_bytes", "Free bytes.", ["element_id"], registry=self.registry
+        ).labels(**labels)
+        self.consuming_uploads = Gauge(
+            "artstore_storage_consuming_uploads",
+            "1 while this element consumes its class's upload topic.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)

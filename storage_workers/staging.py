@@ -1,0 +1,94 @@
+"""Where producers leave the bytes an upload command points to (the claim check)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from events import FileStagedObject, S3Backend, S3StagedObject, StagedObject
+from storage_workers.backends import (
+    BackendError,
+    InvalidKey,
+    LocalStorage,
+    ObjectMissing,
+    S3Storage,
+)
+from storage_workers.backends.base import check_key
+
+
+class StagedObjectMissing(Exception):
+    """The command's staged bytes are not there (never staged, or already cleaned up)."""
+
+
+class Staging:
+    """Reads and removes staged objects: files under a staging directory, or S3 objects."""
+
+    def __init__(
+        self,
+        *,
+        directory: Path | None,
+        s3_endpoint: str = "",
+        s3_access_key: str = "",
+        s3_secret_key: str = "",
+        s3_secure: bool = False,
+        s3_region: str = "us-east-1",
+    ) -> None:
+        self._local = LocalStorage(directory) if directory is not None else None
+        self._s3_settings = (s3_endpoint, s3_access_key, s3_secret_key, s3_secure, s3_region)
+        self._buckets: dict[str, S3Storage] = {}
+
+    def _s3(self, bucket: str) -> S3Storage:
+        storage = self._buckets.get(bucket)
+        if storage is None:
+            endpoint, access, secret, secure, region = self._s3_settings
+            if not endpoint:
+                raise StagedObjectMissing("this worker has no S3 staging configured")
+            storage = S3Storage(
+                S3Backend(endpoint=endpoint, bucket=bucket, secure=secure, region=region),
+                access_key=access,
+                secret_key=secret,
+            )
+            self._buckets[bucket] = storage
+        return storage
+
+    def _locate(self, staged: StagedObject) -> tuple[LocalStorage | S3Storage, str]:
+        try:
+            if isinstance(staged, FileStagedObject):
+                if self._local is None:
+                    raise StagedObjectMissing("this worker has no staging directory configured")
+                return self._local, check_key(staged.path)
+            assert isinstance(staged, S3StagedObject)
+            return self._s3(staged.bucket), check_key(staged.key)
+        except InvalidKey as exc:
+            raise StagedObjectMissing(f"staged object path is not acceptable: {exc}") from None
+
+    def size(self, staged: StagedObject) -> int:
+        """Size of the staged object; raises :class:`StagedObjectMissing`."""
+        storage, key = self._locate(staged)
+        info = storage.stat(key)
+        if info is None:
+            raise StagedObjectMissing(f"staged object {describe(staged)} does not exist")
+        return info.size
+
+    def open(self, staged: StagedObject) -> Iterator[bytes]:
+        """Stream the staged bytes; raises :class:`StagedObjectMissing`."""
+        storage, key = self._locate(staged)
+        try:
+            return storage.read_range(key)
+        except ObjectMissing:
+            raise StagedObjectMissing(f"staged object {describe(staged)} does not exist") from None
+
+    def remove(self, staged: StagedObject) -> None:
+        """Remove a staged object whose content is stored and announced."""
+        try:
+            storage, key = self._locate(staged)
+            storage.delete(key)
+        except (StagedObjectMissing, BackendError):
+            return
+
+
+def describe(staged: StagedObject) -> str:
+    """A human-readable name of a staged object."""
+    if isinstance(staged, FileStagedObject):
+        return f"file:{staged.path}"
+    return f"s3://{staged.bucket}/{staged.key}"

@@ -1,0 +1,271 @@
+"""A local element's worker against the real broker: uploads, bad input, updates, deletes, modes."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from artstore.settings import Settings
+from auth.testing import TestSigner
+from events import (
+    ChangeMode,
+    DeleteFile,
+    FileCommandRejected,
+    FileDeleted,
+    FileStored,
+    MetadataUpdated,
+    Mode,
+    ModeChanged,
+    ModeChangeRejected,
+    RejectionReason,
+    Topic,
+    UpdateMetadata,
+    UploadRejected,
+)
+from storage_workers.config import WorkerConfig
+from storage_workers.service import StorageService
+from tests.storage_support import FactLog, Producer, wait_for
+
+pytestmark = [pytest.mark.kafka]
+
+
+@pytest.fixture(scope="module")
+async def service(
+    storage_settings: Settings, jwks_file: Path, topics: None, facts: FactLog
+) -> AsyncIterator[StorageService]:
+    root = storage_settings.data_dir / "se-edit"
+    (root / ".artstore" / "templates").mkdir(parents=True)
+    (root / ".artstore" / "templates" / "invoice.json").write_text(
+        '{"type":"object","required":["amount"],"properties":{"amount":{"type":"number"}}}'
+    )
+    config = WorkerConfig(
+        element_id="se-edit",
+        mode=Mode.EDIT,
+        root=root,
+        jwks_file=jwks_file,
+        token_issuer=TestSigner().issuer,
+        heartbeat_interval_s=1,
+        capacity_bytes=10**12,
+        floor_full_bytes=0,
+        floor_critical_bytes=0,
+        floor_warning_bytes=0,
+    )
+    svc = StorageService(storage_settings, config)
+    await svc.start()
+    await wait_for(lambda: svc._upload_sub is not None, what="consuming uploads")
+    yield svc
+    await svc.stop()
+
+
+def matching(root: Path, pattern: str) -> list[Path]:
+    return list(root.rglob(pattern))
+
+
+def temporary(producer: Producer, content: bytes, filename: str = "a.txt", **kw: object):
+    return producer.upload(content, filename, retention_policy="temporary", **kw)
+
+
+async def test_upload_is_stored_with_sidecar_and_checksum(
+    service: StorageService, producer: Producer, facts: FactLog
+) -> None:
+    content = b"hello archive\n" * 100
+    command = temporary(producer, content, "report.pdf", tags=["x"])
+    await producer.send(command)
+    stored = await facts.wait(FileStored, file__file_id=command.file_id)
+    root = Path(service.element_backend.root)  # type: ignore[union-attr]
+    data = root / stored.file.storage_path
+    assert data.read_bytes() == content
+    assert hashlib.sha256(data.read_bytes()).hexdigest() == command.checksum
+    sidecar = (root / (stored.file.storage_path + ".attr.json")).read_bytes()
+    assert len(sidecar) <= 4096
+    import json
+
+    import jsonschema
+
+    import schemas
+
+    document = json.loads(sidecar)
+    jsonschema.validate(document, schemas.attr_schema("2"))
+    assert document["checksum"] == command.checksum
+    assert stored.file.storage_filename.startswith("report_tester_")
+    assert stored.file.storage_filename.endswith(f"_{command.file_id}.pdf")
+    assert not matching(root, "*.tmp-*")
+    staged = producer.staging / command.staged.path  # type: ignore[union-attr]
+    await wait_for(lambda: not staged.exists(), what="staged object removed")
+
+
+@pytest.mark.parametrize(
+    ("filename", "expect_stem"),
+    [
+        ("Отчёт за май.docx", "Отчёт_за_май"),
+        ("../../etc/passwd", "passwd"),
+        ("a\x00b/c\\d:e .txt", "d_e"),
+        ("x" * 500 + ".bin", "x"),
+    ],
+)
+async def test_hostile_and_long_names_follow_the_convention(
+    service: StorageService, producer: Producer, facts: FactLog, filename: str, expect_stem: str
+) -> None:
+    command = temporary(producer, b"abc", filename)
+    await producer.send(command)
+    stored = await facts.wait(FileStored, file__file_id=command.file_id)
+    name = stored.file.storage_filename
+    assert len(name) <= 200
+    assert name.startswith(expect_stem)
+    assert "/" not in name
+    assert "\x00" not in name
+    assert ".." not in name.replace("...", "")
+    root = Path(service.element_backend.root)  # type: ignore[union-attr]
+    path = root / stored.file.storage_path
+    assert path.read_bytes() == b"abc"
+    assert path.resolve().is_relative_to(root)
+    parts = stored.file.storage_path.split("/")
+    assert len(parts) == 5
+    assert all(p.isdigit() for p in parts[:4])
+    if len(filename) > 200:
+        assert "..._tester_" in name
+
+
+async def test_redelivered_upload_reannounces_and_writes_nothing(
+    service: StorageService, producer: Producer, facts: FactLog
+) -> None:
+    command = temporary(producer, b"once")
+    await producer.send(command)
+    first = await facts.wait(FileStored, file__file_id=command.file_id)
+    producer.stage(b"once")  # the staged object is gone; the redelivery must not need it
+    await producer.send(command)
+    await wait_for(lambda: len(facts.of(FileStored, file__file_id=command.file_id)) == 2)
+    second = facts.of(FileStored, file__file_id=command.file_id)[-1]
+    assert second == first
+    root = Path(service.element_backend.root)  # type: ignore[union-attr]
+    assert len(matching(root, f"*{command.file_id}*")) == 2  # data + sidecar
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("checksum", RejectionReason.CHECKSUM_MISMATCH),
+        ("size", RejectionReason.SIZE_MISMATCH),
+        ("missing", RejectionReason.STAGED_OBJECT_MISSING),
+        ("expired", RejectionReason.INVALID_TOKEN),
+        ("forged", RejectionReason.INVALID_TOKEN),
+        ("scope", RejectionReason.INSUFFICIENT_SCOPE),
+        ("no_token", RejectionReason.INVALID_TOKEN),
+        ("template", RejectionReason.TEMPLATE_VIOLATION),
+        ("unknown_template", RejectionReason.TEMPLATE_VIOLATION),
+        ("sidecar", RejectionReason.SIDECAR_TOO_LARGE),
+    ],
+)
+async def test_bad_uploads_are_rejected_and_the_worker_keeps_consuming(
+    service: StorageService, producer: Producer, facts: FactLog, case: str, reason: RejectionReason
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from events import FileStagedObject
+
+    content = b"payload"
+    token: str | None = None
+    if case == "checksum":
+        command = temporary(producer, content, checksum="0" * 64)
+    elif case == "size":
+        command = temporary(producer, content, file_size=3)
+    elif case == "missing":
+        command = temporary(producer, content, staged=FileStagedObject(path="in/nope"))
+    elif case == "expired":
+        command = temporary(producer, content)
+        token = producer.token(issued_at=datetime.now(UTC) - timedelta(hours=1))
+    elif case == "forged":
+        command = temporary(producer, content)
+        token = TestSigner(slot=3).issue(scopes={"files:write"})
+    elif case == "scope":
+        command = temporary(producer, content)
+        token = producer.token(scopes={"files:read"})
+    elif case == "no_token":
+        command = temporary(producer, content)
+        token = ""
+    elif case == "template":
+        command = temporary(producer, content, template="invoice", custom_attributes={"a": 1})
+    elif case == "unknown_template":
+        command = temporary(producer, content, template="nope", custom_attributes={"a": 1})
+    else:
+        command = temporary(producer, content, metadata={"blob": "x" * 5000})
+    await producer.send(command, token=token)
+    rejected = await facts.wait(UploadRejected, file_id=command.file_id)
+    assert rejected.reason is reason
+    follow = temporary(producer, b"next")
+    await producer.send(follow)
+    await facts.wait(FileStored, file__file_id=follow.file_id)
+
+
+async def test_malformed_records_go_to_rejection_or_dlq(
+    service: StorageService, producer: Producer, facts: FactLog
+) -> None:
+    file_id = str(uuid.uuid4())
+    bad_schema = (
+        '{"specversion":"1.0","id":"x","type":"artstore.upload.requested.v1","source":"t",'
+        f'"time":"2026-01-01T00:00:00Z","subject":"{file_id}","correlation_id":"c",'
+        f'"data":{{"file_id":"{file_id}"}}}}'
+    )
+    await producer.send_raw(Topic.UPLOADS_EDIT, file_id.encode(), bad_schema.encode(), {})
+    await producer.send_raw(Topic.UPLOADS_EDIT, b"k", b"not json at all", {})
+    rejected = await facts.wait(UploadRejected, file_id=uuid.UUID(file_id))
+    assert rejected.reason is RejectionReason.INVALID_PAYLOAD
+    await wait_for(lambda: any(r.value == b"not json at all" for r in facts.dlq), what="dlq")
+    entry = next(r for r in facts.dlq if r.value == b"not json at all")
+    headers = dict(entry.headers)
+    assert headers["dlq_error"].startswith(b"not_json")
+    follow = temporary(producer, b"after poison")
+    await producer.send(follow)
+    await facts.wait(FileStored, file__file_id=follow.file_id)
+
+
+async def test_update_and_delete_are_applied_once(
+    service: StorageService, producer: Producer, facts: FactLog
+) -> None:
+    command = temporary(producer, b"to change", template="invoice", custom_attributes={"amount": 1})
+    await producer.send(command)
+    stored = await facts.wait(FileStored, file__file_id=command.file_id)
+    update = UpdateMetadata(
+        file_id=command.file_id, element_id="se-edit", description="new", tags=["a", "b"]
+    )
+    await producer.send(update)
+    updated = await facts.wait(MetadataUpdated, file__file_id=command.file_id)
+    assert updated.file.version == 2
+    assert updated.file.description == "new"
+    root = Path(service.element_backend.root)  # type: ignore[union-attr]
+    import json
+
+    sidecar = json.loads((root / (stored.file.storage_path + ".attr.json")).read_text())
+    assert sidecar["description"] == "new"
+    assert sidecar["version"] == 2
+    conflict = UpdateMetadata(
+        file_id=command.file_id, element_id="se-edit", description="x", expected_version=1
+    )
+    await producer.send(conflict)
+    refused = await facts.wait(FileCommandRejected, file_id=command.file_id)
+    assert refused.reason is RejectionReason.VERSION_CONFLICT
+    await producer.send(DeleteFile(file_id=command.file_id, element_id="se-edit"))
+    deleted = await facts.wait(FileDeleted, file_id=command.file_id)
+    assert deleted.storage_path == stored.file.storage_path
+    assert not (root / stored.file.storage_path).exists()
+    assert not (root / (stored.file.storage_path + ".attr.json")).exists()
+    await producer.send(DeleteFile(file_id=command.file_id, element_id="se-edit"))
+    await wait_for(lambda: len(facts.of(FileDeleted, file_id=command.file_id)) == 2)
+    missing = uuid.uuid4()
+    await producer.send(DeleteFile(file_id=missing, element_id="se-edit"))
+    nf = await facts.wait(FileCommandRejected, file_id=missing)
+    assert nf.reason is RejectionReason.FILE_NOT_FOUND
+
+
+async def test_edit_elements_never_change_mode(
+    service: StorageService, producer: Producer, facts: FactLog
+) -> None:
+    await producer.send(ChangeMode(element_id="se-edit", target_mode=Mode.RO, reason="try"))
+    refused = await facts.wait(ModeChangeRejected, element_id="se-edit")
+    assert refused.allowed == []
+    assert "never" in refused.reason
+    assert not facts.of(ModeChanged, element_id="se-edit")

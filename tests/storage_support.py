@@ -1,0 +1,167 @@
+"""Helpers for storage tests: stack settings, commands with tokens, a fact collector."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+import events
+from artstore.settings import Settings, broker_settings
+from auth.testing import TestSigner
+from events import (
+    EventPublisher,
+    FileStagedObject,
+    Outgoing,
+    ReceivedEvent,
+    Topic,
+    UploadRequested,
+    make_broker,
+    new_event,
+)
+
+WRITE_SCOPES = {"files:write", "metadata:write", "files:delete", "elements:admin"}
+
+
+async def wait_for(predicate: Callable[[], Any], *, within: float = 30.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy."""
+    deadline = time.monotonic() + within
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.05)
+
+
+def stack_settings(tmp: Path, **overrides: Any) -> Settings:
+    """Settings pointing at the running stack, with a fresh topic prefix and data dir."""
+    from artstore.stack import ensure_stack
+
+    env = ensure_stack()
+    values: dict[str, Any] = {
+        **env.as_dict(),
+        "topic_prefix": f"t{uuid.uuid4().hex[:10]}",
+        "data_dir": tmp,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class FactLog:
+    """Every fact on the files and elements topics since the collector started."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.events: list[ReceivedEvent] = []
+        self.dlq: list[Any] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        names = self.settings.topic_names()
+        self._consumer = AIOKafkaConsumer(
+            names.name(Topic.FILES),
+            names.name(Topic.ELEMENTS),
+            names.name(Topic.DLQ),
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=f"facts-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        dlq = self.settings.topic_names().name(Topic.DLQ)
+        async for record in self._consumer:
+            if record.topic == dlq:
+                self.dlq.append(record)
+                continue
+            self.events.append(events.decode_record(record, max_bytes=10_000_000))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def of(self, model: type, **match: Any) -> list[Any]:
+        """Payloads of type ``model`` whose attributes equal ``match``."""
+        out = []
+        for event in self.events:
+            data = event.data
+            if isinstance(data, model) and all(_get(data, k) == v for k, v in match.items()):
+                out.append(data)
+        return out
+
+    async def wait(self, model: type, within: float = 30.0, **match: Any) -> Any:
+        found = await wait_for(lambda: self.of(model, **match), within=within, what=str(model))
+        return found[-1]
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("__"):
+        obj = getattr(obj, part)
+    return obj
+
+
+class Producer:
+    """Publishes commands with tokens, and stages bytes in the staging directory."""
+
+    def __init__(self, settings: Settings, signer: TestSigner, staging: Path) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.staging = staging
+        self.broker = make_broker(broker_settings(settings, client_id="test-producer"))
+        self.publisher = EventPublisher(
+            self.broker, settings.topic_names(), max_message_bytes=settings.max_message_bytes
+        )
+
+    async def start(self) -> None:
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+    def token(self, scopes: set[str] | None = None, **kwargs: Any) -> str:
+        return self.signer.issue(scopes=scopes or WRITE_SCOPES, name="tester", **kwargs)
+
+    def stage(self, content: bytes) -> tuple[FileStagedObject, str]:
+        name = f"in/{uuid.uuid4().hex}"
+        path = self.staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        return FileStagedObject(path=name), hashlib.sha256(content).hexdigest()
+
+    def upload(self, content: bytes, filename: str = "doc.txt", **fields: Any) -> UploadRequested:
+        staged, checksum = self.stage(content)
+        values: dict[str, Any] = {
+            "file_id": uuid.uuid4(),
+            "original_filename": filename,
+            "file_size": len(content),
+            "checksum": checksum,
+            "staged": staged,
+        }
+        values.update(fields)
+        return UploadRequested(**values)
+
+    async def send(self, *payloads: Any, token: str | None = None) -> None:
+        tok = token if token is not None else self.token()
+        await self.publisher.publish_many(
+            [Outgoing(new_event(p, source="test://producer"), tok or None) for p in payloads]
+        )
+
+    async def send_raw(
+        self, topic: Topic, key: bytes, value: bytes, headers: dict[str, str]
+    ) -> None:
+        await self.broker.publish(
+            value, self.settings.topic_names().name(topic), key=key, headers=headers
+        )
