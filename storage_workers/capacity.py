@@ -63,8 +63,8 @@ class Capacity:
         return CapacityStatus.OK
 
     def fits(self, size: int) -> bool:
-        """True when ``size`` more bytes leave the element above its full floor."""
-        return self.free_bytes - size > self.full_floor
+        """True when ``size`` more bytes leave the element at or above its full floor."""
+        return self.free_bytes - size >= self.full_floor
 
     def after(self, size: int) -> Capacity:
         """The capacity once ``size`` more bytes are stored (negative: freed)."""

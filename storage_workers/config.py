@@ -56,7 +56,7 @@ class WorkerConfig(BaseSettings):
     batch_max_records: int = Field(500, gt=0)
     retry_attempts: int = Field(5, ge=1)
     retry_backoff_s: float = Field(0.2, gt=0)
-    session_timeout_ms: int = Field(10_000, ge=1000)
+    session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer-group session timeout.")
 
     @property
     def peer_timeout(self) -> float:

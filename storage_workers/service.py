@@ -248,6 +248,7 @@ class StorageService:
                 ack_policy=AckPolicy.MANUAL,
                 auto_offset_reset="earliest",
                 session_timeout_ms=self.config.session_timeout_ms,
+                heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
                 persistent=False,
             )
 
@@ -284,6 +285,7 @@ class StorageService:
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
             persistent=False,
         )
 
@@ -413,6 +415,10 @@ class StorageService:
         ]
         full = capacity.status is CapacityStatus.FULL
         if full and not self._full_announced:
+            log.warning(
+                "element is full: no more uploads",
+                extra={"free_bytes": capacity.free_bytes, "floor_bytes": capacity.full_floor},
+            )
             facts.append(
                 worker.fact(
                     ElementFull(

@@ -1,0 +1,97 @@
+"""A storage worker running as its own process, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from artstore.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerProcess:
+    """``artstore storage worker`` in a subprocess, configured through the environment."""
+
+    def __init__(self, settings: Settings, jwks_file: Path, issuer: str, **config: object) -> None:
+        self.env = {
+            **os.environ,
+            "ARTSTORE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "ARTSTORE_TOPIC_PREFIX": settings.topic_prefix,
+            "ARTSTORE_DATA_DIR": str(settings.data_dir),
+            "ARTSTORE_S3_ENDPOINT": settings.s3_endpoint,
+            "ARTSTORE_S3_ACCESS_KEY": settings.s3_access_key,
+            "ARTSTORE_S3_SECRET_KEY": settings.s3_secret_key,
+            "ARTSTORE_STORAGE_JWKS_FILE": str(jwks_file),
+            "ARTSTORE_STORAGE_TOKEN_ISSUER": issuer,
+            "ARTSTORE_STORAGE_SESSION_TIMEOUT_MS": "3000",
+            "ARTSTORE_STORAGE_HEARTBEAT_INTERVAL_S": "1",
+            "ARTSTORE_LOG_LEVEL": "WARNING",
+        }
+        self.env.pop("ARTSTORE_CRASH_AT", None)
+        for key, value in config.items():
+            self.env[f"ARTSTORE_STORAGE_{key.upper()}"] = str(value)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log = Path(settings.data_dir) / "worker.log"
+
+    def start(self, crash_at: str | None = None) -> None:
+        env = dict(self.env)
+        self.port = free_port()
+        env["ARTSTORE_STORAGE_HEALTH_PORT"] = str(self.port)
+        if crash_at:
+            env["ARTSTORE_CRASH_AT"] = crash_at
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "from artstore.cli import main; main()",
+                    "storage",
+                    "worker",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def ready(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise AssertionError(f"worker exited; see {self.log}")
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}/health/ready", timeout=1
+            ) as r:
+                return bool(json.loads(r.read())["status"] == "ready")
+        except OSError:
+            return False
+
+    def exited(self) -> int | None:
+        assert self.proc is not None
+        return self.proc.poll()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None

@@ -1,0 +1,114 @@
+"""Sequential fill by priority with two rw elements, hand-over when full and when a worker dies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from artstore.settings import Settings
+from auth.testing import TestSigner
+from events import ElementFull, FileStored, Mode
+from storage_workers.config import WorkerConfig
+from storage_workers.service import StorageService
+from tests.e2e.storage_process import WorkerProcess
+from tests.storage_support import FactLog, Producer, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+
+FILE = 1000
+
+
+def rw_config(settings: Settings, jwks: Path, element_id: str, priority: int, capacity: int):
+    return WorkerConfig(
+        element_id=element_id,
+        mode=Mode.RW,
+        priority=priority,
+        root=settings.data_dir / element_id,
+        jwks_file=jwks,
+        token_issuer=TestSigner().issuer,
+        capacity_bytes=capacity,
+        floor_full_percent=0,
+        floor_full_bytes=2 * FILE,
+        floor_critical_percent=0,
+        floor_critical_bytes=0,
+        floor_warning_percent=0,
+        floor_warning_bytes=0,
+        heartbeat_interval_s=0.5,
+        session_timeout_ms=3000,
+    )
+
+
+@pytest.fixture
+async def second(
+    storage_settings: Settings, jwks_file: Path, topics: None
+) -> AsyncIterator[StorageService]:
+    svc = StorageService(storage_settings, rw_config(storage_settings, jwks_file, "se-b", 1, 10**6))
+    yield svc
+    await svc.stop()
+
+
+async def test_sequential_fill_then_hand_over_when_full(
+    storage_settings: Settings,
+    jwks_file: Path,
+    producer: Producer,
+    facts: FactLog,
+    second: StorageService,
+) -> None:
+    first = StorageService(
+        storage_settings, rw_config(storage_settings, jwks_file, "se-a", 0, 10 * FILE)
+    )
+    await first.start()
+    try:
+        await wait_for(lambda: first._upload_sub is not None, what="se-a consuming")
+        await second.start()
+        await wait_for(lambda: second.peers.all(), what="se-b hears se-a")
+        commands = [producer.upload(bytes([i]) * FILE, f"f{i}.bin") for i in range(12)]
+        await producer.send(*commands)
+        stored = [
+            await facts.wait(FileStored, within=60, file__file_id=c.file_id) for c in commands
+        ]
+    finally:
+        await first.stop()
+    where = [s.file.element_id for s in stored]
+    assert where.count("se-a") == 8
+    assert where.count("se-b") == 4
+    assert facts.of(ElementFull, element_id="se-a")
+    assert second._upload_sub is not None
+
+
+async def test_killing_the_current_worker_moves_uploads_to_the_next(
+    storage_settings: Settings,
+    jwks_file: Path,
+    producer: Producer,
+    facts: FactLog,
+    second: StorageService,
+) -> None:
+    config = rw_config(storage_settings, jwks_file, "se-c", 0, 10**9)
+    process = WorkerProcess(
+        storage_settings,
+        jwks_file,
+        TestSigner().issuer,
+        **{
+            k: v
+            for k, v in config.model_dump(exclude_none=True).items()
+            if k not in {"jwks_file", "token_issuer"}
+        },
+    )
+    process.start()
+    try:
+        await wait_for(process.ready, what="se-c ready")
+        await second.start()
+        before = producer.upload(b"before", "before.txt")
+        await producer.send(before)
+        assert (
+            await facts.wait(FileStored, within=60, file__file_id=before.file_id)
+        ).file.element_id == "se-c"
+        process.kill()
+        after = producer.upload(b"after", "after.txt")
+        await producer.send(after)
+        stored = await facts.wait(FileStored, within=60, file__file_id=after.file_id)
+        assert stored.file.element_id == "se-b"
+    finally:
+        process.kill()

@@ -1,0 +1,104 @@
+"""One contract for every storage backend, run against a local directory and real S3."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from artstore.stack import ensure_stack
+from events import S3Backend
+from storage_workers.backends import (
+    ByteRange,
+    InvalidKey,
+    LocalStorage,
+    ObjectMissing,
+    RangeNotSatisfiable,
+    S3Storage,
+    StorageBackend,
+    is_temporary,
+)
+
+
+def s3_storage() -> S3Storage:
+    env = ensure_stack()
+    bucket = f"contract-{uuid.uuid4().hex[:12]}"
+    storage = S3Storage(
+        S3Backend(endpoint=env.s3_endpoint, bucket=bucket, prefix="se-s3", region=env.s3_region),
+        access_key=env.s3_access_key,
+        secret_key=env.s3_secret_key,
+    )
+    storage.client.make_bucket(bucket)
+    return storage
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
+    if request.param == "local":
+        yield LocalStorage(tmp_path / "element")
+    else:
+        yield s3_storage()
+
+
+def chunks(total: int, size: int = 1 << 20) -> Iterator[bytes]:
+    sent = 0
+    while sent < total:
+        n = min(size, total - sent)
+        yield bytes((sent + i) % 251 for i in range(n))
+        sent += n
+
+
+def test_pending_write_is_invisible_until_published(backend: StorageBackend) -> None:
+    content = b"".join(chunks(3 * 1024 * 1024 + 17, 1 << 18))
+    written = backend.write_pending("2026/01/02/03/a.bin", chunks(len(content), 1 << 18))
+    assert written.size == len(content)
+    assert written.sha256 == hashlib.sha256(content).hexdigest()
+    if isinstance(backend, LocalStorage):
+        assert backend.stat("2026/01/02/03/a.bin") is None
+    backend.publish_pending(written)
+    backend.sync_dirs(["2026/01/02/03/a.bin"])
+    assert backend.stat("2026/01/02/03/a.bin").size == len(content)  # type: ignore[union-attr]
+    assert b"".join(backend.read_range("2026/01/02/03/a.bin")) == content
+    assert not [i for i in backend.list() if is_temporary(i.key)]
+
+
+def test_discarded_write_leaves_nothing(backend: StorageBackend) -> None:
+    written = backend.write_pending("x/y.bin", [b"abc"])
+    backend.discard_pending(written)
+    assert backend.stat("x/y.bin") is None
+    assert list(backend.list()) == []
+
+
+def test_ranges(backend: StorageBackend) -> None:
+    backend.write_atomic("r/data", b"0123456789")
+    assert b"".join(backend.read_range("r/data", ByteRange(2, 4))) == b"234"
+    assert b"".join(backend.read_range("r/data", ByteRange(7))) == b"789"
+    assert b"".join(backend.read_range("r/data", ByteRange(8, 100))) == b"89"
+    with pytest.raises(RangeNotSatisfiable):
+        backend.read_range("r/data", ByteRange(10))
+    with pytest.raises(ObjectMissing):
+        backend.read_range("r/none")
+
+
+def test_atomic_small_files_list_stat_delete(backend: StorageBackend) -> None:
+    backend.write_atomic(".artstore/element.json", b"{}")
+    backend.write_atomic(".artstore/element.json", b'{"v":2}')
+    assert backend.read_bytes(".artstore/element.json") == b'{"v":2}'
+    backend.write_atomic("a/b/c.attr.json", "Отчёт".encode())
+    keys = sorted(i.key for i in backend.list())
+    assert keys == [".artstore/element.json", "a/b/c.attr.json"]
+    assert [i.key for i in backend.list("a")] == ["a/b/c.attr.json"]
+    backend.delete("a/b/c.attr.json")
+    backend.delete("a/b/c.attr.json")
+    assert backend.stat("a/b/c.attr.json") is None
+    with pytest.raises(ObjectMissing):
+        backend.read_bytes("a/b/c.attr.json")
+
+
+@pytest.mark.parametrize("key", ["../x", "/abs", "a//b", "a/./b", "a\x00b", ""])
+def test_keys_cannot_escape_the_element(backend: StorageBackend, key: str) -> None:
+    with pytest.raises(InvalidKey):
+        backend.write_atomic(key, b"x")
