@@ -11,14 +11,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from consumers import metrics
-from consumers.dead_letters import DeadLetters
 from consumers.handlers import project
 from consumers.store import ApplyResult, PositionedEvent, PositionMismatch, ProjectionStore
 from events import EventDecodeError, Topic, TopicNames, decode_record
@@ -35,6 +34,15 @@ PROJECTED_TOPICS: tuple[Topic, ...] = (
 )
 
 AfterBatch = Callable[[ApplyResult], Awaitable[None]]
+
+
+class DeadLetterSink(Protocol):
+    """Where records the projection can never apply go (the DLQ, or a counter in replays)."""
+
+    async def send(
+        self, record: ConsumerRecord[Any, Any], *, reason: str, error: str, attempts: int = 1
+    ) -> None: ...
+
 
 _TRANSIENT = (
     OSError,
@@ -58,7 +66,7 @@ class Projection:
         self,
         store: ProjectionStore,
         names: TopicNames,
-        dead_letters: DeadLetters,
+        dead_letters: DeadLetterSink,
         *,
         max_message_bytes: int,
         after_batch: AfterBatch | None = None,

@@ -187,6 +187,11 @@ class ProjectionStore:
             f"element_id = CASE WHEN {higher} AND EXCLUDED.element_id IS NOT NULL "
             "THEN EXCLUDED.element_id ELSE up.element_id END, "
             "status_rank = GREATEST(up.status_rank, EXCLUDED.status_rank), "
+            # Commands and facts arrive on different topics in any interleaving: the command's
+            # correlation id wins whenever it is known, so replays produce the same row.
+            "correlation_id = CASE WHEN EXCLUDED.status_rank = 0 THEN EXCLUDED.correlation_id "
+            "WHEN up.requested_at IS NOT NULL THEN up.correlation_id "
+            "ELSE COALESCE(up.correlation_id, EXCLUDED.correlation_id) END, "
             + ", ".join(
                 f"{c} = COALESCE(up.{c}, EXCLUDED.{c})"
                 for c in (
@@ -196,7 +201,6 @@ class ProjectionStore:
                     "checksum",
                     "retention_policy",
                     "requested_at",
-                    "correlation_id",
                 )
             )
         )

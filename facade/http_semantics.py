@@ -49,11 +49,11 @@ def parse_range(header: str | None, size: int) -> Span | None:
             raise Unsatisfiable
         return Span(max(0, size - suffix), size - 1)
     start = int(first)
-    end = int(last) if last != "" else size - 1
-    if end < start:
-        return None
+    if last != "" and int(last) < start:
+        return None  # syntactically invalid: ignore the header
     if start >= size:
         raise Unsatisfiable
+    end = int(last) if last != "" else size - 1
     return Span(start, min(end, size - 1))
 
 

@@ -172,8 +172,10 @@ async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> R
     if request.method == "HEAD" or length == 0:
         return Response(status_code=status, headers=headers, media_type=media_type)
     backend = runtime.backend_for(element, row["element_backend"])
-    chunks = backend.read_range(row["storage_path"], ByteRange(start, start + length - 1))
     try:
+        chunks = await asyncio.to_thread(
+            backend.read_range, row["storage_path"], ByteRange(start, start + length - 1)
+        )
         first = await asyncio.to_thread(next, chunks, b"")
     except ObjectMissing:
         raise NotFound(
@@ -200,7 +202,7 @@ async def upload_status(file_id: UUID, request: Request, caller: UploadCaller) -
         row = await queries.upload_row(conn, file_id)
     if row is None:
         raise NotFound(f"no upload {file_id} is known")
-    body = {k: row[k] for k in row if k != "status_rank"}
+    body = {k: v for k, v in row.items() if k != "status_rank"}
     if row["status"] == "stored":
         body["links"] = _file_links(str(file_id))
     return json_response(queries.dumps(body))
