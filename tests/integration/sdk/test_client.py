@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -223,3 +224,22 @@ async def test_sync_client_uploads_and_waits(pipeline: Pipeline) -> None:
             return stored.original_filename
 
     assert await asyncio.to_thread(use_sync) == "sync.txt"
+
+
+async def test_the_documented_example_runs(pipeline: Pipeline, tmp_path: Path) -> None:
+    document = tmp_path / "example-report.txt"
+    document.write_text("an example report\n" * 50)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "producers.examples.upload_and_wait",
+        str(document),
+        env=pipeline.cli_env(),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode() + out.decode()
+    assert f"stored on {pipeline.element_id}" in out.decode()
+    assert "sha256 verified" in out.decode()
