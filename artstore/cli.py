@@ -115,7 +115,16 @@ def _mount_stack() -> None:
     app.command("rebuild")(rebuild_command)
 
 
+def _mount_query() -> None:
+    from consumers.cli import query_app
+    from consumers.cli import replay as replay_command
+
+    app.add_typer(query_app, name="query")
+    app.command("replay")(replay_command)
+
+
 _mount_stack()
+_mount_query()
 
 
 def _mount_client() -> None:

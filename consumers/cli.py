@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Annotated
+
 import typer
+from rich.console import Console
 
 from artstore.logging import configure_logging
 from artstore.settings import load_settings
 from consumers.settings import ProjectorSettings
 
+console = Console()
 query_app = typer.Typer(help="The query projection: projector, replay, index check.")
 
 
@@ -24,3 +29,77 @@ def projector() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
     run_projector_process(settings, ProjectorSettings())
+
+
+@query_app.command("facade")
+def facade() -> None:
+    """Serve the HTTP facade (ARTSTORE_FACADE_HOST/PORT) until interrupted."""
+    from facade import FacadeSettings, serve
+
+    settings = load_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    serve(settings, FacadeSettings())
+
+
+@query_app.command("replay")
+def replay(
+    from_time: Annotated[
+        datetime | None,
+        typer.Option(help="Start from the first records at or after this instant (UTC)."),
+    ] = None,
+    swap: Annotated[bool, typer.Option(help="Swap the rebuilt tables in when caught up.")] = True,
+    keep_old: Annotated[
+        bool, typer.Option(help="Keep the replaced tables in an artstore_retired_* schema.")
+    ] = True,
+) -> None:
+    """Rebuild the projection from the topics into fresh tables, then swap them in."""
+    from consumers.replay import run_replay
+
+    settings = load_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    if from_time is not None and from_time.tzinfo is None:
+        from_time = from_time.replace(tzinfo=UTC)
+    with console.status("replaying...") as status:
+        report = run_replay(
+            settings,
+            ProjectorSettings(),
+            from_time=from_time,
+            swap=swap,
+            keep_old=keep_old,
+            progress=lambda n: status.update(f"replaying... {n} events applied"),
+        )
+    console.print(
+        f"{report.events} events in {report.seconds:.1f}s "
+        f"({report.events_per_second:,.0f} events/s); "
+        + (
+            f"swapped in; previous tables in {report.retired_schema or '(dropped)'}"
+            if report.swapped
+            else f"fresh tables left in schema {report.schema}"
+        )
+    )
+
+
+@query_app.command("check")
+def check(
+    element: Annotated[str, typer.Option(help="The element whose sidecars to compare.")],
+    as_json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Compare the index with an element's sidecars; print every difference (exit 1 if any)."""
+    import asyncio
+
+    from consumers.check import UnknownElement, as_json, check_element
+
+    settings = load_settings()
+    try:
+        differences = asyncio.run(check_element(settings, element))
+    except UnknownElement as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if as_json_output:
+        print(as_json(differences))
+    else:
+        for difference in differences:
+            console.print(str(difference), markup=False)
+        console.print(f"{len(differences)} difference(s) for element {element}")
+    if differences:
+        raise typer.Exit(1)

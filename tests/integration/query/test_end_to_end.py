@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +17,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from artstore.settings import Settings
+from consumers.check import check_element
 from events import Mode, Topic
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.helpers import wait_until
-from tests.integration.query.support import FacadeHarness, facade_harness
+from tests.integration.query.support import FacadeHarness, facade_harness, fetchval
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
 CONTENT = ("Годовой отчёт: выручка растёт. Annual report: revenue grows.\n" * 200).encode()
@@ -191,3 +197,68 @@ async def test_commands_carry_the_callers_token(
     assert records
     headers = dict(records[0].headers)
     assert headers["authorization"].startswith(b"Bearer ey")
+
+
+async def test_check_compares_the_index_with_the_elements_sidecars(
+    system: tuple[FacadeHarness, StorageService],
+) -> None:
+    harness, _ = system
+    response = await harness.http.post(
+        "/api/v1/uploads",
+        params={"filename": "checked.txt", "retention_policy": "temporary"},
+        headers=harness.token(*SCOPES),
+        content=b"checked content",
+    )
+    status_url = response.json()["status_url"]
+    file_id = response.json()["file_id"]
+
+    async def stored() -> bool:
+        return (await _json(harness, status_url))[1]["status"] == "stored"
+
+    await wait_until(stored, timeout=60)
+    settings = harness.settings
+    assert await check_element(settings, "se-e2e") == []
+
+    await fetchval(
+        settings.database_url,
+        "UPDATE files SET description = 'tampered' WHERE file_id = $1",
+        uuid.UUID(file_id),
+    )
+    (difference,) = await check_element(settings, "se-e2e")
+    assert (difference.kind, difference.field) == ("field", "description")
+    assert (difference.index, difference.storage) == ("tampered", None)
+
+    _, meta = await _json(harness, f"/api/v1/files/{file_id}")
+    sidecar = Path(settings.data_dir) / "se-e2e" / (meta["storage_path"] + ".attr.json")
+    sidecar.unlink()
+    env = {**os.environ, **_env(settings)}
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(Path(sys.executable).parent / "artstore"),
+            "query",
+            "check",
+            "--element",
+            "se-e2e",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    kinds = {(d["kind"], d["file_id"]) for d in json.loads(result.stdout)}
+    assert kinds == {("missing_on_storage", file_id)}
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        "ARTSTORE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "ARTSTORE_TOPIC_PREFIX": settings.topic_prefix,
+        "ARTSTORE_DATABASE_URL": settings.database_url,
+        "ARTSTORE_REDIS_URL": settings.redis_url,
+        "ARTSTORE_S3_ENDPOINT": settings.s3_endpoint,
+        "ARTSTORE_DATA_DIR": str(settings.data_dir),
+    }
