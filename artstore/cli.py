@@ -88,6 +88,15 @@ _mount_stack()
 _mount_query()
 
 
+def _mount_client() -> None:
+    from producers.cli import mount
+
+    mount(app)
+
+
+_mount_client()
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
     # The client library logs every failed connection attempt; the user gets one sentence instead.

@@ -7,13 +7,16 @@ import contextlib
 import inspect
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from minio import Minio
 
+from artstore.settings import Settings
 from artstore.stack import StackEnv, maintenance_dsn, with_database
+from events import ReceivedEvent, Topic, decode_record
 
 Predicate = Callable[[], bool | Awaitable[bool]]
 
@@ -92,3 +95,60 @@ def s3_client(stack: StackEnv) -> Minio:
         secure=stack.s3_secure,
         region=stack.s3_region,
     )
+
+
+Received = tuple[ConsumerRecord[bytes, bytes], ReceivedEvent]
+
+
+async def read_events(
+    settings: Settings,
+    topics: Iterable[Topic],
+    until: Callable[[list[Received]], bool],
+    *,
+    deadline_s: float = 30.0,
+    settle_ms: int = 0,
+) -> list[Received]:
+    """Every event on ``topics`` (this module's prefix) from the beginning, strictly decoded.
+
+    Reads without a consumer group (no join delay) until ``until(received)`` holds; then, if
+    ``settle_ms`` is set, polls once more so anything published twice right behind shows up.
+    """
+    names = settings.topic_names()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    received: list[Received] = []
+
+    async def poll(timeout_ms: int) -> None:
+        for records in (await consumer.getmany(timeout_ms=timeout_ms)).values():
+            for record in records:
+                topic = names.logical(record.topic)
+                event = decode_record(record, max_bytes=settings.max_message_bytes, topic=topic)
+                received.append((record, event))
+
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(names.name(topic), p)
+            for topic in topics
+            for p in consumer.partitions_for_topic(names.name(topic)) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        async with asyncio.timeout(deadline_s):
+            while not until(received):
+                await poll(500)
+            if settle_ms:
+                await poll(settle_ms)
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+    return received
+
+
+def event_ids(received: list[Received]) -> set[str]:
+    """The envelope ids among ``received``."""
+    return {event.envelope.id for _, event in received}

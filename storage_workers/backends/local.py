@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import queue
 import shutil
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,7 +19,6 @@ from storage_workers.backends.base import (
     TEMP_MARKER,
     WHOLE,
     ByteRange,
-    HashingReader,
     ObjectInfo,
     ObjectMissing,
     WrittenObject,
@@ -54,16 +56,23 @@ class LocalStorage:
 
     def write_pending(self, key: str, chunks: Iterable[bytes]) -> WrittenObject:
         temp = self._temp_for(key)
-        reader = HashingReader(chunks)
+        digest = hashlib.sha256()
+        size = 0
+        hashing = _Pipeline(digest.update)
         try:
             with open(temp, "xb", buffering=0) as handle:
-                for chunk in reader:
+                for chunk in chunks:
+                    # Hash on another thread while this one writes: both release the GIL.
+                    hashing.feed(chunk)
                     handle.write(chunk)
+                    size += len(chunk)
+                hashing.close()
                 os.fsync(handle.fileno())
         except BaseException:
+            hashing.close()
             temp.unlink(missing_ok=True)
             raise
-        return WrittenObject(key, reader.size, reader.sha256, str(temp))
+        return WrittenObject(key, size, digest.hexdigest(), str(temp))
 
     def publish_pending(self, written: WrittenObject) -> None:
         os.replace(written.token, self.path(written.key))
@@ -114,6 +123,40 @@ class LocalStorage:
 
     def free_bytes(self) -> int | None:
         return shutil.disk_usage(self.root).free
+
+
+class _Pipeline:
+    """Runs ``consume`` over fed chunks on a helper thread (only for large inputs)."""
+
+    THRESHOLD = 4 * 1024 * 1024
+
+    def __init__(self, consume: Callable[[bytes], object]) -> None:
+        self._consume = consume
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._seen = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self._seen += len(chunk)
+        if self._queue is None and self._seen > self.THRESHOLD:
+            self._queue = queue.Queue(maxsize=8)
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        if self._queue is None:
+            self._consume(chunk)
+        else:
+            self._queue.put(chunk)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            self._consume(chunk)
+
+    def close(self) -> None:
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
 
 
 def _chunks(handle: BinaryIO, offset: int, length: int) -> Iterator[bytes]:

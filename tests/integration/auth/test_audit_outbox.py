@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from artstore.settings import Settings
 from auth.app import create_app
-from events import AuditRecorded, Topic, create_topics, decode
+from events import AuditRecorded, Topic, create_topics
+from tests.helpers import read_events
 from tests.integration.auth.conftest import ADMIN_SECRET, ISSUER, Clock, auth_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
@@ -57,34 +55,14 @@ async def test_issue_failure_and_admin_actions_reach_the_audit_topic(
             assert published >= 4
             assert await relay.pending() == 0
 
-    consumer = AIOKafkaConsumer(
-        settings.topic_names().name(Topic.AUDIT),
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    wanted = {"token.issued", "token.failed", "account.created"}
+    received = await read_events(
+        settings,
+        [Topic.AUDIT],
+        until=lambda got: wanted <= {event.data.action for _, event in got},
     )
-    await consumer.start()
-    seen: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(30):
-            while not {"token.issued", "token.failed", "account.created"} <= {
-                s["action"] for s in seen
-            }:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    for record in records:
-                        event = decode(
-                            record.value,
-                            key=record.key,
-                            headers=record.headers,
-                            max_bytes=settings.max_message_bytes,
-                            topic=Topic.AUDIT,
-                        )
-                        assert isinstance(event.data, AuditRecorded)
-                        seen.append(event.data.model_dump())
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
+    assert all(isinstance(event.data, AuditRecorded) for _, event in received)
+    seen: list[dict[str, Any]] = [event.data.model_dump() for _, event in received]
     failed = next(s for s in seen if s["action"] == "token.failed")
     assert failed["outcome"] == "failure"
     assert failed["subject"] == admin.client_id

@@ -11,16 +11,14 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
 
 from artstore.settings import Settings
 from auth import account_store
 from auth.app import AuthRuntime, create_app
 from auth.db import outbox
-from events import AuditRecorded, ReceivedEvent, Topic, create_topics, decode_record
-from tests.helpers import wait_until
+from events import AuditRecorded, Topic, create_topics
+from tests.helpers import Received, read_events, wait_until
 from tests.integration.auth.conftest import ADMIN_SECRET, ISSUER, auth_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
@@ -64,38 +62,11 @@ async def recorded_rows(runtime: AuthRuntime) -> list[dict[str, object]]:
     return [dict(r) for r in rows]
 
 
-async def consume_audit(
-    settings: Settings, *, expected: int
-) -> list[tuple[ConsumerRecord[bytes, bytes], ReceivedEvent]]:
-    """Every record on this module's audit topic, once ``expected`` have arrived."""
-    consumer = AIOKafkaConsumer(
-        settings.topic_names().name(Topic.AUDIT),
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+async def consume_audit(settings: Settings, *, expected: int) -> list[Received]:
+    """Every record on this module's audit topic once ``expected`` arrived, and any right behind."""
+    return await read_events(
+        settings, [Topic.AUDIT], until=lambda got: len(got) >= expected, settle_ms=500
     )
-    await consumer.start()
-    received: list[tuple[ConsumerRecord[bytes, bytes], ReceivedEvent]] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(received) < expected:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        event = decode_record(
-                            record, max_bytes=settings.max_message_bytes, topic=Topic.AUDIT
-                        )
-                        received.append((record, event))
-            # Anything published twice would be right behind: read what is left.
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    event = decode_record(
-                        record, max_bytes=settings.max_message_bytes, topic=Topic.AUDIT
-                    )
-                    received.append((record, event))
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-    return received
 
 
 async def test_audit_events_stay_pending_while_kafka_is_away_then_arrive_as_recorded(

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 
 from artstore.settings import Settings, broker_settings
@@ -16,7 +15,6 @@ from events import (
     EventTooLarge,
     FileStored,
     Outgoing,
-    ReceivedEvent,
     RetentionPolicy,
     Topic,
     UploadRequested,
@@ -27,7 +25,7 @@ from events import (
     records_of,
 )
 from tests.factories import sample
-from tests.helpers import wait_for_assignment
+from tests.helpers import event_ids, read_events, wait_for_assignment
 
 pytestmark = [pytest.mark.kafka]
 
@@ -45,48 +43,6 @@ async def publisher(settings: Settings, topics: None):
         yield EventPublisher(
             broker, settings.topic_names(), max_message_bytes=settings.max_message_bytes
         )
-
-
-async def _read_events(
-    settings: Settings, topics: list[str], until_ids: set[str], deadline_s: float = 30.0
-) -> dict[str, tuple[ConsumerRecord, ReceivedEvent]]:
-    """Every event on ``topics`` from the beginning, by id, read until ``until_ids`` all arrived.
-
-    Reads without a consumer group, so there is no group-join delay.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    names = settings.topic_names()
-    await consumer.start()
-    events: dict[str, tuple[ConsumerRecord, ReceivedEvent]] = {}
-    try:
-        partitions = [
-            TopicPartition(name, p) for name in topics for p in await _partitions(consumer, name)
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        async with asyncio.timeout(deadline_s):
-            while not until_ids <= events.keys():
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    for record in records:
-                        received = decode_record(
-                            record,
-                            max_bytes=settings.max_message_bytes,
-                            topic=names.logical(record.topic),
-                        )
-                        events[received.envelope.id] = (record, received)
-    finally:
-        await consumer.stop()
-    return events
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
 
 
 async def test_every_event_type_round_trips_with_key_and_headers(
@@ -107,9 +63,9 @@ async def test_every_event_type_round_trips_with_key_and_headers(
     assert len(metas) == len(outgoing)
 
     names = settings.topic_names()
-    by_id = await _read_events(
-        settings, list(names.all().values()), {o.envelope.id for o in outgoing}
-    )
+    wanted = {o.envelope.id for o in outgoing}
+    received = await read_events(settings, Topic, until=lambda got: wanted <= event_ids(got))
+    by_id = {event.envelope.id: (record, event) for record, event in received}
 
     for item in outgoing:
         record, received = by_id[item.envelope.id]
@@ -142,10 +98,11 @@ async def test_a_batch_with_one_oversized_event_publishes_nothing(
     marker = new_event(sample(FileStored), source="test")
     await publisher.publish(marker)
 
-    files_topic = settings.topic_names().name(Topic.FILES)
-    seen = await _read_events(settings, [files_topic], {marker.id})
-    assert good.id not in seen
-    assert huge.id not in seen
+    received = await read_events(
+        settings, [Topic.FILES], until=lambda got: marker.id in event_ids(got)
+    )
+    assert good.id not in event_ids(received)
+    assert huge.id not in event_ids(received)
 
 
 async def _consume_until(

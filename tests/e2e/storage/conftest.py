@@ -1,4 +1,4 @@
-"""e2e fixtures reuse the storage integration fixtures."""
+"""The storage integration fixtures, shared with the storage e2e tests."""
 
 from tests.integration.storage.conftest import (  # noqa: F401
     facts,

@@ -12,7 +12,7 @@ from auth.testing import TestSigner
 from events import ElementFull, FileStored, Mode
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
-from tests.e2e.storage_process import WorkerProcess
+from tests.e2e.storage.worker_process import WorkerProcess
 from tests.storage_support import FactLog, Producer, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]

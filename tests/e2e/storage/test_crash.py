@@ -13,7 +13,7 @@ import pytest
 from artstore.settings import Settings
 from auth.testing import TestSigner
 from events import DeleteFile, FileDeleted, FileStored, MetadataUpdated, UpdateMetadata
-from tests.e2e.storage_process import WorkerProcess
+from tests.e2e.storage.worker_process import WorkerProcess
 from tests.storage_support import FactLog, Producer, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
