@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +12,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from artstore.dev.services import DEFAULT_DATA_DIR, Layout, read_env_file
+from artstore.dev.services import DEFAULT_DATA_DIR, Layout
+from artstore.dev.tour import CheckFailed
 
 console = Console()
 
@@ -53,59 +56,43 @@ def demo(
     ] = DEFAULT_DATA_DIR,
     facade_url: Annotated[str | None, typer.Option(help="Default: from the data dir.")] = None,
     auth_url: Annotated[str | None, typer.Option(help="Default: from the data dir.")] = None,
-    client_id: Annotated[
-        str | None, typer.Option(envvar="ARTSTORE_CLIENT_ID", help="Admin client id.")
-    ] = None,
-    client_secret: Annotated[
-        str | None, typer.Option(envvar="ARTSTORE_CLIENT_SECRET", help="Admin client secret.")
-    ] = None,
     large_mb: Annotated[
-        int, typer.Option(help="Size of the large upload in MiB.", min=1, max=4096)
+        float, typer.Option(help="Size of the large upload in MiB.", min=0.001, max=4096)
     ] = 64,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each outcome.")] = 120.0,
 ) -> None:
-    """A self-checking tour of a running `artstore dev`: upload (one large file, streamed),
-    search in English and Russian, download and verify, move an element rw -> ro and back,
-    replay the projection. Exits 1 if any check fails."""
-    from artstore.dev.facade_client import FacadeClient
-    from artstore.dev.tour import MIB, Tour, summary
+    """A self-checking tour of a running `artstore dev` through the SDK: upload (one large file,
+    streamed), search in English and Russian, download and verify, move the rw elements to ro
+    (an upload is refused) and back, replay the projection. Exits 1 if any check fails.
 
-    saved = _saved_settings(data_dir)
-    facade_url = facade_url or saved.get("ARTSTORE_FACADE_URL")
-    auth_url = auth_url or saved.get("ARTSTORE_AUTH_URL")
-    client_id = client_id or saved.get("ARTSTORE_CLIENT_ID")
-    client_secret = client_secret or saved.get("ARTSTORE_CLIENT_SECRET")
-    missing = [
-        name
-        for name, value in (
-            ("--facade-url", facade_url),
-            ("--auth-url", auth_url),
-            ("--client-id", client_id),
-            ("--client-secret", client_secret),
-        )
-        if not value
-    ]
-    if missing:
+    Settings, URLs and the admin credentials come from the data dir's artstore.env (ARTSTORE_*
+    variables win)."""
+    from artstore.dev.tour import MIB, Tour, summary
+    from producers import ArtStoreClient, load_client_settings
+
+    env_file = Layout(data_dir).env_file
+    if not env_file.is_file():
         Console(stderr=True).print(
-            f"[red]error:[/red] no {', '.join(missing)}: start `artstore dev` "
-            f"(it writes {Layout(data_dir).env_file}) or pass them",
+            f"[red]error:[/red] {env_file} does not exist: start `artstore dev --data-dir "
+            f"{data_dir}` first",
             highlight=False,
         )
         raise typer.Exit(2)
-    assert facade_url is not None
-    assert auth_url is not None
-    assert client_id is not None
-    assert client_secret is not None
+    settings = load_client_settings(env_file=env_file, facade_url=facade_url, auth_url=auth_url)
 
     async def run_tour() -> Tour:
-        client = FacadeClient(facade_url, auth_url, client_id, client_secret)
-        tour = Tour(client, console, large_bytes=large_mb * MIB, timeout_s=timeout)
-        try:
+        async with ArtStoreClient(settings) as client:
+            tour = Tour(
+                client,
+                console,
+                large_bytes=int(large_mb * MIB),
+                timeout_s=timeout,
+                replay=lambda: replay_projection(env_file),
+            )
             await tour.run()
-        finally:
-            await client.aclose()
         return tour
 
+    console.print(f"ArtStore demo against {settings.facade_url}\n")
     started = time.perf_counter()
     tour = asyncio.run(run_tour())
     took = time.perf_counter() - started
@@ -114,8 +101,22 @@ def demo(
     raise typer.Exit(0 if tour.ok else 1)
 
 
-def _saved_settings(data_dir: Path) -> dict[str, str]:
-    path = Layout(data_dir).env_file
-    if not path.is_file():
-        return {}
-    return read_env_file(path)
+async def replay_projection(env_file: Path) -> str:
+    """Run ``artstore replay`` as an operator would, with the deployment's settings."""
+    from artstore.dev.services import read_env_file
+
+    env = {**os.environ, **read_env_file(env_file), "ARTSTORE_ENV_FILE": str(env_file)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "artstore",
+        "replay",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    lines = output.decode(errors="replace").strip().splitlines()
+    if process.returncode != 0:
+        raise CheckFailed(f"artstore replay exited {process.returncode}: {' '.join(lines[-3:])}")
+    return lines[-1] if lines else "replayed"

@@ -18,6 +18,8 @@ import asyncpg
 from rich.console import Console
 
 from artstore.dev.services import (
+    CLIENT_ID,
+    CLIENT_SECRET,
     DEFAULT_PORT_BASE,
     ELEMENTS,
     Credentials,
@@ -231,7 +233,7 @@ class _Session:
         elif self.credentials is not None:
             c.print(
                 f"\nAdmin credentials were shown at first start; they are kept in {env_file} "
-                "(ARTSTORE_CLIENT_ID, ARTSTORE_CLIENT_SECRET)."
+                f"({CLIENT_ID}, {CLIENT_SECRET})."
             )
         else:
             c.print(
@@ -239,21 +241,17 @@ class _Session:
                 "chooses them); see the auth service's log."
             )
         c.print("\nTry it, in another shell:")
-        c.print(f"  artstore demo --data-dir {_relative(self.layout.root)}", highlight=False)
         for line in upload_command(env_file):
             c.print(f"  {line}", highlight=False, soft_wrap=True)
+        c.print(f"  artstore demo --data-dir {_relative(self.layout.root)}", highlight=False)
         c.print("\nCtrl-C stops everything.")
 
 
 def upload_command(env_file: str) -> list[str]:
     """Shell lines that upload a file to a running ``artstore dev``."""
     return [
-        f"set -a; . {env_file}; set +a",
-        'TOKEN=$(curl -s -u "$ARTSTORE_CLIENT_ID:$ARTSTORE_CLIENT_SECRET" '
-        '-d grant_type=client_credentials "$ARTSTORE_AUTH_URL/oauth2/token" '
-        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')",
-        'curl -s -H "Authorization: Bearer $TOKEN" -H "Content-Type: text/markdown" '
-        '--data-binary @README.md "$ARTSTORE_FACADE_URL/api/v1/uploads?filename=README.md"',
+        f"export ARTSTORE_ENV_FILE={env_file}",
+        "artstore upload README.md --tag first   # then: artstore search --tag first",
     ]
 
 
@@ -261,7 +259,7 @@ def _saved_credentials(layout: Layout) -> Credentials | None:
     if not layout.env_file.is_file():
         return None
     values = read_env_file(layout.env_file)
-    client_id, secret = values.get("ARTSTORE_CLIENT_ID"), values.get("ARTSTORE_CLIENT_SECRET")
+    client_id, secret = values.get(CLIENT_ID), values.get(CLIENT_SECRET)
     if client_id and secret:
         return Credentials(client_id, secret)
     return None

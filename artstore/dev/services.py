@@ -20,6 +20,11 @@ DEFAULT_DATA_DIR = Path("artstore-data")
 DEFAULT_PORT_BASE = 8080
 INSTANCE_FILE = "dev.json"
 GB = 1000**3
+#: The SDK's (and so the client commands') names for where to connect and who to be.
+CLIENT_FACADE_URL = "ARTSTORE_CLIENT_FACADE_URL"
+CLIENT_AUTH_URL = "ARTSTORE_CLIENT_AUTH_URL"
+CLIENT_ID = "ARTSTORE_CLIENT_CLIENT_ID"
+CLIENT_SECRET = "ARTSTORE_CLIENT_CLIENT_SECRET"
 #: Each element's size on one machine (the disk's free space still caps it).
 DEV_CAPACITY_BYTES = 50 * GB
 ENV_FILE = "artstore.env"
@@ -197,13 +202,13 @@ def plan_services(ports: Ports, *, python: str = sys.executable) -> list[Service
         ),
         ServicePlan(
             "projector",
-            [python, "-m", "consumers", "projector"],
+            [*artstore, "query", "projector"],
             {"ARTSTORE_PROJECTOR_METRICS_PORT": str(ports.projector_metrics)},
             f"http://127.0.0.1:{ports.projector_metrics}/metrics",
         ),
         ServicePlan(
             "facade",
-            [python, "-m", "artstore.dev.facade_process"],
+            [*artstore, "query", "facade"],
             {"ARTSTORE_FACADE_HOST": "127.0.0.1", "ARTSTORE_FACADE_PORT": str(ports.facade)},
             f"{urls.facade}/health/ready",
         ),
@@ -245,13 +250,14 @@ def child_environment(
 
 
 def env_file_text(shared: Mapping[str, str], urls: Urls, credentials: Credentials | None) -> str:
-    """``KEY=value`` lines for ``ARTSTORE_ENV_FILE``: the deployment's settings and URLs."""
+    """``KEY=value`` lines for ``ARTSTORE_ENV_FILE``: the deployment's settings, and the URLs
+    and credentials under the SDK's names, so every ``artstore`` command can use the file."""
     values = dict(shared)
-    values["ARTSTORE_FACADE_URL"] = urls.facade
-    values["ARTSTORE_AUTH_URL"] = urls.auth
+    values[CLIENT_FACADE_URL] = urls.facade
+    values[CLIENT_AUTH_URL] = urls.auth
     if credentials is not None:
-        values["ARTSTORE_CLIENT_ID"] = credentials.client_id
-        values["ARTSTORE_CLIENT_SECRET"] = credentials.client_secret
+        values[CLIENT_ID] = credentials.client_id
+        values[CLIENT_SECRET] = credentials.client_secret
     return "".join(f"{key}={_quote(value)}\n" for key, value in sorted(values.items()))
 
 

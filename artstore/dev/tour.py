@@ -1,8 +1,10 @@
 """``artstore demo``: a self-checking tour of a running ``artstore dev``, one ✓ or ✗ per check.
 
-Uploads (one large, streamed), English and Russian search, downloads with checksums, an element
-moved rw -> ro and back, and a replay of the projection. Every run tags its files with a fresh
-tag, so it can run any number of times against the same archive.
+Everything goes through the producer SDK, as an application would: uploads (one large,
+generated and streamed), English and Russian search, downloads verified against the demo's own
+checksums, every rw element moved to ro (an upload is then refused) and back, and a replay of
+the projection. Each run tags its files with a fresh tag, so it can run again and again against
+the same archive.
 """
 
 from __future__ import annotations
@@ -10,24 +12,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import httpx
 from rich.console import Console
 
-from artstore.dev.facade_client import FacadeClient, RequestFailed
+from producers import ArtStoreClient, ArtStoreError, Rejected, StoredFile
 
 MIB = 1024 * 1024
 
 
+class GeneratedStream(io.RawIOBase):
+    """``size`` seeded pseudo-random bytes, produced as they are read (never held whole)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self._left)
+        buffer[:n] = self._rng.randbytes(n)
+        self._left -= n
+        return n
+
+
+class DigestSink(io.RawIOBase):
+    """A writable stream that keeps only the size and sha256 of what it was given."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if (offset, whence) != (0, io.SEEK_SET):
+            raise io.UnsupportedOperation("only a restart from 0")
+        self.digest = hashlib.sha256()
+        self.size = 0
+        return 0
+
+    def truncate(self, size: int | None = None) -> int:
+        return 0
+
+
 @dataclass(frozen=True)
 class Sample:
-    """A file the tour uploads: its bytes come from a seeded generator, streamed."""
+    """A file the tour uploads; its bytes come from a seeded generator."""
 
     name: str
     size: int
@@ -36,28 +85,15 @@ class Sample:
     seed: int = 0
     content_type: str = "text/plain"
 
-    def chunks(self, chunk_size: int = MIB) -> Callable[[], AsyncIterator[bytes]]:
-        """A factory of the content as chunks (the same bytes every time)."""
-
-        async def generate() -> AsyncIterator[bytes]:
-            rng = random.Random(self.seed)
-            left = self.size
-            while left > 0:
-                n = min(chunk_size, left)
-                left -= n
-                yield rng.randbytes(n)
-
-        return generate
+    def stream(self) -> io.BufferedReader:
+        return io.BufferedReader(GeneratedStream(self.size, self.seed), buffer_size=MIB)
 
     def sha256(self) -> str:
-        """The checksum of what :meth:`chunks` yields."""
+        """The checksum of what :meth:`stream` yields."""
         digest = hashlib.sha256()
-        rng = random.Random(self.seed)
-        left = self.size
-        while left > 0:
-            n = min(MIB, left)
-            left -= n
-            digest.update(rng.randbytes(n))
+        stream = self.stream()
+        while chunk := stream.read(MIB):
+            digest.update(chunk)
         return digest.hexdigest()
 
 
@@ -75,15 +111,19 @@ class CheckFailed(Exception):
     """A check found something off; the message says what."""
 
 
+#: What a check may run into that means "this check failed", not "the demo has a bug".
+EXPECTED_FAILURES = (CheckFailed, ArtStoreError, TimeoutError, OSError, httpx.HTTPError)
+
+
 @dataclass
 class Tour:
-    """The tour against one facade, as one client with admin rights."""
+    """The tour against one deployment, as one client with admin rights."""
 
-    client: FacadeClient
+    client: ArtStoreClient
     console: Console
     large_bytes: int = 64 * MIB
     timeout_s: float = 120.0
-    replay: Callable[[], Any] | None = None
+    replay: Callable[[], Awaitable[str]] | None = None
     checks: list[Check] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -91,7 +131,12 @@ class Tour:
         self.english = Sample(
             "quarterly-reports.txt", 40 * 1024, "Quarterly financial reports of the archive", seed=1
         )
-        self.russian = Sample("otchety.txt", 30 * 1024, "Годовые отчёты о работе архива", seed=2)  # noqa: RUF001
+        self.russian = Sample(
+            "otchety.txt",
+            30 * 1024,
+            "Годовые отчёты о работе архива",  # noqa: RUF001 - Russian on purpose
+            seed=2,
+        )
         self.scratch = Sample(
             "scratch-notes.txt", 4 * 1024, "Temporary scratch notes", "temporary", seed=3
         )
@@ -102,7 +147,7 @@ class Tour:
             seed=4,
             content_type="application/octet-stream",
         )
-        self.stored: dict[str, dict[str, Any]] = {}
+        self.stored: dict[str, StoredFile] = {}
 
     @contextlib.asynccontextmanager
     async def check(self, name: str) -> AsyncIterator[Check]:
@@ -111,14 +156,16 @@ class Tour:
         started = time.perf_counter()
         try:
             yield result
-        except (CheckFailed, RequestFailed, TimeoutError, OSError, httpx.HTTPError) as exc:
+        except EXPECTED_FAILURES as exc:
             result.ok = False
             result.detail = str(exc) or type(exc).__name__
         result.seconds = time.perf_counter() - started
         self.checks.append(result)
         mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
         detail = f" — {result.detail}" if result.detail else ""
-        self.console.print(f"{mark} {name}{detail} [dim]({result.seconds:.1f} s)[/dim]")
+        self.console.print(
+            f"{mark} {name}{detail} [dim]({result.seconds:.1f} s)[/dim]", highlight=False
+        )
 
     @property
     def ok(self) -> bool:
@@ -126,115 +173,121 @@ class Tour:
 
     async def run(self) -> bool:
         """Every check in order; True when all passed."""
-        async with self.check("services ready and an admin token issued") as c:
-            await self.client.ready()
-            await self.client.authenticate()
-            c.detail = f"facade {self.client.facade_url}"
+        async with self.check("an admin token is issued and the elements are listed") as c:
+            await self.client.token()
+            modes = await self._modes()
+            c.detail = ", ".join(f"{e} ({m})" for e, m in sorted(modes.items()))
         if not self.ok:
             return False
         await self._uploads()
         await self._searches()
         await self._downloads()
-        await self._modes()
+        await self._freeze()
         await self._replay()
         return self.ok
 
-    async def _upload(self, sample: Sample) -> dict[str, Any]:
-        file_id = await self.client.upload(
-            sample.name,
-            sample.chunks()(),
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def _upload(self, sample: Sample) -> StoredFile:
+        handle = await self.client.upload(
+            sample.stream(),
+            filename=sample.name,
             content_type=sample.content_type,
             retention_policy=sample.retention,
+            ttl_days=30 if sample.retention == "temporary" else None,
             description=sample.description,
             tags=[self.tag, "demo"],
         )
-        status = await self.client.wait_upload(file_id, self.timeout_s)
-        if status["status"] != "stored":
-            raise CheckFailed(f"{sample.name} was {status['status']}: {status}")
-        return status
+        return await handle.wait(timeout=self.timeout_s)
 
     async def _uploads(self) -> None:
-        for sample, wanted in (
-            (self.english, "rw"),
-            (self.russian, "rw"),
-            (self.scratch, "edit"),
-        ):
+        for sample, wanted in ((self.english, "rw"), (self.russian, "rw"), (self.scratch, "edit")):
             async with self.check(f"upload {sample.name} ({sample.retention})") as c:
-                status = await self._upload(sample)
-                element = str(status.get("element_id"))
-                modes = await self.client.element_modes()
-                if modes.get(element) != wanted:
-                    raise CheckFailed(f"stored on {element} ({modes.get(element)}), not {wanted}")
-                self.stored[sample.name] = status
-                c.detail = f"stored on {element}"
-        async with self.check(f"upload {self.large.name} ({self.large.size // MIB} MiB, streamed)"):
+                stored = await self._upload(sample)
+                mode = (await self._modes()).get(stored.element_id)
+                if mode != wanted:
+                    raise CheckFailed(f"stored on {stored.element_id} ({mode}), not {wanted}")
+                self.stored[sample.name] = stored
+                c.detail = f"stored on {stored.element_id}"
+        size = f"{self.large.size / MIB:g} MiB"
+        async with self.check(f"upload {self.large.name} ({size}, generated and streamed)") as c:
             started = time.perf_counter()
-            status = await self._upload(self.large)
-            self.stored[self.large.name] = status
+            self.stored[self.large.name] = await self._upload(self.large)
             rate = self.large.size / MIB / max(time.perf_counter() - started, 1e-6)
-            self.console.print(f"  [dim]{rate:.0f} MiB/s end to end[/dim]")
+            c.detail = f"stored on {self.stored[self.large.name].element_id}, {rate:.0f} MiB/s"
 
     async def _find(self, query: str, expect: Sample, absent: Sample) -> str:
         deadline = time.monotonic() + self.timeout_s
         while True:
-            items = await self.client.search({"q": query, "tag": self.tag})
-            names = {item["original_filename"] for item in items}
+            page = await self.client.search(query, tag=self.tag)
+            names = {item["original_filename"] for item in page.items}
             if expect.name in names:
                 if absent.name in names:
                     raise CheckFailed(f"{query!r} also found {absent.name}")
-                return f"found {expect.name} among {len(items)} result(s)"
+                return f"found {expect.name} among {len(page.items)} result(s)"
             if time.monotonic() >= deadline:
                 raise CheckFailed(f"{query!r} did not find {expect.name} (got {sorted(names)})")
             await asyncio.sleep(0.3)
 
     async def _searches(self) -> None:
-        async with self.check('search English, stemmed: "report" finds "reports"') as c:
+        async with self.check('search in English, stemmed: "report" finds "reports"') as c:
             c.detail = await self._find("report", self.english, self.russian)
-        async with self.check('search Russian, stemmed: "отчёт" finds "отчёты"') as c:
+        async with self.check('search in Russian, stemmed: "отчёт" finds "отчёты"') as c:
             c.detail = await self._find("отчёт", self.russian, self.english)
 
     async def _downloads(self) -> None:
         for sample in (self.english, self.russian, self.scratch, self.large):
-            if sample.name not in self.stored:
+            stored = self.stored.get(sample.name)
+            if stored is None:
                 continue
-            async with self.check(f"download {sample.name}, sha256 matches") as c:
-                file_id = self.stored[sample.name]["file_id"]
-                size, digest = await self.client.download_digest(file_id)
-                if (size, digest) != (sample.size, sample.sha256()):
-                    raise CheckFailed(f"got {size} bytes, sha256 {digest[:12]}...")
-                c.detail = f"{size} bytes"
+            async with self.check(f"download {sample.name}; size and sha256 match") as c:
+                sink = DigestSink()
+                await self.client.download(stored.file_id, cast(BinaryIO, sink))
+                got = (sink.size, sink.digest.hexdigest())
+                if got != (sample.size, sample.sha256()):
+                    raise CheckFailed(f"got {got[0]} bytes, sha256 {got[1][:12]}...")
+                c.detail = f"{sink.size} bytes from {stored.element_id}"
 
-    async def _modes(self) -> None:
+    async def _freeze(self) -> None:
+        """Every rw element to ro: writes to them and new permanent uploads are refused."""
         stored = self.stored.get(self.english.name)
         if stored is None:
             return
-        element = str(stored["element_id"])
-        async with self.check(f"move {element} rw -> ro"):
-            await self.client.change_mode(element, "ro", reason="demo: freeze", confirm=False)
-            await self.client.wait_mode(element, "ro", self.timeout_s)
-        async with self.check(f"a metadata change for a file on {element} is refused") as c:
-            status, body = await self.client.update_metadata(
-                str(stored["file_id"]), {"description": "changed by the demo"}
-            )
-            if status != 409:
-                raise CheckFailed(f"expected 409 (element_mode), got {status}: {body}")
-            c.detail = str(body.get("detail", ""))[:100]
-        async with self.check(f"a new upload is not placed on read-only {element}") as c:
-            extra = Sample("after-freeze.txt", 2048, "Written while the element was frozen", seed=5)
-            placed = await self._upload(extra)
-            if placed.get("element_id") == element:
-                raise CheckFailed(f"stored on {element}, which is ro")
-            c.detail = f"stored on {placed.get('element_id')}"
-        async with self.check(f"{element} ro -> rw without confirmation is refused") as c:
-            before = await self.client.element(element)
-            await self.client.change_mode(element, "rw", reason="demo: thaw", confirm=False)
-            refusal = await self.client.wait_mode_rejection(
-                element, before.get("last_mode_rejection"), self.timeout_s
-            )
-            c.detail = str(refusal.get("detail") or refusal.get("reason") or refusal)[:100]
-        async with self.check(f"{element} ro -> rw with confirmation"):
-            await self.client.change_mode(element, "rw", reason="demo: thaw", confirm=True)
-            await self.client.wait_mode(element, "rw", self.timeout_s)
+        writable = sorted(e for e, m in (await self._modes()).items() if m == "rw")
+        async with self.check(f"move {', '.join(writable)} rw -> ro"):
+            for element in writable:
+                await self.client.change_mode(element, "ro", reason="demo: freeze")
+            for element in writable:
+                await self._wait_mode(element, "ro")
+        async with self.check(f"a metadata change for a file on {stored.element_id} is refused"):
+            try:
+                await self.client.update_metadata(stored.file_id, description="changed")
+            except Rejected as exc:
+                if exc.reason != "element_mode":
+                    raise
+            else:
+                raise CheckFailed("the change was accepted")
+        async with self.check("a permanent upload is refused: no rw element left") as c:
+            extra = Sample("after-freeze.txt", 2048, "Written while frozen", seed=5)
+            try:
+                await self._upload(extra)
+            except Rejected as exc:
+                if exc.reason != "element_mode":
+                    raise
+                c.detail = str(exc)[:120]
+            else:
+                raise CheckFailed("the upload was stored")
+        first = writable[0]
+        async with self.check(f"{first} ro -> rw without confirmation is refused") as c:
+            before = (await self._element(first)).get("last_mode_rejection")
+            await self.client.change_mode(first, "rw", reason="demo: thaw")
+            refusal = await self._wait_rejection(first, before)
+            c.detail = str(refusal.get("reason") or refusal)[:120]
+        async with self.check(f"{', '.join(writable)} ro -> rw with confirmation"):
+            for element in writable:
+                await self.client.change_mode(element, "rw", reason="demo: thaw", confirm=True)
+            for element in writable:
+                await self._wait_mode(element, "rw")
 
     async def _replay(self) -> None:
         if self.replay is None:
@@ -242,7 +295,36 @@ class Tour:
         async with self.check("replay the projection; the files are still found") as c:
             detail = await self.replay()
             await self._find("report", self.english, self.russian)
-            c.detail = str(detail)
+            await self._find("отчёт", self.russian, self.english)
+            c.detail = detail
+
+    # -- polling -------------------------------------------------------------------------------
+
+    async def _modes(self) -> dict[str, str]:
+        return {e["element_id"]: e["mode"] for e in await self.client.elements()}
+
+    async def _element(self, element_id: str) -> dict[str, Any]:
+        for item in await self.client.elements():
+            if item["element_id"] == element_id:
+                return item
+        raise CheckFailed(f"element {element_id} is not listed")
+
+    async def _wait_mode(self, element_id: str, mode: str) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while (current := (await self._element(element_id))["mode"]) != mode:
+            if time.monotonic() >= deadline:
+                raise CheckFailed(f"{element_id} is still {current} after {self.timeout_s:g} s")
+            await asyncio.sleep(0.2)
+
+    async def _wait_rejection(self, element_id: str, previous: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            rejection = (await self._element(element_id)).get("last_mode_rejection")
+            if rejection and rejection != previous:
+                return dict(rejection)
+            if time.monotonic() >= deadline:
+                raise CheckFailed(f"no refusal from {element_id} after {self.timeout_s:g} s")
+            await asyncio.sleep(0.2)
 
 
 def summary(checks: list[Check]) -> str:

@@ -126,8 +126,8 @@ def test_the_env_file_is_private_and_reads_back(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     values = read_env_file(path)
     assert values["ARTSTORE_DATA_DIR"] == "/a dir/with space"
-    assert values["ARTSTORE_CLIENT_SECRET"] == "it's-secret"
-    assert values["ARTSTORE_FACADE_URL"] == "http://127.0.0.1:9001"
+    assert values["ARTSTORE_CLIENT_CLIENT_SECRET"] == "it's-secret"
+    assert values["ARTSTORE_CLIENT_FACADE_URL"] == "http://127.0.0.1:9001"
 
 
 def test_a_data_dir_keeps_its_deployment_and_ports_across_starts(tmp_path: Path) -> None:
