@@ -41,10 +41,11 @@ def dev(
     """Run all of ArtStore on this machine until Ctrl-C: stack, auth, projector, facade and three
     storage elements (local edit, local rw, S3 rw), each a supervised process."""
     from artstore.dev.runner import DevError, DevOptions, run_dev
+    from artstore.stack import StackError
 
     try:
         code = run_dev(DevOptions(data_dir, ephemeral, port_base), console)
-    except DevError as exc:
+    except (DevError, StackError) as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     raise typer.Exit(code)

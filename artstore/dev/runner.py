@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 import asyncpg
+import redis
 from rich.console import Console
 
 from artstore.dev.services import (
@@ -273,6 +274,14 @@ def _discard(layout: Layout, instance: Instance) -> None:
     if url:
         with contextlib.suppress(OSError, asyncpg.PostgresError):
             asyncio.run(_drop_database(url, instance.database))
+    redis_url = env.get("ARTSTORE_REDIS_URL")
+    if redis_url:
+        with contextlib.suppress(OSError, redis.RedisError):
+            client = redis.Redis.from_url(redis_url)
+            keys = list(client.scan_iter(f"{instance.redis_prefix}*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
     if layout.root.is_dir():
         for child in layout.root.iterdir():
             if child.is_dir():
