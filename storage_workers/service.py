@@ -270,8 +270,10 @@ class StorageService:
                 return handle
 
             sub(bind(process, topic.value))
-            await sub.start()
             self._subs.append(sub)
+        # Each start joins a consumer group (the broker delays a first join by a few seconds):
+        # join them together rather than one after the other.
+        await asyncio.gather(*(sub.start() for sub in self._subs))
 
     async def _start_uploads(self) -> None:
         worker = self.worker
