@@ -8,13 +8,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 #: Headers added to a dead letter; the original headers are kept as they were.
-SOURCE_TOPIC = "dlq.source.topic"
-SOURCE_PARTITION = "dlq.source.partition"
-SOURCE_OFFSET = "dlq.source.offset"
-ERROR = "dlq.error"
-REASON = "dlq.reason"
-ATTEMPTS = "dlq.attempts"
-SERVICE = "dlq.service"
+#: (The same names the storage workers use.)
+SOURCE_TOPIC = "dlq_source_topic"
+SOURCE_PARTITION = "dlq_source_partition"
+SOURCE_OFFSET = "dlq_source_offset"
+ERROR = "dlq_error"
+REASON = "dlq_reason"
+ATTEMPTS = "dlq_attempts"
+SERVICE = "dlq_service"
 
 
 class DeadLetters:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from events import (
     ElementFull,
     ElementHeartbeat,
     ElementRegistered,
+    EventDecodeError,
     FileCommandRejected,
     FileDeleted,
     FileRecord,
@@ -39,9 +40,15 @@ from events import (
     ModeChanged,
     ModeChangeRejected,
     ReceivedEvent,
+    Topic,
+    TopicNames,
     UploadRejected,
     UploadRequested,
+    decode,
 )
+
+DLQ_SOURCE_TOPIC = "dlq_source_topic"
+DLQ_ERROR = "dlq_error"
 
 #: Upload statuses and their rank: a status replaces another only if its rank is higher.
 UPLOAD_RANKS = {"queued": 0, "failed": 1, "rejected": 2, "stored": 3}
@@ -122,6 +129,40 @@ def project(event: ReceivedEvent) -> list[Change]:
                 )
             ]
     return []
+
+
+def dead_letter_changes(record: Any, names: TopicNames, max_message_bytes: int) -> list[Change]:
+    """An upload command that ended in the DLQ is *failed*, with the error it died of.
+
+    Anything else on the DLQ is not the query projection's business (and is never re-lettered).
+    """
+    headers = {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers or ()}
+    source = names.logical(headers.get(DLQ_SOURCE_TOPIC, ""))
+    if source not in (Topic.UPLOADS_EDIT, Topic.UPLOADS_RW):
+        return []
+    try:
+        received = decode(
+            record.value,
+            key=record.key,
+            headers=record.headers or (),
+            max_bytes=max_message_bytes,
+            topic=source,
+        )
+    except EventDecodeError:
+        return []
+    command = received.envelope.data
+    if not isinstance(command, UploadRequested):
+        return []
+    return [
+        UploadStatus(
+            file_id=command.file_id,
+            status="failed",
+            rank=UPLOAD_RANKS["failed"],
+            status_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
+            reason="dead_lettered",
+            detail=clean(headers.get(DLQ_ERROR, "")[:1000]) or None,
+        )
+    ]
 
 
 def queued_upload(command: UploadRequested, *, at: datetime, correlation_id: str) -> UploadStatus:
@@ -244,22 +285,26 @@ def rounds(changes: Sequence[Change]) -> list[list[Change]]:
     A multi-row ``INSERT ... ON CONFLICT`` may touch a row only once, so a batch holding two
     facts about one file is written as two statements, in the order the facts arrived.
     """
-    out: list[list[Change]] = []
-    seen: dict[tuple[type, object], int] = {}
+    out: list[list[Change]] = [[]]
+    seen: dict[tuple[str, object], int] = {}
     for change in changes:
-        identity = (_table_of(change), change.key)
+        identity = (_TABLE[type(change)], change.key)
         index = seen.get(identity, -1) + 1
         seen[identity] = index
         if index == len(out):
             out.append([])
         out[index].append(change)
-    return out
+    return out if out[0] else []
 
 
-def _table_of(change: Change) -> type:
-    if isinstance(change, UpsertFile | MarkFileDeleted | NoteFileProblem):
-        return UpsertFile
-    return type(change)
+_TABLE: dict[type, str] = {
+    UpsertFile: "files",
+    MarkFileDeleted: "files",
+    NoteFileProblem: "files",
+    UploadStatus: "uploads",
+    ApplyElementFact: "elements",
+    AppendAudit: "audit_log",
+}
 
 
 def merge_element(current: dict[str, Any] | None, fact: ElementFact) -> dict[str, Any]:

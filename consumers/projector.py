@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from consumers import metrics
-from consumers.handlers import project
+from consumers.handlers import dead_letter_changes, project
 from consumers.store import ApplyResult, PositionedEvent, PositionMismatch, ProjectionStore
 from events import EventDecodeError, Topic, TopicNames, decode_record
 
@@ -31,6 +31,7 @@ PROJECTED_TOPICS: tuple[Topic, ...] = (
     Topic.AUDIT,
     Topic.UPLOADS_EDIT,
     Topic.UPLOADS_RW,
+    Topic.DLQ,
 )
 
 AfterBatch = Callable[[ApplyResult], Awaitable[None]]
@@ -83,9 +84,21 @@ class Projection:
     async def handle(
         self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> ApplyResult | None:
-        """Apply one batch; None when the consumer had to seek back and the batch was dropped."""
+        """Decode and apply one batch (see :meth:`apply`)."""
+        return await self.apply(consumer, records, await self.decode(records))
+
+    async def decode(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[PositionedEvent]:
+        """The row changes of each record; undecodable records go to the DLQ (no changes)."""
+        return [await self._decode(record) for record in records]
+
+    async def apply(
+        self,
+        consumer: AIOKafkaConsumer,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        events: Sequence[PositionedEvent],
+    ) -> ApplyResult | None:
+        """Apply one decoded batch; None when the consumer had to seek back (batch dropped)."""
         started = time.perf_counter()
-        events = [await self._decode(record) for record in records]
         attempt = 0
         while True:
             try:
@@ -121,6 +134,9 @@ class Projection:
 
     async def _decode(self, record: ConsumerRecord[Any, Any]) -> PositionedEvent:
         topic = self.names.logical(record.topic)
+        if topic is Topic.DLQ:  # read to mark dead-lettered uploads failed; never re-lettered
+            changes = dead_letter_changes(record, self.names, self.max_message_bytes)
+            return PositionedEvent(record.topic, record.partition, record.offset, changes)
         try:
             received = decode_record(record, max_bytes=self.max_message_bytes, topic=topic)
         except EventDecodeError as exc:
@@ -208,18 +224,34 @@ async def consume(
     poll_timeout_ms: int,
     commit_to_group: bool,
 ) -> None:
-    """Poll, apply, repeat until ``stop`` is set."""
-    while not stop.is_set():
-        fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
-        records = [record for batch in fetched.values() for record in batch]
-        if not records:
-            continue
-        result = await projection.handle(consumer, records)
-        if result is None:
-            continue
-        await _observe_lag(consumer, fetched)
-        if commit_to_group and result.positions:
-            await _commit_quietly(consumer, result)
+    """Poll, apply, repeat until ``stop`` is set.
+
+    Two batches are in flight: while one is written (the database works on another core),
+    the next is fetched and decoded. Writes stay strictly in order. If a write has to seek
+    back, the batch decoded meanwhile is dropped; the position check then seeks its
+    partitions back too, so nothing is skipped.
+    """
+    pending: asyncio.Task[ApplyResult | None] | None = None
+    pending_fetch: dict[TopicPartition, Any] = {}
+    try:
+        while not stop.is_set():
+            fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
+            records = [record for batch in fetched.values() for record in batch]
+            events = await projection.decode(records) if records else []
+            if pending is not None:
+                result = await pending
+                pending = None
+                if result is None:
+                    continue  # sought back: what was fetched meanwhile is stale
+                await _observe_lag(consumer, pending_fetch)
+                if commit_to_group and result.positions:
+                    await _commit_quietly(consumer, result)
+            if records:
+                pending = asyncio.create_task(projection.apply(consumer, records, events))
+                pending_fetch = fetched
+    finally:
+        if pending is not None:
+            await pending
 
 
 async def _observe_lag(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, Any]) -> None:

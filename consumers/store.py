@@ -109,9 +109,20 @@ class PositionMismatch(Exception):
         super().__init__(f"records arrived past the stored positions; seek back to {where}")
 
 
+_INCOMING_TYPES = {**_FILE_TYPES, "tags": "text[]", "metadata": "text", "custom_attributes": "text"}
+_INCOMING = "pg_temp.incoming_files"
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+    # File rows travel by binary COPY into this session-private table, then one INSERT ...
+    # SELECT merges them: about twice as fast as binding arrays for every column.
+    columns = ", ".join(f"{c} {_INCOMING_TYPES.get(c, 'text')}" for c in _FILE_COLUMNS)
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS incoming_files (round integer, {columns}) "
+        "ON COMMIT DELETE ROWS"
     )
 
 
@@ -145,13 +156,13 @@ class ProjectionStore:
             for name in ("files", "uploads", "elements", "audit_log", "projection_offsets")
         }
         file_select = ", ".join(
-            "ARRAY(SELECT jsonb_array_elements_text(u.tags))" if c == "tags" else f"u.{c}"
+            f"u.{c}::jsonb" if c in ("metadata", "custom_attributes") else f"u.{c}"
             for c in _FILE_COLUMNS
         )
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _FILE_COLUMNS if c != "file_id")
         self._upsert_files = (
             f"INSERT INTO {self._t['files']} AS f ({', '.join(_FILE_COLUMNS)}) "
-            f"SELECT {file_select} FROM {_unnest(_FILE_COLUMNS, _FILE_TYPES)} "
+            f"SELECT {file_select} FROM {_INCOMING} AS u WHERE u.round = $1 "
             f"ON CONFLICT (file_id) DO UPDATE SET {updates} "
             "WHERE f.deleted_at IS NULL "
             "AND (EXCLUDED.version, EXCLUDED.updated_at) > (f.version, f.updated_at)"
@@ -328,17 +339,26 @@ class ProjectionStore:
             await self._write(conn, list(statuses))
 
     async def _write(self, conn: asyncpg.Connection, changes: Sequence[Change]) -> bool:
-        element_facts = [c for c in changes if isinstance(c, ApplyElementFact)]
-        others = [c for c in changes if not isinstance(c, ApplyElementFact)]
+        element_facts = [c for c in changes if type(c) is ApplyElementFact]
+        others = [c for c in changes if type(c) is not ApplyElementFact]
         changed_files = False
-        for batch in rounds(others):
-            upserts = [c.row for c in batch if isinstance(c, UpsertFile)]
-            deletions = [c for c in batch if isinstance(c, MarkFileDeleted)]
-            problems = [c for c in batch if isinstance(c, NoteFileProblem)]
-            uploads = [c for c in batch if isinstance(c, UploadStatus)]
-            audits = [c for c in batch if isinstance(c, AppendAudit)]
+        for number, batch in enumerate(rounds(others)):
+            kinds: dict[type, list[Any]] = defaultdict(list)
+            for change in batch:
+                kinds[type(change)].append(change)
+            upserts = [c.row for c in kinds[UpsertFile]]
+            deletions: list[MarkFileDeleted] = kinds[MarkFileDeleted]
+            problems: list[NoteFileProblem] = kinds[NoteFileProblem]
+            uploads: list[UploadStatus] = kinds[UploadStatus]
+            audits: list[AppendAudit] = kinds[AppendAudit]
             if upserts:
-                await conn.execute(self._upsert_files, *_columns(upserts, _FILE_COLUMNS))
+                await conn.copy_records_to_table(
+                    "incoming_files",
+                    schema_name="pg_temp",
+                    records=[_incoming(number, row) for row in upserts],
+                    columns=["round", *_FILE_COLUMNS],
+                )
+                await conn.execute(self._upsert_files, number)
             if deletions:
                 await conn.execute(
                     self._delete_files,
@@ -392,4 +412,17 @@ def _upload_values(status: UploadStatus) -> tuple[Any, ...]:
         status.status,
         status.rank,
         *(getattr(status, c) for c in _UPLOAD_COLUMNS[2:]),
+    )
+
+
+_JSON_COLUMNS = frozenset({"metadata", "custom_attributes"})
+
+
+def _incoming(number: int, row: FileRow) -> tuple[Any, ...]:
+    return (
+        number,
+        *(
+            json.dumps(getattr(row, name)) if name in _JSON_COLUMNS else getattr(row, name)
+            for name in _FILE_COLUMNS
+        ),
     )

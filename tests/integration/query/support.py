@@ -237,3 +237,25 @@ async def facade_harness(
         ) as http,
     ):
         yield FacadeHarness(app, http, signer, settings)
+
+
+async def read_all(settings: Settings, topic: Any) -> list[Any]:
+    """Every record currently in a topic (all partitions), read without a group."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        name = settings.topic_names().name(topic)
+        await consumer.topics()
+        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        out: list[Any] = []
+        while True:
+            fetched = await consumer.getmany(timeout_ms=1000)
+            if not fetched:
+                return out
+            out += [r for batch in fetched.values() for r in batch]
+    finally:
+        await consumer.stop()

@@ -29,6 +29,8 @@ from events import (
     Topic,
     UploadRejected,
     UploadRequested,
+    encode,
+    new_event,
 )
 from tests.helpers import wait_until
 from tests.integration.query.support import (
@@ -137,16 +139,37 @@ async def test_facts_become_rows_and_never_move_backwards(
             ]
         )
         await pub.send_raw(settings.topic_names().name(Topic.FILES), b"{not json", b"k")
+        # A storage worker gave up on an upload command: the upload is "failed".
+        dead = UploadRequested(
+            file_id=uuid.uuid4(),
+            original_filename="doomed.bin",
+            file_size=1,
+            checksum="1" * 64,
+            staged=S3StagedObject(bucket="staging", key="gone"),
+        )
+        letter = encode(new_event(dead, source="tests"), settings.topic_names(), max_bytes=10**6)
+        await pub.producer.send_and_wait(
+            settings.topic_names().name(Topic.DLQ),
+            value=letter.value,
+            key=letter.key,
+            headers=[
+                *((k, v.encode()) for k, v in letter.headers.items()),
+                ("dlq_source_topic", letter.topic.encode()),
+                ("dlq_error", b"staging unreachable after 5 attempts"),
+            ],
+        )
 
         async def settled() -> bool:
             return (
                 await fetchval(
                     url, "SELECT coalesce(sum(events_applied), 0) FROM projection_offsets"
                 )
-                == 13
+                # 12 facts and commands, the bad record, the injected dead letter, and the
+                # projector's own dead letter (read back from the DLQ, ignored).
+                == 15
             )
 
-        await wait_until(settled, timeout=30, message="all 13 records applied")
+        await wait_until(settled, timeout=30, message="all 15 records applied")
         row = (await fetch(url, "SELECT * FROM files WHERE file_id = $1", first.file_id))[0]
         assert (row["version"], row["description"]) == (2, "Budget, revised")
         gone = (await fetch(url, "SELECT * FROM files WHERE file_id = $1", doomed.file_id))[0]
@@ -156,6 +179,7 @@ async def test_facts_become_rows_and_never_move_backwards(
         assert statuses == {
             upload_id: "queued",
             rejected_id: "rejected",
+            dead.file_id: "failed",
             first.file_id: "stored",
             doomed.file_id: "stored",
         }
@@ -179,9 +203,14 @@ async def test_facts_become_rows_and_never_move_backwards(
     await dlq.start()
     try:
         batch = await dlq.getmany(timeout_ms=10_000)
-        letters = [r for records in batch.values() for r in records]
+        letters = [
+            r
+            for records in batch.values()
+            for r in records
+            if dict(r.headers).get("dlq_service") == b"artstore-projector"
+        ]
         assert [r.value for r in letters] == [b"{not json"]
         headers = dict(letters[0].headers)
-        assert headers["dlq.reason"] == b"not_json"
+        assert headers["dlq_reason"] == b"not_json"
     finally:
         await dlq.stop()
