@@ -39,7 +39,7 @@ test: lint typecheck
 test-only: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Run ArtStore on this machine: the stack, the topics, and an event through the broker.
+# Run all of ArtStore on this machine (stack and every service, supervised) until Ctrl-C.
 dev: $(STAMP)
 	$(VENV)/bin/artstore dev
 

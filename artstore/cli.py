@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -65,51 +64,13 @@ def schemas_export(
         console.print(f"wrote {path}")
 
 
-@app.command()
-def dev() -> None:
-    """Start the local stack, create the topics, send an UploadRequested through the broker."""
-    from artstore.demo import round_trip
-    from artstore.stack import ensure_stack
-
-    _settings()  # refuse bad configuration before starting anything
-
-    with console.status("starting the local stack (Kafka, S3, PostgreSQL, Redis)..."):
-        stack = ensure_stack()
-    for key, value in stack.as_env().items():
-        os.environ.setdefault(key, value)
-    settings = _settings()
-    _print_stack(stack.as_env())
-    with console.status("creating topics and sending an UploadRequested through the broker..."):
-        result = asyncio.run(round_trip(settings))
-    console.print(
-        f"topics: {len(result.topics.created)} created, {len(result.topics.existing)} existed"
-    )
-    event = result.received.envelope
-    table = Table("what", "value", title="An event went through the broker")
-    table.add_row("type", event.type)
-    table.add_row("id", event.id)
-    table.add_row("key", result.received.key)
-    table.add_row("record", f"{result.topic}[{result.partition}]@{result.offset}")
-    table.add_row("headers", ", ".join(sorted(result.received.headers)))
-    table.add_row("file", f"{event.data.original_filename} ({event.data.file_size} bytes)")
-    table.add_row("publish -> consume", f"{result.seconds * 1000:.0f} ms")
-    console.print(table)
-    console.print("Stop the stack with: [bold]make stack-down[/bold] (or `artstore stack down`)")
-
-
-def _print_stack(env: dict[str, str]) -> None:
-    table = Table("setting", "value", title="Local stack")
-    for key, value in sorted(env.items()):
-        if "SECRET" in key:
-            value = "********"
-        table.add_row(key, value)
-    console.print(table)
-
-
 def _mount_stack() -> None:
+    from artstore.dev import demo, dev
     from artstore.stack import stack_app
     from storage_workers import rebuild_command, storage_app
 
+    app.command("dev")(dev)
+    app.command("demo")(demo)
     app.add_typer(stack_app, name="stack")
     app.add_typer(storage_app, name="storage")
     app.command("rebuild")(rebuild_command)
@@ -125,6 +86,15 @@ def _mount_query() -> None:
 
 _mount_stack()
 _mount_query()
+
+
+def _mount_client() -> None:
+    from producers.cli import mount
+
+    mount(app)
+
+
+_mount_client()
 
 
 def main() -> None:

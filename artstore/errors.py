@@ -6,6 +6,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from pydantic import ValidationError
 
 from artstore.settings import MissingEnvFile
+from producers import ArtStoreError, MissingConfigFile
 
 _START_STACK = (
     "start the local stack with `artstore stack up` (or `make stack-up`), "
@@ -22,7 +23,9 @@ def explain(exc: BaseException) -> str | None:
             variable = f"ARTSTORE_{field.upper()}" if field else "(settings)"
             problems.append(f"{variable}: {err['msg']}")
         return "invalid configuration: " + "; ".join(problems)
-    if isinstance(exc, MissingEnvFile):
+    if isinstance(exc, ArtStoreError):
+        return str(exc)
+    if isinstance(exc, MissingEnvFile | MissingConfigFile):
         return str(exc)
     if isinstance(exc, KafkaConnectionError | KafkaTimeoutError):
         return f"cannot reach Kafka ({exc}): {_START_STACK}"

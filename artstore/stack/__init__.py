@@ -16,7 +16,12 @@ from artstore.stack.lifecycle import (
     stack_status,
     stop_stack,
 )
-from artstore.stack.postgres_server import asyncpg_dsn, maintenance_dsn, with_database
+from artstore.stack.postgres_server import (
+    asyncpg_dsn,
+    ensure_database,
+    maintenance_dsn,
+    with_database,
+)
 from artstore.stack.tansu import KafkaStorage
 
 __all__ = [
@@ -25,6 +30,7 @@ __all__ = [
     "StackEnv",
     "StackError",
     "asyncpg_dsn",
+    "ensure_database",
     "ensure_stack",
     "maintenance_dsn",
     "read_stack_env",

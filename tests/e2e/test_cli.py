@@ -33,16 +33,6 @@ def user_env(stack: StackEnv, topic_prefix: str) -> dict[str, str]:
 
 
 @pytest.mark.kafka
-def test_dev_sends_an_event_through_the_broker_and_shows_it(user_env: dict[str, str]) -> None:
-    result = _run([*ARTSTORE, "dev"], user_env)
-    assert result.returncode == 0, result.stderr
-    assert "artstore.upload.requested.v1" in result.stdout
-    assert f"{user_env['ARTSTORE_TOPIC_PREFIX']}.uploads.rw[" in result.stdout
-    assert "authorization, ce_id, ce_type" in result.stdout
-    assert user_env["ARTSTORE_S3_SECRET_KEY"] not in result.stdout
-
-
-@pytest.mark.kafka
 def test_topics_create_is_idempotent(user_env: dict[str, str]) -> None:
     user_env["ARTSTORE_TOPIC_PREFIX"] += "-cli"
     first = _run([*ARTSTORE, "topics", "create"], user_env)

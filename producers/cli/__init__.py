@@ -1,0 +1,23 @@
+"""The ``artstore`` commands users and operators run against a deployment, over the SDK."""
+
+from __future__ import annotations
+
+import typer
+
+from producers.cli.admin import accounts_app, elements_app
+from producers.cli.files import download, meta, rm, search, status, upload
+
+
+def mount(app: typer.Typer) -> None:
+    """Add the client commands to the ``artstore`` app."""
+    app.command("upload")(upload)
+    app.command("status")(status)
+    app.command("search")(search)
+    app.command("meta")(meta)
+    app.command("download")(download)
+    app.command("rm")(rm)
+    app.add_typer(elements_app, name="elements")
+    app.add_typer(accounts_app, name="accounts")
+
+
+__all__ = ["mount"]

@@ -1,0 +1,353 @@
+"""``artstore upload|status|search|meta|download|rm``: the file commands over the SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from events import RetentionPolicy
+from producers.cli.common import (
+    AsJson,
+    AuthUrl,
+    ClientId,
+    ConfigFile,
+    FacadeUrl,
+    client_settings,
+    err,
+    human_bytes,
+    out,
+    parse_pairs,
+    print_json,
+    run,
+)
+from producers.client import ArtStoreClient, UploadHandle
+from producers.errors import ArtStoreError, Rejected, Timeout
+from producers.models import StoredFile, UploadRequest
+
+#: Per-file progress bars up to this many files; beyond it only the total is shown.
+MAX_FILE_BARS = 10
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
+
+
+def _expand(paths: list[Path]) -> list[tuple[Path, str]]:
+    """Every file to upload, with its path relative to the argument it came from."""
+    files: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                files.append((found, found.relative_to(path).as_posix()))
+        elif path.is_file():
+            files.append((path, path.name))
+        else:
+            raise typer.BadParameter(f"{path} is neither a file nor a directory")
+    if not files:
+        raise typer.BadParameter("no files to upload")
+    return files
+
+
+@dataclass
+class _Outcome:
+    source: str
+    size: int
+    handle: UploadHandle | None = None
+    stored: StoredFile | None = None
+    error: ArtStoreError | None = None
+
+
+def upload(
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories (recursively).")],
+    retention_policy: Annotated[
+        RetentionPolicy,
+        typer.Option("--retention", help="permanent (rw elements) or temporary (edit elements)."),
+    ] = RetentionPolicy.PERMANENT,
+    ttl_days: Annotated[
+        int | None, typer.Option(help="Days a temporary file is kept (1-365, default 30).")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="Description of every file.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeat).")] = None,
+    attr: Annotated[
+        list[str] | None,
+        typer.Option("--attr", "-a", help="A custom attribute key=value (repeat)."),
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for each upload's outcome.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the outcomes.")] = 120.0,
+    config: ConfigFile = None,
+    facade_url: FacadeUrl = None,
+    auth_url: AuthUrl = None,
+    client_id: ClientId = None,
+) -> None:
+    """Upload files and directories, show progress, wait for the outcomes.
+
+    Exits 1 if any upload was rejected or did not finish within --timeout.
+    """
+    files = _expand(paths)
+    attributes = parse_pairs(attr, "--attr")
+    settings = client_settings(config, facade_url, auth_url, client_id)
+    requests = [
+        UploadRequest(
+            source=path,
+            filename=path.name,
+            retention_policy=retention_policy,
+            ttl_days=ttl_days,
+            description=description,
+            tags=list(tag or []),
+            custom_attributes=attributes,
+            metadata={"source_path": relative} if relative != path.name else {},
+        )
+        for path, relative in files
+    ]
+    outcomes = [_Outcome(rel, path.stat().st_size) for path, rel in files]
+
+    async def work(client: ArtStoreClient) -> None:
+        with _progress() as progress:
+            total = progress.add_task(f"{len(files)} file(s)", total=sum(o.size for o in outcomes))
+            bars = {}
+            if len(files) > 1 and len(files) <= MAX_FILE_BARS:
+                bars = {
+                    id(r): progress.add_task(f"  {o.source}", total=o.size)
+                    for r, o in zip(requests, outcomes, strict=True)
+                }
+
+            def advance(request: UploadRequest, size: int) -> None:
+                progress.advance(total, size)
+                if id(request) in bars:
+                    progress.advance(bars[id(request)], size)
+
+            try:
+                handles = await client.upload_many(requests, progress=advance)
+            except Rejected as exc:
+                for outcome in outcomes:
+                    outcome.error = exc
+                return
+        for outcome, handle in zip(outcomes, handles, strict=True):
+            outcome.handle = handle
+        if not wait:
+            return
+        with err.status(f"waiting for {len(handles)} outcome(s)..."):
+            results = await asyncio.gather(
+                *(h.wait(timeout) for h in handles), return_exceptions=True
+            )
+        for outcome, result in zip(outcomes, results, strict=True):
+            if isinstance(result, StoredFile):
+                outcome.stored = result
+            elif isinstance(result, ArtStoreError):
+                outcome.error = result
+            elif isinstance(result, BaseException):
+                raise result
+
+    run(settings, work)
+    table = Table("file", "size", "outcome", "file id", "element / reason", title="Uploads")
+    failed = 0
+    for o in outcomes:
+        file_id = str(o.handle.file_id) if o.handle else "-"
+        if o.stored is not None:
+            table.add_row(
+                o.source,
+                human_bytes(o.size),
+                "[green]stored[/green]",
+                file_id,
+                f"{o.stored.element_id}:{o.stored.storage_path}",
+            )
+        elif o.error is not None:
+            failed += 1
+            word = "rejected" if isinstance(o.error, Rejected) else o.error.reason
+            table.add_row(
+                o.source,
+                human_bytes(o.size),
+                f"[red]{word}[/red]",
+                file_id,
+                f"{o.error.reason}: {o.error.detail}",
+            )
+        else:
+            table.add_row(o.source, human_bytes(o.size), "queued", file_id, "")
+    out.print(table)
+    if failed:
+        err.print(f"[red]{failed} of {len(outcomes)} upload(s) did not succeed[/red]")
+        raise typer.Exit(1)
+
+
+def status(
+    file_id: Annotated[str, typer.Argument(help="The upload's file id.")],
+    wait: Annotated[bool, typer.Option(help="Wait until it is stored or rejected.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 120.0,
+    as_json: AsJson = False,
+    config: ConfigFile = None,
+    facade_url: FacadeUrl = None,
+    auth_url: AuthUrl = None,
+    client_id: ClientId = None,
+) -> None:
+    """Show an upload's status (queued, stored, rejected, failed); exits 1 if rejected."""
+    settings = client_settings(config, facade_url, auth_url, client_id)
+
+    async def work(client: ArtStoreClient) -> dict[str, Any]:
+        if wait:
+            with contextlib.suppress(Rejected, Timeout):
+                await client.handle(file_id).wait(timeout)
+        return await client.upload_status(file_id)
+
+    row = run(settings, work)
+    if as_json:
+        print_json(row)
+    else:
+        table = Table("field", "value", title=f"Upload {file_id}")
+        for key, value in row.items():
+            if key != "links" and value is not None:
+                table.add_row(key, str(value))
+        out.print(table)
+    if row.get("status") in ("rejected", "failed"):
+        raise typer.Exit(1)
+
+
+def search(
+    query: Annotated[
+        str | None, typer.Argument(help='Web-search syntax: words, "phrases", -not.')
+    ] = None,
+    filename: Annotated[str | None, typer.Option(help="Filename contains.")] = None,
+    extension: Annotated[
+        list[str] | None, typer.Option("--ext", help="Extension (repeat).")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Has tag (repeat).")] = None,
+    element: Annotated[str | None, typer.Option(help="Stored on this element.")] = None,
+    username: Annotated[str | None, typer.Option(help="Uploaded by this account name.")] = None,
+    attr: Annotated[
+        list[str] | None, typer.Option("--attr", "-a", help="Custom attribute key=value.")
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="relevance, created_at, file_size, filename; '-' = desc.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Results per page.")] = 20,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page.")] = None,
+    as_json: AsJson = False,
+    config: ConfigFile = None,
+    facade_url: FacadeUrl = None,
+    auth_url: AuthUrl = None,
+    client_id: ClientId = None,
+) -> None:
+    """Search the archive's index."""
+    settings = client_settings(config, facade_url, auth_url, client_id)
+    attributes = {k: str(v) for k, v in parse_pairs(attr, "--attr").items()}
+    page = run(
+        settings,
+        lambda client: client.search(
+            query,
+            filename=filename,
+            extension=extension,
+            tag=tag,
+            element=element,
+            username=username,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            attributes=attributes,
+        ),
+    )
+    if as_json:
+        print_json({"items": page.items, "next_cursor": page.next_cursor})
+        return
+    table = Table("file id", "filename", "size", "created", "element", "tags", title="Files")
+    for item in page.items:
+        table.add_row(
+            str(item.get("file_id")),
+            str(item.get("original_filename")),
+            human_bytes(item.get("file_size")),
+            str(item.get("created_at", ""))[:19],
+            str(item.get("element_id", "")),
+            ", ".join(item.get("tags") or []),
+        )
+    out.print(table)
+    if page.next_cursor:
+        err.print(f"more results: --cursor {page.next_cursor}")
+
+
+def meta(
+    file_id: Annotated[str, typer.Argument(help="The file id.")],
+    config: ConfigFile = None,
+    facade_url: FacadeUrl = None,
+    auth_url: AuthUrl = None,
+    client_id: ClientId = None,
+) -> None:
+    """Print a file's metadata (its attr.json) as JSON."""
+    settings = client_settings(config, facade_url, auth_url, client_id)
+    print_json(run(settings, lambda client: client.get_metadata(file_id)))
+
+
+def download(
+    file_id: Annotated[str, typer.Argument(help="The file id.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File or directory (default: original name, here).",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigFile = None,
+    facade_url: FacadeUrl = None,
+    auth_url: AuthUrl = None,
+    client_id: ClientId = None,
+) -> None:
+    """Download a file with progress, resuming an interrupted one; verifies sha256.
+
+    The bytes go to <output>.part first; running the command again after an interruption
+    asks only for the rest. The file appears under its name once its sha256 matches.
+    """
+    settings = client_settings(config, facade_url, auth_url, client_id)
+
+    async def work(client: ArtStoreClient) -> Any:
+        with _progress() as progress:
+            task = progress.add_task(f"{file_id}", total=None)
+
+            def report(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return await client.download(file_id, output, progress=report)
+
+    result = run(settings, work)
+    resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""
+    out.print(
+        f"saved {result.path} ({human_bytes(result.size)}, sha256 {result.sha256} verified"
+        f"{resumed})",
+        highlight=False,
+    )
+
+
+def rm(
+    file_id: Annotated[str, typer.Argument(help="The file id.")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigFile = None,
+    facade_url: FacadeUrl = None,
+    auth_url: AuthUrl = None,
+    client_id: ClientId = None,
+) -> None:
+    """Delete a file (only files on edit elements can be deleted)."""
+    settings = client_settings(config, facade_url, auth_url, client_id)
+    if not yes:
+        typer.confirm(f"delete file {file_id}?", abort=True)
+    command_id = run(settings, lambda client: client.delete(file_id, reason=reason))
+    out.print(f"deletion of {file_id} requested (command {command_id})", highlight=False)

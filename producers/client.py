@@ -1,0 +1,472 @@
+"""``ArtStoreClient``: upload through staging and Kafka, read and command through the facade."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from uuid import UUID
+
+import httpx
+from minio import Minio
+
+from events import (
+    BrokerSettings,
+    EventPublisher,
+    FileStagedObject,
+    Mode,
+    Outgoing,
+    RetentionPolicy,
+    TopicNames,
+    UploadRequested,
+    make_broker,
+    new_event,
+)
+from producers.accounts import AccountsAdmin
+from producers.downloads import DownloadProgress, download
+from producers.errors import NotFound, Rejected, Timeout
+from producers.http import AuthorizedHttp
+from producers.models import (
+    DownloadResult,
+    SearchPage,
+    StoredFile,
+    UploadRequest,
+    UploadSource,
+)
+from producers.settings import ClientSettings
+from producers.staging import DirectoryStaging, S3Staging, Staged, Staging
+from producers.tokens import Clock, TokenProvider
+
+SOURCE = "artstore/producer-sdk"
+UploadProgress = Callable[[UploadRequest, int], None]
+"""Called with the request and the number of bytes just staged (from a worker thread)."""
+
+
+class UploadHandle:
+    """A published upload; :meth:`wait` polls the facade until it is stored or rejected."""
+
+    def __init__(self, client: ArtStoreClient, request: UploadRequest, command: UploadRequested):
+        self._client = client
+        self.request = request
+        self.file_id: UUID = command.file_id
+        self.filename = command.original_filename
+        self.size = command.file_size
+        self.checksum = command.checksum
+
+    async def status(self) -> dict[str, Any]:
+        """The upload's status row (``status``: queued, stored, rejected or failed)."""
+        return await self._client.upload_status(self.file_id)
+
+    async def wait(
+        self,
+        timeout: float = 120.0,  # noqa: ASYNC109 - a deadline across many polls
+        *,
+        first_poll_s: float = 0.1,
+        max_poll_s: float = 2.0,
+    ) -> StoredFile:
+        """The stored file; raises :class:`Rejected` with the element's reason, or
+        :class:`Timeout` if neither happened within ``timeout`` seconds (it may still happen)."""
+        deadline = time.monotonic() + timeout
+        delay = first_poll_s
+        last = "not yet known to the index"
+        while True:
+            try:
+                row = await self.status()
+            except NotFound:
+                row = None
+            if row is not None:
+                last = str(row.get("status"))
+                if last == "stored":
+                    return StoredFile.from_sidecar(await self._client.get_metadata(self.file_id))
+                if last in ("rejected", "failed"):
+                    raise Rejected(
+                        str(row.get("reason") or last),
+                        f"upload {self.file_id} ({self.filename}): {row.get('detail') or last}",
+                    )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Timeout(
+                    f"upload {self.file_id} ({self.filename}) is still {last} after {timeout:g} s; "
+                    f"check later with `artstore status {self.file_id}`"
+                )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 1.6, max_poll_s)
+
+
+class ArtStoreClient:
+    """The async producer SDK. Use as ``async with ArtStoreClient(settings) as client:``.
+
+    Uploads stage the bytes (S3 bucket or shared directory), then publish ``UploadRequested``
+    with the client's token straight to Kafka; everything else goes through the HTTP facade.
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings or ClientSettings()
+        s = self.settings
+        self._http = http or httpx.AsyncClient(timeout=s.request_timeout_s)
+        self._owns_http = http is None
+        secret = s.client_secret.get_secret_value() if s.client_secret else None
+        self.tokens = TokenProvider(
+            self._http,
+            f"{s.auth_url.rstrip('/')}/oauth2/token",
+            s.client_id,
+            secret,
+            scope=s.scope,
+            refresh_fraction=s.token_refresh_fraction,
+            clock=clock,
+        )
+        self.facade = AuthorizedHttp(self._http, self.tokens, s.facade_url)
+        self.auth = AuthorizedHttp(self._http, self.tokens, s.auth_url)
+        self.staging: Staging = self._staging()
+        self._publisher: EventPublisher | None = None
+        self._broker: Any = None
+        self._broker_lock = asyncio.Lock()
+
+    def _staging(self) -> Staging:
+        s = self.settings
+        if s.staging == "directory":
+            return DirectoryStaging(s.staging_dir, chunk_bytes=s.chunk_bytes)
+        minio = Minio(
+            s.s3_endpoint,
+            access_key=s.s3_access_key,
+            secret_key=s.s3_secret_key.get_secret_value(),
+            secure=s.s3_secure,
+            region=s.s3_region,
+        )
+        return S3Staging(
+            minio, s.s3_bucket, s.staging_prefix, part_bytes=s.part_bytes, chunk_bytes=s.chunk_bytes
+        )
+
+    async def __aenter__(self) -> ArtStoreClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Kafka producer and the HTTP connections."""
+        if self._broker is not None:
+            await self._broker.stop()
+            self._broker = None
+            self._publisher = None
+        if self._owns_http:
+            await self._http.aclose()
+
+    @property
+    def accounts(self) -> AccountsAdmin:
+        """Service-account administration on the auth service (needs ``accounts:admin``)."""
+        return AccountsAdmin(self.auth)
+
+    async def token(self) -> str:
+        """The current access token (cached; refreshed before it expires)."""
+        return await self.tokens.token()
+
+    # -- uploads ------------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        source: UploadSource,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        retention_policy: RetentionPolicy | str = RetentionPolicy.PERMANENT,
+        ttl_days: int | None = None,
+        description: str | None = None,
+        tags: Iterable[str] = (),
+        custom_attributes: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        template: str | None = None,
+        progress: UploadProgress | None = None,
+    ) -> UploadHandle:
+        """Stage one file and publish its upload command; ``await handle.wait()`` for the
+        outcome."""
+        request = UploadRequest(
+            source=source,
+            filename=filename,
+            content_type=content_type,
+            retention_policy=retention_policy,
+            ttl_days=ttl_days,
+            description=description,
+            tags=list(tags),
+            custom_attributes=custom_attributes or {},
+            metadata=metadata or {},
+            template=template,
+        )
+        (handle,) = await self.upload_many([request], progress=progress)
+        return handle
+
+    async def upload_many(
+        self,
+        requests: Sequence[UploadRequest],
+        *,
+        progress: UploadProgress | None = None,
+        concurrency: int = 4,
+        check_placement: bool = True,
+    ) -> list[UploadHandle]:
+        """Stage every file (``concurrency`` at a time), then publish all their commands
+        pipelined: one round trip to the broker for the batch.
+
+        With ``check_placement`` an upload whose class (rw for permanent, edit for temporary)
+        has elements but none accepting uploads is refused before any byte is staged, with
+        :class:`Rejected` (``element_mode`` or ``element_full``): such an upload would wait on
+        its topic until an operator makes an element writable again.
+        """
+        if not requests:
+            return []
+        commands = [self._command_fields(r) for r in requests]
+        if check_placement:
+            for policy in {r.policy for r in requests}:
+                await self.check_placement(policy)
+        token = await self.tokens.token()
+        limit = asyncio.Semaphore(max(1, concurrency))
+
+        async def stage(request: UploadRequest, fields: dict[str, Any]) -> Staged:
+            async with limit:
+                stream, owned = request.open()
+                reporter = (lambda n: progress(request, n)) if progress is not None else None
+                try:
+                    key = f"{datetime.now(UTC):%Y/%m/%d}/{fields['file_id']}"
+                    return await self.staging.stage(key, stream, reporter)
+                finally:
+                    if owned:
+                        stream.close()
+
+        staged = await asyncio.gather(
+            *(stage(r, f) for r, f in zip(requests, commands, strict=True))
+        )
+        built = [
+            UploadRequested(**f, file_size=s.size, checksum=s.sha256, staged=s.staged)
+            for f, s in zip(commands, staged, strict=True)
+        ]
+        try:
+            publisher = await self._publisher_started()
+            await publisher.publish_many(
+                [Outgoing(new_event(c, source=SOURCE), token) for c in built]
+            )
+        except BaseException:
+            for item in staged:
+                await self.staging.discard(item.staged)
+            raise
+        return [UploadHandle(self, r, c) for r, c in zip(requests, built, strict=True)]
+
+    def _command_fields(self, request: UploadRequest) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "file_id": uuid.uuid4(),
+            "original_filename": request.name(),
+            "content_type": request.media_type(),
+            "retention_policy": request.policy,
+            "ttl_days": request.ttl_days,
+            "description": request.description,
+            "tags": list(request.tags),
+            "custom_attributes": dict(request.custom_attributes),
+            "metadata": dict(request.metadata),
+            "template": request.template,
+        }
+        # Refuse a bad command before staging a byte (the size and checksum come later).
+        UploadRequested(
+            **fields, file_size=0, checksum="0" * 64, staged=FileStagedObject(path="check")
+        )
+        return fields
+
+    async def check_placement(self, policy: RetentionPolicy | str) -> None:
+        """Raise :class:`Rejected` if the policy's element class exists but none of its elements
+        accepts uploads (see :meth:`upload_many`). No known elements: nothing to judge."""
+        policy = RetentionPolicy(policy)
+        wanted = Mode.EDIT if policy is RetentionPolicy.TEMPORARY else Mode.RW
+        elements = await self.elements()
+        if not elements:
+            return
+        same_mode = [e for e in elements if e.get("mode") == wanted.value]
+        if any(e.get("accepting_uploads") is not False for e in same_mode):
+            return
+        listing = ", ".join(f"{e['element_id']} ({e.get('mode')})" for e in elements)
+        if same_mode:
+            raise Rejected(
+                "element_full",
+                f"every {wanted.value} element is full; {policy.value} uploads have nowhere to go "
+                f"(elements: {listing})",
+            )
+        raise Rejected(
+            "element_mode",
+            f"no element is in mode {wanted.value}, so {policy.value} uploads would not be "
+            f"stored (elements: {listing})",
+        )
+
+    async def _publisher_started(self) -> EventPublisher:
+        async with self._broker_lock:
+            if self._publisher is None:
+                s = self.settings
+                broker = make_broker(
+                    BrokerSettings(
+                        bootstrap_servers=s.kafka_bootstrap,
+                        topic_prefix=s.topic_prefix,
+                        max_message_bytes=s.max_message_bytes,
+                        client_id="artstore-producer",
+                    )
+                )
+                await broker.start()
+                self._broker = broker
+                self._publisher = EventPublisher(
+                    broker,
+                    TopicNames(s.topic_prefix),
+                    max_message_bytes=s.max_message_bytes,
+                )
+            return self._publisher
+
+    async def upload_status(self, file_id: UUID | str) -> dict[str, Any]:
+        """The facade's status row of an upload; :class:`NotFound` until the index knows it."""
+        body: dict[str, Any] = await self.facade.json(
+            "GET", f"/api/v1/uploads/{file_id}", what=f"status of upload {file_id}"
+        )
+        return body
+
+    def handle(self, file_id: UUID | str, filename: str = "") -> UploadHandle:
+        """A handle to wait on an upload published earlier (e.g. by another process)."""
+        command = UploadRequested(
+            file_id=UUID(str(file_id)),
+            original_filename=filename or str(file_id),
+            file_size=0,
+            checksum="0" * 64,
+            staged=FileStagedObject(path="unknown"),
+        )
+        return UploadHandle(self, UploadRequest(source=b"", filename=filename), command)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get_metadata(self, file_id: UUID | str) -> dict[str, Any]:
+        """A file's sidecar (attr.json fields) as the index holds it."""
+        body: dict[str, Any] = await self.facade.json(
+            "GET", f"/api/v1/files/{file_id}", what=f"metadata of {file_id}"
+        )
+        return body
+
+    async def search(
+        self,
+        q: str | None = None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        sort: str | None = None,
+        attributes: dict[str, str] | None = None,
+        **filters: Any,
+    ) -> SearchPage:
+        """One page of search results. ``filters`` are the facade's (filename, extension, tag,
+        username, size_min, size_max, created_from, created_to, element, retention_policy,
+        language); list values repeat the parameter; ``attributes`` become ``attr.<key>``."""
+        params: list[tuple[str, str]] = []
+        given: dict[str, Any] = {"q": q, "limit": limit, "cursor": cursor, "sort": sort, **filters}
+        for name, value in given.items():
+            if value is None:
+                continue
+            values = value if isinstance(value, list | tuple | set) else [value]
+            params.extend((name, str(v)) for v in values)
+        params.extend((f"attr.{k}", str(v)) for k, v in (attributes or {}).items())
+        body = await self.facade.json("GET", "/api/v1/search", what="search", params=params)
+        return SearchPage(items=list(body.get("items", [])), next_cursor=body.get("next_cursor"))
+
+    async def search_all(
+        self, q: str | None = None, **filters: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every match, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.search(q, cursor=cursor, **filters)
+            for item in page.items:
+                yield item
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def elements(self) -> list[dict[str, Any]]:
+        """Every storage element the index knows: mode, capacity, liveness."""
+        body = await self.facade.json("GET", "/api/v1/elements", what="element list")
+        return list(body.get("items", []))
+
+    async def download(
+        self,
+        file_id: UUID | str,
+        to: str | Path | BinaryIO | None = None,
+        *,
+        progress: DownloadProgress | None = None,
+        retries: int = 3,
+    ) -> DownloadResult:
+        """Download to a path (default: the original filename in the current directory; a
+        directory means the original filename inside it) or a binary stream; resumes a partial
+        download and verifies the sha256 (see :func:`producers.downloads.download`)."""
+        fid = UUID(str(file_id))
+        sidecar = await self.get_metadata(fid)
+        target: Path | BinaryIO
+        if to is None or isinstance(to, str | Path):
+            name = Path(str(sidecar.get("original_filename") or fid)).name
+            path = Path(to) if to is not None else Path.cwd() / name
+            target = path / name if path.is_dir() else path
+        else:
+            target = to
+        return await download(
+            self.facade,
+            fid,
+            sidecar,
+            target,
+            progress=progress,
+            retries=retries,
+            chunk_bytes=self.settings.chunk_bytes,
+        )
+
+    # -- commands (through the facade: it knows which element holds a file) --------------------
+
+    async def update_metadata(
+        self,
+        file_id: UUID | str,
+        *,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        custom_attributes: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        expected_version: int | None = None,
+    ) -> str:
+        """Ask the file's element to change its metadata; returns the command id."""
+        changes = {
+            "description": description,
+            "tags": tags,
+            "custom_attributes": custom_attributes,
+            "metadata": metadata,
+            "expected_version": expected_version,
+        }
+        body = await self.facade.json(
+            "PATCH",
+            f"/api/v1/files/{file_id}",
+            what=f"metadata update of {file_id}",
+            json={k: v for k, v in changes.items() if v is not None},
+        )
+        return str(body["command_id"])
+
+    async def delete(self, file_id: UUID | str, *, reason: str | None = None) -> str:
+        """Ask the file's (edit) element to delete it; returns the command id."""
+        params = {"reason": reason} if reason else None
+        body = await self.facade.json(
+            "DELETE", f"/api/v1/files/{file_id}", what=f"deletion of {file_id}", params=params
+        )
+        return str(body["command_id"])
+
+    async def change_mode(
+        self, element_id: str, target_mode: Mode | str, *, reason: str, confirm: bool = False
+    ) -> str:
+        """Ask an element to move to another mode (scope elements:admin); returns the command
+        id. The element announces the change (or its refusal) on the elements topic."""
+        body = await self.facade.json(
+            "POST",
+            f"/api/v1/elements/{element_id}/mode",
+            what=f"mode change of {element_id}",
+            json={"target_mode": Mode(target_mode).value, "reason": reason, "confirm": confirm},
+        )
+        return str(body["command_id"])
