@@ -101,6 +101,7 @@ def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
     # The client library logs every failed connection attempt; the user gets one sentence instead.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("urllib3").setLevel(logging.CRITICAL)
     try:
         app()
     except Exception as exc:

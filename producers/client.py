@@ -37,7 +37,7 @@ from producers.models import (
     UploadRequest,
     UploadSource,
 )
-from producers.settings import ClientSettings
+from producers.settings import ClientSettings, load_client_settings
 from producers.staging import DirectoryStaging, S3Staging, Staged, Staging
 from producers.tokens import Clock, TokenProvider
 
@@ -111,7 +111,7 @@ class ArtStoreClient:
         clock: Clock = time.monotonic,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.settings = settings or ClientSettings()
+        self.settings = settings or load_client_settings()
         s = self.settings
         self._http = http or httpx.AsyncClient(timeout=s.request_timeout_s)
         self._owns_http = http is None
@@ -144,7 +144,12 @@ class ArtStoreClient:
             region=s.s3_region,
         )
         return S3Staging(
-            minio, s.s3_bucket, s.staging_prefix, part_bytes=s.part_bytes, chunk_bytes=s.chunk_bytes
+            minio,
+            s.s3_bucket,
+            s.staging_prefix,
+            part_bytes=s.part_bytes,
+            chunk_bytes=s.chunk_bytes,
+            endpoint=s.s3_endpoint,
         )
 
     async def __aenter__(self) -> ArtStoreClient:

@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from artstore.settings import env_file as shared_env_file
+
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("artstore_client_config", default=None)
 
 
@@ -125,15 +127,19 @@ class MissingConfigFile(FileNotFoundError):
 def load_client_settings(
     config_file: Path | None = None, *, env_file: Path | None = None, **overrides: Any
 ) -> ClientSettings:
-    """Settings from (highest first) ``overrides``, the environment, ``env_file`` (a dotenv such
-    as the local stack's ``stack.env``), and the TOML ``config_file``; ``None`` overrides are
-    ignored, so CLI flags left unset fall through.
+    """Settings from (highest first) ``overrides``, the environment, an env file, and the TOML
+    ``config_file``; ``None`` overrides are ignored, so CLI flags left unset fall through.
+
+    The env file is ``env_file`` if given, else the one every ``artstore`` command reads
+    (:func:`artstore.settings.env_file`: ``ARTSTORE_ENV_FILE``, e.g. the ``artstore-data/
+    artstore.env`` that ``artstore dev`` writes, or the running local stack's ``stack.env``).
     """
     if config_file is not None and not config_file.is_file():
         raise MissingConfigFile(f"configuration file {config_file} does not exist")
+    dotenv = env_file if env_file is not None else shared_env_file()
     token = _CONFIG_FILE.set(config_file)
     try:
         given = {k: v for k, v in overrides.items() if v is not None}
-        return ClientSettings(_env_file=env_file, **given)
+        return ClientSettings(_env_file=dotenv, **given)
     finally:
         _CONFIG_FILE.reset(token)

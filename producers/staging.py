@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from minio import Minio
+from minio.error import MinioException
+from urllib3.exceptions import HTTPError
 
 from events import FileStagedObject, S3StagedObject, StagedObject
+from producers.errors import Unavailable
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just staged (from a worker thread)."""
@@ -74,13 +77,25 @@ class DirectoryStaging:
 
     def _stage(self, key: str, source: BinaryIO, progress: Progress | None) -> Staged:
         target = self.root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
         reader = HashingReader(source, progress, self.chunk_bytes)
         try:
-            with partial.open("wb") as out:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            out = partial.open("wb")
+        except OSError as exc:
+            raise Unavailable(
+                f"cannot stage in directory {self.root}: {exc.strerror or exc}; "
+                "check ARTSTORE_CLIENT_STAGING_DIR (the workers' <data_dir>/staging)"
+            ) from exc
+        try:
+            with out:
                 while chunk := reader.read(self.chunk_bytes):
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise Unavailable(
+                            f"cannot stage in directory {self.root}: {exc.strerror or exc}"
+                        ) from exc
                 out.flush()
                 os.fsync(out.fileno())
             partial.replace(target)
@@ -105,8 +120,10 @@ class S3Staging:
         *,
         part_bytes: int = 8 * 1024 * 1024,
         chunk_bytes: int = 1024 * 1024,
+        endpoint: str = "",
     ) -> None:
         self.client = client
+        self.endpoint = endpoint
         self.bucket = bucket
         self.prefix = prefix
         self.part_bytes = part_bytes
@@ -124,9 +141,17 @@ class S3Staging:
                 -1,
                 part_size=self.part_bytes,
             )
-        except BaseException:
+        except HTTPError as exc:
+            # The endpoint did not answer (after the client's retries): nothing was written.
+            raise Unavailable(
+                f"cannot stage on S3 at {self._where()}: {_reason(exc)}; check "
+                "ARTSTORE_S3_ENDPOINT (or ARTSTORE_CLIENT_S3_ENDPOINT) and that S3 is running"
+            ) from exc
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.client.remove_object, self.bucket, name)
+            if isinstance(exc, MinioException):
+                raise Unavailable(f"cannot stage on S3 at {self._where()}: {exc}") from exc
             raise
         staged = S3StagedObject(bucket=self.bucket, key=name)
         return Staged(staged, reader.size, reader.digest.hexdigest())
@@ -134,3 +159,16 @@ class S3Staging:
     async def discard(self, staged: StagedObject) -> None:
         if isinstance(staged, S3StagedObject):
             await asyncio.to_thread(self.client.remove_object, staged.bucket, staged.key)
+
+    def _where(self) -> str:
+        return f"{self.endpoint or 'the configured endpoint'} (bucket {self.bucket})"
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a urllib3 failure ("Connection refused"), not its retry story."""
+    while True:
+        inner = exc.__cause__ or getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException) or inner is exc:
+            break
+        exc = inner
+    return getattr(exc, "strerror", None) or str(exc)

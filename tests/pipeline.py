@@ -121,6 +121,16 @@ class Pipeline:
         env.update(overrides)
         return env
 
+    def env_from_file(self, path: Path) -> dict[str, str]:
+        """The environment of a subprocess that finds every setting in the env file at
+        ``path``, written here as ``artstore dev`` writes its ``artstore.env``."""
+        settings = {k: v for k, v in self.cli_env().items() if k.startswith("ARTSTORE_")}
+        settings.pop("ARTSTORE_ENV_FILE")
+        path.write_text("".join(f"{k}={v}\n" for k, v in sorted(settings.items())))
+        env = {k: v for k, v in self.cli_env().items() if not k.startswith("ARTSTORE_")}
+        env["ARTSTORE_ENV_FILE"] = str(path)
+        return env
+
     def _empty_env_file(self) -> Path:
         path = self.settings.data_dir / "empty.env"
         path.touch()

@@ -55,12 +55,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a ta
 def client_settings(
     config: Path | None, facade_url: str | None, auth_url: str | None, client_id: str | None
 ) -> ClientSettings:
-    """Settings from flags, then ``ARTSTORE_*`` variables, the stack's env file, the config."""
-    from artstore.settings import env_file
-
+    """Settings from flags, then ``ARTSTORE_*`` variables, the env file, the config."""
     return load_client_settings(
         config,
-        env_file=env_file(),
         facade_url=facade_url,
         auth_url=auth_url,
         client_id=client_id,

@@ -1,13 +1,16 @@
 """Upload a file, wait until its element stored it, find it, and download it back verified.
 
-Run it next to a running ArtStore (auth service, facade, projector, a storage worker)::
+Run it next to a running ``artstore dev``, with the env file it prints (URLs, staging and the
+admin's credentials)::
 
-    export ARTSTORE_CLIENT_CLIENT_ID=sa_dev_ingest_1a2b3c4d
-    export ARTSTORE_CLIENT_CLIENT_SECRET=...
+    export ARTSTORE_ENV_FILE=/path/to/artstore-data/artstore.env
     python -m producers.examples.upload_and_wait report.pdf
 
-Settings come from ``ARTSTORE_CLIENT_*`` (and the shared ``ARTSTORE_*``) variables, the local
-stack's env file, or a TOML file named by ``ARTSTORE_CLIENT_CONFIG``.
+or as another service account: ``ARTSTORE_CLIENT_CLIENT_ID`` and ``ARTSTORE_CLIENT_CLIENT_SECRET``
+win over the file. Settings come (highest first) from ``ARTSTORE_CLIENT_*`` (and the shared
+``ARTSTORE_*``) variables, the env file (``ARTSTORE_ENV_FILE``, else the local stack's
+``stack.env``), and a TOML file named by ``ARTSTORE_CLIENT_CONFIG`` — exactly as the ``artstore``
+commands read them.
 """
 
 from __future__ import annotations
@@ -65,5 +68,5 @@ if __name__ == "__main__":
         sys.exit(asyncio.run(main(Path(sys.argv[1]))))
     except RateLimited as exc:
         sys.exit(f"rate limited: retry in {exc.retry_after:g} s")
-    except ArtStoreError as exc:
+    except (ArtStoreError, FileNotFoundError) as exc:  # also a missing env or config file
         sys.exit(f"error: {exc}")

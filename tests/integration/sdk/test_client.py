@@ -21,10 +21,11 @@ from producers import (
     RateLimited,
     Rejected,
     Timeout,
+    Unavailable,
     UploadRequest,
 )
 from tests.helpers import wait_until
-from tests.pipeline import Pipeline, running_pipeline
+from tests.pipeline import Pipeline, free_port, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3]
 
@@ -226,7 +227,9 @@ async def test_sync_client_uploads_and_waits(pipeline: Pipeline) -> None:
     assert await asyncio.to_thread(use_sync) == "sync.txt"
 
 
-async def test_the_documented_example_runs(pipeline: Pipeline, tmp_path: Path) -> None:
+async def test_the_documented_example_runs_with_only_the_env_file_artstore_dev_prints(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     document = tmp_path / "example-report.txt"
     document.write_text("an example report\n" * 50)
     process = await asyncio.create_subprocess_exec(
@@ -234,7 +237,7 @@ async def test_the_documented_example_runs(pipeline: Pipeline, tmp_path: Path) -
         "-m",
         "producers.examples.upload_and_wait",
         str(document),
-        env=pipeline.cli_env(),
+        env=pipeline.env_from_file(tmp_path / "artstore.env"),
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -243,3 +246,25 @@ async def test_the_documented_example_runs(pipeline: Pipeline, tmp_path: Path) -
     assert process.returncode == 0, err.decode() + out.decode()
     assert f"stored on {pipeline.element_id}" in out.decode()
     assert "sha256 verified" in out.decode()
+
+
+async def test_unreachable_s3_staging_is_unavailable_naming_the_endpoint(
+    pipeline: Pipeline,
+) -> None:
+    closed = f"127.0.0.1:{free_port()}"
+    async with ArtStoreClient(pipeline.client_settings(s3_endpoint=closed)) as client:
+        with pytest.raises(Unavailable) as caught:
+            await client.upload(b"bytes nobody can stage", filename="lost.txt")
+    assert closed in str(caught.value)
+    assert "Connection refused" in str(caught.value)
+
+
+async def test_unwritable_staging_directory_is_unavailable_naming_the_directory(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the staging directory should be")
+    settings = pipeline.client_settings(staging="directory", staging_dir=blocker / "staging")
+    async with ArtStoreClient(settings) as client:
+        with pytest.raises(Unavailable, match="not-a-directory"):
+            await client.upload(b"bytes", filename="lost.txt")

@@ -38,6 +38,26 @@ def test_environment_beats_config_file_and_flags_beat_both(
     assert "s3cret" not in repr(settings)
 
 
+def test_the_sdk_reads_the_env_file_the_cli_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "artstore.env"
+    env_file.write_text(
+        "ARTSTORE_CLIENT_CLIENT_ID=sa_dev_admin_1a2b3c4d\n"
+        "ARTSTORE_CLIENT_CLIENT_SECRET='from the file'\n"
+        "ARTSTORE_S3_ENDPOINT=127.0.0.1:18333\n"
+    )
+    for name in ("ARTSTORE_CLIENT_CLIENT_ID", "ARTSTORE_CLIENT_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("ARTSTORE_S3_ENDPOINT", raising=False)
+    monkeypatch.setenv("ARTSTORE_ENV_FILE", str(env_file))
+    settings = load_client_settings()
+    assert settings.client_id == "sa_dev_admin_1a2b3c4d"
+    assert settings.client_secret is not None
+    assert settings.client_secret.get_secret_value() == "from the file"
+    assert settings.s3_endpoint == "127.0.0.1:18333"
+
+
 def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(MissingConfigFile, match=r"nope\.toml"):
         load_client_settings(tmp_path / "nope.toml")
