@@ -108,5 +108,6 @@ def main() -> None:
         message = explain(exc)
         if message is None:
             raise
-        Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+        # One line however wide the terminal: a script reading stderr must see the whole of it.
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", highlight=False)
         raise SystemExit(2) from None

@@ -36,6 +36,7 @@ from producers.models import (
     StoredFile,
     UploadRequest,
     UploadSource,
+    parse_file_id,
 )
 from producers.settings import ClientSettings, load_client_settings
 from producers.staging import DirectoryStaging, S3Staging, Staged, Staging
@@ -338,7 +339,7 @@ class ArtStoreClient:
     def handle(self, file_id: UUID | str, filename: str = "") -> UploadHandle:
         """A handle to wait on an upload published earlier (e.g. by another process)."""
         command = UploadRequested(
-            file_id=UUID(str(file_id)),
+            file_id=parse_file_id(file_id),
             original_filename=filename or str(file_id),
             file_size=0,
             checksum="0" * 64,
@@ -408,7 +409,7 @@ class ArtStoreClient:
         """Download to a path (default: the original filename in the current directory; a
         directory means the original filename inside it) or a binary stream; resumes a partial
         download and verifies the sha256 (see :func:`producers.downloads.download`)."""
-        fid = UUID(str(file_id))
+        fid = parse_file_id(file_id)
         sidecar = await self.get_metadata(fid)
         target: Path | BinaryIO
         if to is None or isinstance(to, str | Path):

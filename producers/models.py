@@ -10,9 +10,23 @@ from typing import Any, BinaryIO
 from uuid import UUID
 
 from events import RetentionPolicy
+from producers.errors import BadRequest
 
 UploadSource = str | Path | BinaryIO | bytes
 """A path to a file, an open binary stream (read from its current position), or bytes."""
+
+
+def parse_file_id(value: UUID | str) -> UUID:
+    """A file id as a UUID; :class:`BadRequest` naming the value if it is not one."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(value.strip())
+    except ValueError:
+        raise BadRequest(
+            f"{value!r} is not a file id (a UUID such as 3f2b9c4e-8a1d-4c6e-9f0a-1b2c3d4e5f60)",
+            reason="invalid_file_id",
+        ) from None
 
 
 @dataclass(frozen=True)

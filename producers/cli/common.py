@@ -13,12 +13,13 @@ import typer
 from rich.console import Console
 
 from producers.client import ArtStoreClient
+from producers.models import parse_file_id
 from producers.settings import ClientSettings, load_client_settings
 
 T = TypeVar("T")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigFile = Annotated[
     Path | None,
@@ -48,6 +49,16 @@ ClientId = Annotated[
         "ARTSTORE_CLIENT_CLIENT_SECRET or the config file.",
         show_default=False,
     ),
+]
+
+
+def _file_id(value: str) -> str:
+    # A callback, not a click type: its BadRequest reaches `artstore`'s main as one line, exit 2.
+    return str(parse_file_id(value))
+
+
+FileId = Annotated[
+    str, typer.Argument(help="The file id (a UUID).", callback=_file_id, show_default=False)
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

@@ -26,6 +26,7 @@ from producers.cli.common import (
     ClientId,
     ConfigFile,
     FacadeUrl,
+    FileId,
     client_settings,
     err,
     human_bytes,
@@ -191,7 +192,7 @@ def upload(
 
 
 def status(
-    file_id: Annotated[str, typer.Argument(help="The upload's file id.")],
+    file_id: FileId,
     wait: Annotated[bool, typer.Option(help="Wait until it is stored or rejected.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 120.0,
     as_json: AsJson = False,
@@ -284,7 +285,7 @@ def search(
 
 
 def meta(
-    file_id: Annotated[str, typer.Argument(help="The file id.")],
+    file_id: FileId,
     config: ConfigFile = None,
     facade_url: FacadeUrl = None,
     auth_url: AuthUrl = None,
@@ -296,7 +297,7 @@ def meta(
 
 
 def download(
-    file_id: Annotated[str, typer.Argument(help="The file id.")],
+    file_id: FileId,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -337,7 +338,7 @@ def download(
 
 
 def rm(
-    file_id: Annotated[str, typer.Argument(help="The file id.")],
+    file_id: FileId,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     config: ConfigFile = None,

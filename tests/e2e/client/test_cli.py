@@ -146,3 +146,28 @@ async def test_read_only_element_makes_an_upload_fail_with_its_reason(
     assert "rejected" in refused.stdout
     assert "element_mode" in refused.stdout
     assert "did not succeed" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["meta"], ["download"], ["rm", "--yes"]],
+    ids=["status", "meta", "download", "rm"],
+)
+async def test_a_malformed_file_id_is_refused_in_one_line_with_exit_2(
+    pipeline: Pipeline, tmp_path: Path, command: list[str]
+) -> None:
+    refused = await artstore(pipeline, *command, "not-a-uuid", cwd=tmp_path)
+    assert refused.code == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: 'not-a-uuid' is not a file id (a UUID such as 3f2b9c4e-8a1d-4c6e-9f0a-1b2c3d4e5f60)"
+    ]
+
+
+async def test_errors_are_not_wrapped_when_stderr_is_not_a_terminal(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    refused = await artstore(pipeline, "meta", "x" * 90, cwd=tmp_path, COLUMNS="80")
+    assert refused.code == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert len(lines[0]) > 80
