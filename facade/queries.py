@@ -73,7 +73,8 @@ def _filters(spec: SearchSpec, p: _Params) -> tuple[list[str], str | None]:
     query = None
     if spec.q is not None:
         q = p.add(spec.q, "text")
-        query = f"websearch_to_tsquery('russian', {q})"  # the index's configuration
+        # The index's configuration, and its normalisation of punctuation inside words.
+        query = f"websearch_to_tsquery('russian', public.search_text({q}))"
         where.append(f"f.search_vector @@ {query}")
     if spec.filename:
         where.append(f"lower(f.original_filename) LIKE {p.add(_like_pattern(spec.filename))}")

@@ -130,6 +130,16 @@ async def names(facade: FacadeHarness, **params: Any) -> list[str]:
         ("fun", {"cats_and_dogs.txt"}),  # tags are searchable
         ("accounting", {"annual_report_2024.pdf"}),  # so are custom attribute values
         ("plans", set()),  # deleted files never show up
+        # A filename as typed: punctuation inside a word splits it, in the index and the query.
+        ("annual_report_2024.pdf", {"annual_report_2024.pdf"}),
+        ("budget_2025.xlsx", {"budget_2025.xlsx"}),
+        ("notes.txt", {"meeting notes.txt"}),
+        ("отчёт_о_продажах", {"отчёт_о_продажах.docx"}),
+        ("financial-report", {"annual_report_2024.pdf"}),  # hyphenated, like zeppelin-log
+        ('"cats_and_dogs.txt"', {"cats_and_dogs.txt"}),
+        ("pets -cats_and_dogs.txt", {"dog_training.md"}),  # excludes the whole name
+        ("budget_2025.xlsx or dog_training.md", {"budget_2025.xlsx", "dog_training.md"}),
+        ("annual_report_2025.pdf", set()),  # all of the name's words, in order
     ],
 )
 async def test_full_text(facade: FacadeHarness, query: str, expected: set[str]) -> None:
