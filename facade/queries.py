@@ -185,8 +185,12 @@ async def file_row(conn: asyncpg.Connection, file_id: UUID) -> asyncpg.Record | 
 
 
 async def upload_row(conn: asyncpg.Connection, file_id: UUID) -> asyncpg.Record | None:
-    """An upload's status row."""
-    return await conn.fetchrow("SELECT * FROM uploads WHERE file_id = $1", file_id)
+    """An upload's status row, with its file's deletion (``deleted_at`` is null unless deleted)."""
+    return await conn.fetchrow(
+        "SELECT u.*, f.deleted_at, f.deleted_by, f.deletion_reason FROM uploads u "
+        "LEFT JOIN files f ON f.file_id = u.file_id WHERE u.file_id = $1",
+        file_id,
+    )
 
 
 async def element_rows(conn: asyncpg.Connection) -> list[asyncpg.Record]:

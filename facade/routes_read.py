@@ -195,7 +195,9 @@ async def _counted(first: bytes, rest: Iterator[bytes]) -> Any:
         yield chunk
 
 
-@router.get("/uploads/{file_id}", summary="An upload's status: queued, stored, rejected, failed")
+@router.get(
+    "/uploads/{file_id}", summary="An upload's status: queued, stored, rejected, failed, deleted"
+)
 async def upload_status(file_id: UUID, request: Request, caller: UploadCaller) -> Response:
     runtime = runtime_of(request)
     async with runtime.pool.acquire() as conn:
@@ -203,7 +205,11 @@ async def upload_status(file_id: UUID, request: Request, caller: UploadCaller) -
     if row is None:
         raise NotFound(f"no upload {file_id} is known")
     body = {k: v for k, v in row.items() if k != "status_rank"}
-    if row["status"] == "stored":
+    deletion = {k: body.pop(k) for k in ("deleted_at", "deleted_by", "deletion_reason")}
+    if row["status"] == "stored" and deletion["deleted_at"] is not None:
+        # Stored, then deleted: what a user asking about the upload needs to know now.
+        body.update(status="deleted", **deletion)
+    elif row["status"] == "stored":
         body["links"] = _file_links(str(file_id))
     return json_response(queries.dumps(body))
 

@@ -59,7 +59,8 @@ class UploadHandle:
         self.checksum = command.checksum
 
     async def status(self) -> dict[str, Any]:
-        """The upload's status row (``status``: queued, stored, rejected or failed)."""
+        """The upload's status row (``status``: queued, stored, rejected, failed, or deleted
+        with ``deleted_at``, ``deleted_by`` and ``deletion_reason``)."""
         return await self._client.upload_status(self.file_id)
 
     async def wait(
@@ -83,6 +84,12 @@ class UploadHandle:
                 last = str(row.get("status"))
                 if last == "stored":
                     return StoredFile.from_sidecar(await self._client.get_metadata(self.file_id))
+                if last == "deleted":
+                    raise NotFound(
+                        f"upload {self.file_id} ({self.filename}) was stored, then deleted at "
+                        f"{row.get('deleted_at')} by {row.get('deleted_by')}",
+                        reason="gone",
+                    )
                 if last in ("rejected", "failed"):
                     raise Rejected(
                         str(row.get("reason") or last),

@@ -36,7 +36,7 @@ from producers.cli.common import (
     run,
 )
 from producers.client import ArtStoreClient, UploadHandle
-from producers.errors import ArtStoreError, Rejected, Timeout
+from producers.errors import ArtStoreError, NotFound, Rejected, Timeout
 from producers.models import StoredFile, UploadRequest
 
 #: Per-file progress bars up to this many files; beyond it only the total is shown.
@@ -201,12 +201,13 @@ def status(
     auth_url: AuthUrl = None,
     client_id: ClientId = None,
 ) -> None:
-    """Show an upload's status (queued, stored, rejected, failed); exits 1 if rejected."""
+    """Show an upload's status (queued, stored, rejected, failed, or deleted: when, by whom);
+    exits 1 if rejected."""
     settings = client_settings(config, facade_url, auth_url, client_id)
 
     async def work(client: ArtStoreClient) -> dict[str, Any]:
         if wait:
-            with contextlib.suppress(Rejected, Timeout):
+            with contextlib.suppress(Rejected, Timeout, NotFound):
                 await client.handle(file_id).wait(timeout)
         return await client.upload_status(file_id)
 

@@ -274,3 +274,19 @@ async def test_metadata_is_the_sidecar_and_deleted_files_are_gone(facade: Facade
     assert "deleted" in gone.json()["detail"]
     missing = await facade.get("/api/v1/files/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404
+
+
+async def test_upload_status_of_a_deleted_file_says_deleted_when_and_by_whom(
+    facade: FacadeHarness,
+) -> None:
+    response = await facade.get(f"/api/v1/uploads/{DELETED.file_id}", "files:write")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "deleted"
+    assert body["deleted_by"] == "ops"
+    assert body["deleted_at"].startswith((BASE_TIME + DAY).isoformat()[:19])
+    assert body["deletion_reason"] == "requested"
+    assert "links" not in body
+    stored = await facade.get(f"/api/v1/uploads/{FILES[0].file_id}", "files:write")
+    assert stored.json()["status"] == "stored"
+    assert "deleted_at" not in stored.json()
