@@ -5,10 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from producers.errors import NotFound
+from auth import Role
+from producers.errors import BadRequest, NotFound
 from producers.http import AuthorizedHttp
 
 PATH = "/api/v1/accounts"
+
+
+def account_role(value: Role | str) -> Role:
+    """``value`` as a :class:`~auth.Role`; :class:`BadRequest` listing the roles otherwise."""
+    try:
+        return Role(value)
+    except ValueError:
+        roles = ", ".join(role.value for role in Role)
+        raise BadRequest(f"role must be one of {roles}", reason="invalid_role") from None
 
 
 class AccountsAdmin:
@@ -24,11 +34,15 @@ class AccountsAdmin:
         self,
         name: str,
         *,
-        role: str = "user",
+        role: Role | str = Role.USER,
         description: str = "",
         rate_limit: int | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": name, "role": role, "description": description}
+        body: dict[str, Any] = {
+            "name": name,
+            "role": account_role(role).value,
+            "description": description,
+        }
         if rate_limit is not None:
             body["rate_limit"] = rate_limit
         created: dict[str, Any] = await self._http.json(

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import httpx
 from minio import Minio
+from pydantic import ValidationError
 
 from events import (
     BrokerSettings,
@@ -28,7 +29,7 @@ from events import (
 )
 from producers.accounts import AccountsAdmin
 from producers.downloads import DownloadProgress, download
-from producers.errors import NotFound, Rejected, Timeout
+from producers.errors import InvalidUpload, NotFound, Rejected, Timeout
 from producers.http import AuthorizedHttp
 from producers.models import (
     DownloadResult,
@@ -45,6 +46,36 @@ from producers.tokens import Clock, TokenProvider
 SOURCE = "artstore/producer-sdk"
 UploadProgress = Callable[[UploadRequest, int], None]
 """Called with the request and the number of bytes just staged (from a worker thread)."""
+
+
+def upload_command_fields(request: UploadRequest) -> dict[str, Any]:
+    """The upload command's fields for ``request`` with a new file id; raises
+    :class:`InvalidUpload` naming the argument if the command would break the contract, so a
+    bad upload is refused before a byte is staged (the size and checksum come later)."""
+    fields: dict[str, Any] = {
+        "file_id": uuid.uuid4(),
+        "original_filename": request.name(),
+        "content_type": request.media_type(),
+        "retention_policy": request.policy,
+        "ttl_days": request.ttl_days,
+        "description": request.description,
+        "tags": list(request.tags),
+        "custom_attributes": dict(request.custom_attributes),
+        "metadata": dict(request.metadata),
+        "template": request.template,
+    }
+    try:
+        UploadRequested(
+            **fields, file_size=0, checksum="0" * 64, staged=FileStagedObject(path="check")
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise InvalidUpload(
+            f"{field}: {message} (got {first.get('input')!r})" if field else message, field=field
+        ) from None
+    return fields
 
 
 class UploadHandle:
@@ -236,7 +267,7 @@ class ArtStoreClient:
         """
         if not requests:
             return []
-        commands = [self._command_fields(r) for r in requests]
+        commands = [upload_command_fields(r) for r in requests]
         if check_placement:
             for policy in {r.policy for r in requests}:
                 await self.check_placement(policy)
@@ -271,25 +302,6 @@ class ArtStoreClient:
                 await self.staging.discard(item.staged)
             raise
         return [UploadHandle(self, r, c) for r, c in zip(requests, built, strict=True)]
-
-    def _command_fields(self, request: UploadRequest) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "file_id": uuid.uuid4(),
-            "original_filename": request.name(),
-            "content_type": request.media_type(),
-            "retention_policy": request.policy,
-            "ttl_days": request.ttl_days,
-            "description": request.description,
-            "tags": list(request.tags),
-            "custom_attributes": dict(request.custom_attributes),
-            "metadata": dict(request.metadata),
-            "template": request.template,
-        }
-        # Refuse a bad command before staging a byte (the size and checksum come later).
-        UploadRequested(
-            **fields, file_size=0, checksum="0" * 64, staged=FileStagedObject(path="check")
-        )
-        return fields
 
     async def check_placement(self, policy: RetentionPolicy | str) -> None:
         """Raise :class:`Rejected` if the policy's element class exists but none of its elements
@@ -412,10 +424,14 @@ class ArtStoreClient:
         *,
         progress: DownloadProgress | None = None,
         retries: int = 3,
+        overwrite: bool = True,
     ) -> DownloadResult:
         """Download to a path (default: the original filename in the current directory; a
         directory means the original filename inside it) or a binary stream; resumes a partial
-        download and verifies the sha256 (see :func:`producers.downloads.download`)."""
+        download and verifies the sha256 (see :func:`producers.downloads.download`).
+
+        With ``overwrite=False`` an existing target raises :class:`FileExistsError` before a
+        byte is fetched."""
         fid = parse_file_id(file_id)
         sidecar = await self.get_metadata(fid)
         target: Path | BinaryIO
@@ -423,6 +439,8 @@ class ArtStoreClient:
             name = Path(str(sidecar.get("original_filename") or fid)).name
             path = Path(to) if to is not None else Path.cwd() / name
             target = path / name if path.is_dir() else path
+            if not overwrite and target.exists():
+                raise FileExistsError(f"{target} already exists")
         else:
             target = to
         return await download(

@@ -69,6 +69,17 @@ class BadRequest(ArtStoreError):
     default_reason = "bad_request"
 
 
+class InvalidUpload(BadRequest):
+    """An upload's arguments break the contract; ``field`` names the argument (e.g.
+    ``ttl_days``), ``None`` when the rule involves several."""
+
+    default_reason = "invalid_upload"
+
+    def __init__(self, detail: str, *, field: str | None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
 class Unavailable(ArtStoreError):
     """A service did not answer or answered 5xx; retrying later may help."""
 
@@ -95,6 +106,18 @@ def _retry_after(headers: Any) -> float:
         return 1.0
 
 
+def _validation_detail(detail: Any) -> str | None:
+    """FastAPI's 422 list of problems as "field: message; ..." (None if it is not one)."""
+    if not isinstance(detail, list) or not all(isinstance(d, dict) for d in detail):
+        return None
+    problems = []
+    for problem in detail:
+        where = [str(p) for p in problem.get("loc", []) if p not in ("body", "query", "path")]
+        message = str(problem.get("msg", "invalid"))
+        problems.append(f"{'.'.join(where)}: {message}" if where else message)
+    return "; ".join(problems) or None
+
+
 def error_from_response(status: int, body: Any, headers: Any, *, what: str) -> ArtStoreError:
     """The typed error of an HTTP error response from the auth service or the facade.
 
@@ -102,7 +125,7 @@ def error_from_response(status: int, body: Any, headers: Any, *, what: str) -> A
     RFC 9457 problem details (``title``, ``detail``, sometimes ``reason``).
     """
     body = body if isinstance(body, dict) else {}
-    detail = str(
+    detail = _validation_detail(body.get("detail")) or str(
         body.get("detail") or body.get("error_description") or body.get("title") or f"HTTP {status}"
     )
     reason = body.get("reason") or body.get("error")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from events import Mode
+from producers.accounts import account_role
 from producers.cli.common import (
     AsJson,
     AuthUrl,
@@ -100,15 +101,26 @@ def elements_mode(
     elif final.get("mode") == mode.value:
         out.print(f"element {element_id} is now {mode.value}", highlight=False)
     elif final:
-        refused = final.get("last_mode_rejection") or {}
-        err.print(
-            f"[red]element {element_id} refused: {refused.get('detail') or refused}[/red]",
-            highlight=False,
-        )
+        err.print(f"[red]{_refusal(element_id, final.get('last_mode_rejection') or {})}[/red]")
         raise typer.Exit(1)
     else:
         err.print(f"[red]element {element_id} did not report mode {mode.value} in time[/red]")
         raise typer.Exit(1)
+
+
+def _refusal(element_id: str, refused: dict[str, Any]) -> str:
+    """One sentence for a ModeChangeRejected fact: the legal transitions and the CLI's flag."""
+    current, requested = refused.get("current_mode"), refused.get("requested_mode")
+    allowed = [str(mode) for mode in refused.get("allowed") or []]
+    if current == requested:
+        return f"element {element_id} is already {current}"
+    if requested in allowed:  # legal, so what was missing is the confirmation
+        return f"element {element_id} is {current}; moving it to {requested} needs --confirm"
+    legal = ", ".join(allowed) or "none (it never changes mode)"
+    return (
+        f"element {element_id} cannot move from {current} to {requested}; "
+        f"allowed from {current}: {legal}"
+    )
 
 
 def _element(items: list[dict[str, Any]], element_id: str) -> dict[str, Any] | None:
@@ -140,7 +152,14 @@ def _show_secret(account: dict[str, Any]) -> None:
 @accounts_app.command("create")
 def accounts_create(
     name: Annotated[str, typer.Argument(help="Account name (letters, digits, dashes).")],
-    role: Annotated[str, typer.Option(help="admin, user, auditor or readonly.")] = "user",
+    role: Annotated[
+        str,
+        typer.Option(
+            help="admin, user, auditor or readonly.",
+            # A callback, not a click choice: a wrong role is one line (exit 2), like the SDK's.
+            callback=lambda value: account_role(value).value,
+        ),
+    ] = "user",
     description: Annotated[str, typer.Option(help="What the account is for.")] = "",
     rate_limit: Annotated[
         int | None, typer.Option(help="Requests per minute (default: the service's).")

@@ -13,6 +13,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -35,15 +36,15 @@ from producers.cli.common import (
     print_json,
     run,
 )
-from producers.client import ArtStoreClient, UploadHandle
-from producers.errors import ArtStoreError, NotFound, Rejected, Timeout
+from producers.client import ArtStoreClient, UploadHandle, upload_command_fields
+from producers.errors import ArtStoreError, BadRequest, InvalidUpload, NotFound, Rejected, Timeout
 from producers.models import StoredFile, UploadRequest
 
 #: Per-file progress bars up to this many files; beyond it only the total is shown.
 MAX_FILE_BARS = 10
 
 
-def _progress() -> Progress:
+def _progress(*, disable: bool = False) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -51,16 +52,20 @@ def _progress() -> Progress:
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=err,
+        disable=disable,
     )
 
 
 def _expand(paths: list[Path]) -> list[tuple[Path, str]]:
-    """Every file to upload, with its path relative to the argument it came from."""
+    """Every file to upload, with the path it is shown and recorded under: a file's name, or
+    for a file found in a directory its path from that directory's name down
+    (``documents/contracts/offer.txt``), kept in the sidecar as ``metadata.relative_path``."""
     files: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
+            top = path.resolve().parent
             for found in sorted(p for p in path.rglob("*") if p.is_file()):
-                files.append((found, found.relative_to(path).as_posix()))
+                files.append((found, found.resolve().relative_to(top).as_posix()))
         elif path.is_file():
             files.append((path, path.name))
         else:
@@ -70,6 +75,30 @@ def _expand(paths: list[Path]) -> list[tuple[Path, str]]:
     return files
 
 
+#: The ``upload`` flag that sets each argument of an upload request.
+_UPLOAD_FLAGS = {
+    "ttl_days": "--ttl-days",
+    "retention_policy": "--retention",
+    "description": "--description",
+    "tags": "--tag",
+    "custom_attributes": "--attr",
+}
+
+
+def _check_requests(requests: list[UploadRequest]) -> None:
+    """Refuse bad arguments before anything is drawn or staged, naming the flag."""
+    for request in requests:
+        try:
+            upload_command_fields(request)
+        except InvalidUpload as exc:
+            flag = _UPLOAD_FLAGS.get(exc.field or "")
+            if flag is None:
+                raise
+            raise InvalidUpload(
+                f"{flag}{exc.detail.removeprefix(exc.field or '')}", field=exc.field
+            ) from None
+
+
 @dataclass
 class _Outcome:
     source: str
@@ -77,6 +106,26 @@ class _Outcome:
     handle: UploadHandle | None = None
     stored: StoredFile | None = None
     error: ArtStoreError | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.stored is not None:
+            return "stored"
+        if self.error is not None:
+            return "rejected" if isinstance(self.error, Rejected) else self.error.reason
+        return "queued"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.source,
+            "size": self.size,
+            "file_id": str(self.handle.file_id) if self.handle else None,
+            "outcome": self.outcome,
+            "element_id": self.stored.element_id if self.stored else None,
+            "storage_path": self.stored.storage_path if self.stored else None,
+            "reason": self.error.reason if self.error else None,
+            "detail": self.error.detail if self.error else None,
+        }
 
 
 def upload(
@@ -96,6 +145,10 @@ def upload(
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for each upload's outcome.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the outcomes.")] = 120.0,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print each file's id and outcome as JSON (no progress bars)."),
+    ] = False,
     config: ConfigFile = None,
     facade_url: FacadeUrl = None,
     auth_url: AuthUrl = None,
@@ -103,7 +156,9 @@ def upload(
 ) -> None:
     """Upload files and directories, show progress, wait for the outcomes.
 
-    Exits 1 if any upload was rejected or did not finish within --timeout.
+    A file from a directory keeps its path from the directory's name down in its metadata
+    (metadata.relative_path). Exits 1 if any upload was rejected or did not finish within
+    --timeout.
     """
     files = _expand(paths)
     attributes = parse_pairs(attr, "--attr")
@@ -117,14 +172,15 @@ def upload(
             description=description,
             tags=list(tag or []),
             custom_attributes=attributes,
-            metadata={"source_path": relative} if relative != path.name else {},
+            metadata={"relative_path": relative} if relative != path.name else {},
         )
         for path, relative in files
     ]
+    _check_requests(requests)
     outcomes = [_Outcome(rel, path.stat().st_size) for path, rel in files]
 
     async def work(client: ArtStoreClient) -> None:
-        with _progress() as progress:
+        with _progress(disable=as_json) as progress:
             total = progress.add_task(f"{len(files)} file(s)", total=sum(o.size for o in outcomes))
             bars = {}
             if len(files) > 1 and len(files) <= MAX_FILE_BARS:
@@ -148,7 +204,8 @@ def upload(
             outcome.handle = handle
         if not wait:
             return
-        with err.status(f"waiting for {len(handles)} outcome(s)..."):
+        waiting = contextlib.nullcontext() if as_json else err.status("waiting for outcomes...")
+        with waiting:
             results = await asyncio.gather(
                 *(h.wait(timeout) for h in handles), return_exceptions=True
             )
@@ -161,8 +218,20 @@ def upload(
                 raise result
 
     run(settings, work)
+    failed = sum(1 for o in outcomes if o.error is not None)
+    if as_json:
+        print_json([o.as_json() for o in outcomes])
+    else:
+        out.print(_outcome_table(outcomes))
+    if failed:
+        err.print(f"[red]{failed} of {len(outcomes)} upload(s) did not succeed[/red]")
+        raise typer.Exit(1)
+
+
+def _outcome_table(outcomes: list[_Outcome]) -> Table:
     table = Table("file", "size", "outcome", "file id", "element / reason", title="Uploads")
-    failed = 0
+    table.columns[3].no_wrap = True
+    table.columns[3].min_width = 36
     for o in outcomes:
         file_id = str(o.handle.file_id) if o.handle else "-"
         if o.stored is not None:
@@ -174,21 +243,16 @@ def upload(
                 f"{o.stored.element_id}:{o.stored.storage_path}",
             )
         elif o.error is not None:
-            failed += 1
-            word = "rejected" if isinstance(o.error, Rejected) else o.error.reason
             table.add_row(
                 o.source,
                 human_bytes(o.size),
-                f"[red]{word}[/red]",
+                f"[red]{o.outcome}[/red]",
                 file_id,
                 f"{o.error.reason}: {o.error.detail}",
             )
         else:
             table.add_row(o.source, human_bytes(o.size), "queued", file_id, "")
-    out.print(table)
-    if failed:
-        err.print(f"[red]{failed} of {len(outcomes)} upload(s) did not succeed[/red]")
-        raise typer.Exit(1)
+    return table
 
 
 def status(
@@ -271,6 +335,8 @@ def search(
         print_json({"items": page.items, "next_cursor": page.next_cursor})
         return
     table = Table("file id", "filename", "size", "created", "element", "tags", title="Files")
+    table.columns[0].no_wrap = True  # ids are copied from here: never cut or wrapped
+    table.columns[0].min_width = 36
     for item in page.items:
         table.add_row(
             str(item.get("file_id")),
@@ -308,6 +374,9 @@ def download(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite an existing file.")
+    ] = False,
     config: ConfigFile = None,
     facade_url: FacadeUrl = None,
     auth_url: AuthUrl = None,
@@ -321,13 +390,24 @@ def download(
     settings = client_settings(config, facade_url, auth_url, client_id)
 
     async def work(client: ArtStoreClient) -> Any:
-        with _progress() as progress:
-            task = progress.add_task(f"{file_id}", total=None)
+        # The bar appears with the first bytes: an unknown id or an existing file is refused
+        # (by the metadata lookup and the overwrite check) before anything is drawn.
+        progress = _progress()
+        task: TaskID | None = None
 
-            def report(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
+        def report(done: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                progress.start()
+                task = progress.add_task(file_id, total=total)
+            progress.update(task, completed=done, total=total)
 
-            return await client.download(file_id, output, progress=report)
+        try:
+            return await client.download(file_id, output, progress=report, overwrite=force)
+        except FileExistsError as exc:
+            raise BadRequest(f"{exc}; pass --force to overwrite it") from None
+        finally:
+            progress.stop()
 
     result = run(settings, work)
     resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""

@@ -120,6 +120,103 @@ async def test_accounts_create_list_and_suspend_over_the_auth_api(
     assert "Traceback" not in refused.stderr
 
 
+async def test_upload_json_gives_ids_and_outcomes_and_keeps_relative_paths(
+    pipeline: Pipeline, documents: Path, tmp_path: Path
+) -> None:
+    uploaded = await artstore(
+        pipeline, "upload", str(documents), "--tag", "json-e2e", "--json", cwd=tmp_path
+    )
+    assert uploaded.code == 0, uploaded.stderr
+    assert "file(s)" not in uploaded.stderr  # no progress bars around JSON
+    results = {item["file"]: item for item in json.loads(uploaded.stdout)}
+    nested = f"{documents.name}/contracts/supplier-agreement.txt"
+    assert set(results) == {
+        nested,
+        f"{documents.name}/invoice-2026-001.txt",
+        f"{documents.name}/scan.bin",
+    }
+    assert {item["outcome"] for item in results.values()} == {"stored"}
+    file_id = results[nested]["file_id"]
+    assert str(uuid.UUID(file_id)) == file_id
+    meta = await artstore(pipeline, "meta", file_id, cwd=tmp_path)
+    assert json.loads(meta.stdout)["metadata"] == {"relative_path": nested}
+
+    table = await artstore(pipeline, "search", "--tag", "json-e2e", cwd=tmp_path, COLUMNS="80")
+    assert table.code == 0, table.stderr
+    for item in results.values():
+        assert item["file_id"] in table.stdout  # whole, on one line, however narrow
+
+
+async def test_download_refuses_to_overwrite_an_existing_file_without_force(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    source = tmp_path / "fresh.txt"
+    source.write_text("fresh content\n")
+    uploaded = await artstore(pipeline, "upload", str(source), "--json", cwd=tmp_path)
+    (result,) = json.loads(uploaded.stdout)
+    existing = tmp_path / "existing.txt"
+    existing.write_text("keep me\n")
+
+    refused = await artstore(
+        pipeline, "download", result["file_id"], "-o", str(existing), cwd=tmp_path
+    )
+    assert refused.code == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {existing} already exists; pass --force to overwrite it"
+    ]
+    assert existing.read_text() == "keep me\n"
+
+    forced = await artstore(
+        pipeline, "download", result["file_id"], "-o", str(existing), "--force", cwd=tmp_path
+    )
+    assert forced.code == 0, forced.stderr
+    assert existing.read_text() == "fresh content\n"
+
+
+async def test_download_of_an_unknown_file_fails_before_drawing_a_progress_bar(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    unknown = str(uuid.uuid4())
+    refused = await artstore(pipeline, "download", unknown, cwd=tmp_path)
+    assert refused.code == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"error: metadata of {unknown}: no file {unknown} is known to the index"
+    ]
+
+
+async def test_an_out_of_range_ttl_names_the_flag_before_anything_is_drawn(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    source = tmp_path / "short-lived.txt"
+    source.write_text("temporary\n")
+    refused = await artstore(
+        pipeline,
+        "upload",
+        str(source),
+        "--retention",
+        "temporary",
+        "--ttl-days",
+        "999",
+        cwd=tmp_path,
+    )
+    assert refused.code == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: --ttl-days: Input should be less than or equal to 365 (got 999)"
+    ]
+
+
+async def test_an_unknown_role_is_refused_naming_the_roles(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    refused = await artstore(
+        pipeline, "accounts", "create", "bob", "--role", "superuser", cwd=tmp_path
+    )
+    assert refused.code == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: role must be one of admin, user, auditor, readonly"
+    ]
+
+
 async def test_read_only_element_makes_an_upload_fail_with_its_reason(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
@@ -146,6 +243,34 @@ async def test_read_only_element_makes_an_upload_fail_with_its_reason(
     assert "rejected" in refused.stdout
     assert "element_mode" in refused.stdout
     assert "did not succeed" in refused.stderr
+
+
+async def test_a_refused_mode_change_is_one_sentence_naming_the_transitions_and_the_flag(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    element = pipeline.element_id
+
+    async def mode(*args: str) -> Run:
+        return await artstore(
+            pipeline, "elements", "mode", element, *args, "--reason", "test", cwd=tmp_path
+        )
+
+    listed = await artstore(pipeline, "elements", "list", "--json", cwd=tmp_path)
+    if {e["element_id"]: e["mode"] for e in json.loads(listed.stdout)}[element] == "rw":
+        assert (await mode("ro")).code == 0
+
+    unconfirmed = await mode("rw")
+    assert unconfirmed.code == 1
+    assert unconfirmed.stderr.strip().splitlines() == [
+        f"element {element} is ro; moving it to rw needs --confirm"
+    ]
+    confirmed = await mode("rw", "--confirm")
+    assert confirmed.code == 0, confirmed.stderr
+    skipping = await mode("ar")
+    assert skipping.code == 1
+    assert skipping.stderr.strip().splitlines() == [
+        f"element {element} cannot move from rw to ar; allowed from rw: ro"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -81,3 +81,13 @@ def test_http_errors_become_typed_errors_with_the_server_reason() -> None:
     gone = error_from_response(410, {"detail": "deleted"}, {}, what="meta")
     assert isinstance(gone, NotFound)
     assert gone.reason == "gone"
+
+
+def test_a_validation_error_list_becomes_one_sentence_per_field() -> None:
+    body = {
+        "detail": [
+            {"loc": ["body", "role"], "msg": "Input should be 'admin' or 'user'", "type": "enum"}
+        ]
+    }
+    error = error_from_response(422, body, {}, what="creation of account bob")
+    assert str(error) == "creation of account bob: role: Input should be 'admin' or 'user'"
