@@ -37,16 +37,29 @@ def dev(
             max=65000,
         ),
     ] = None,
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="Do not run: delete the data dir's deployment for good (its database and Redis "
+            "keys on the servers, its stack and the data dir itself).",
+        ),
+    ] = False,
 ) -> None:
     """Run all of ArtStore on this machine until Ctrl-C: stack, auth, projector, facade and three
     storage elements (local edit, local rw, S3 rw), each a supervised process."""
     from artstore.dev.runner import DevError, DevOptions, run_dev
+    from artstore.dev.runner import purge as purge_data_dir
     from artstore.stack import StackError
 
     try:
+        if purge:
+            for item in purge_data_dir(data_dir):
+                console.print(f"removed {item}", highlight=False)
+            raise typer.Exit(0)
         code = run_dev(DevOptions(data_dir, ephemeral, port_base), console)
     except (DevError, StackError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
 
@@ -73,7 +86,7 @@ def demo(
 
     env_file = Layout(data_dir).env_file
     if not env_file.is_file():
-        Console(stderr=True).print(
+        Console(stderr=True, soft_wrap=True).print(
             f"[red]error:[/red] {env_file} does not exist: start `artstore dev --data-dir "
             f"{data_dir}` first",
             highlight=False,

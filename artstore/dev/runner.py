@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -23,6 +24,7 @@ from artstore.dev.services import (
     CLIENT_SECRET,
     DEFAULT_PORT_BASE,
     ELEMENTS,
+    INSTANCE_FILE,
     Credentials,
     Instance,
     Layout,
@@ -170,7 +172,7 @@ class _Session:
             try:
                 ready.result()
             except StartupFailed as exc:
-                self.console.print(f"[red]error:[/red] {exc}", highlight=False)
+                self.console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
                 return 1
             if self.first_start:
                 with contextlib.suppress(TimeoutError):
@@ -242,16 +244,17 @@ class _Session:
                 "chooses them); see the auth service's log."
             )
         c.print("\nTry it, in another shell:")
-        for line in upload_command(env_file):
+        for line in upload_command(self.layout.env_file):
             c.print(f"  {line}", highlight=False, soft_wrap=True)
         c.print(f"  artstore demo --data-dir {_relative(self.layout.root)}", highlight=False)
         c.print("\nCtrl-C stops everything.")
 
 
-def upload_command(env_file: str) -> list[str]:
-    """Shell lines that upload a file to a running ``artstore dev``."""
+def upload_command(env_file: Path) -> list[str]:
+    """Shell lines that upload a file to a running ``artstore dev``; the env file's path is
+    absolute, so the lines work from any directory."""
     return [
-        f"export ARTSTORE_ENV_FILE={env_file}",
+        f"export ARTSTORE_ENV_FILE={shlex.quote(str(env_file.resolve()))}",
         "artstore upload README.md --tag first   # then: artstore search --tag first",
     ]
 
@@ -266,14 +269,35 @@ def _saved_credentials(layout: Layout) -> Credentials | None:
     return None
 
 
-def _discard(layout: Layout, instance: Instance) -> None:
-    """Remove everything an ephemeral deployment kept: its database and its data dir."""
-    stop_stack(layout.stack_dir, purge=True)
+def purge(data_dir: Path) -> list[str]:
+    """Remove everything ``artstore dev`` keeps for ``data_dir``: its stack, its database and
+    Redis keys on the (possibly shared) servers, and the directory itself. Returns what was
+    removed, in words; :class:`DevError` if it is running or holds no deployment."""
+    layout = Layout(data_dir.resolve())
+    instance = layout.load_instance()
+    if instance is None:
+        raise DevError(f"{layout.root} holds no artstore dev deployment ({INSTANCE_FILE} missing)")
+    if any(not _port_free(port) for port in Ports(instance.port_base).all()):
+        raise DevError(
+            f"{layout.root}'s deployment seems to be running (its ports "
+            f"{instance.port_base}.. are in use); stop `artstore dev` first"
+        )
+    removed = _discard(layout, instance)
+    shutil.rmtree(layout.root, ignore_errors=True)
+    removed.append(f"directory {layout.root}")
+    return removed
+
+
+def _discard(layout: Layout, instance: Instance) -> list[str]:
+    """Remove everything a deployment kept: its stack, its database, its Redis keys and the
+    contents of its data dir; return what was removed, in words."""
+    removed = [f"stack service {name}" for name in stop_stack(layout.stack_dir, purge=True)]
     env = read_env_file(layout.env_file) if layout.env_file.is_file() else {}
     url = env.get("ARTSTORE_DATABASE_URL")
     if url:
         with contextlib.suppress(OSError, asyncpg.PostgresError):
-            asyncio.run(_drop_database(url, instance.database))
+            if asyncio.run(_drop_database(url, instance.database)):
+                removed.append(f"database {instance.database}")
     redis_url = env.get("ARTSTORE_REDIS_URL")
     if redis_url:
         with contextlib.suppress(OSError, redis.RedisError):
@@ -281,6 +305,7 @@ def _discard(layout: Layout, instance: Instance) -> None:
             keys = list(client.scan_iter(f"{instance.redis_prefix}*"))
             if keys:
                 client.delete(*keys)
+                removed.append(f"{len(keys)} Redis key(s) {instance.redis_prefix}*")
             client.close()
     if layout.root.is_dir():
         for child in layout.root.iterdir():
@@ -288,12 +313,16 @@ def _discard(layout: Layout, instance: Instance) -> None:
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
+    return removed
 
 
-async def _drop_database(url: str, name: str) -> None:
+async def _drop_database(url: str, name: str) -> bool:
+    """Drop the database; whether it existed."""
     conn = await asyncpg.connect(maintenance_dsn(url), timeout=10)
     try:
+        existed = bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return existed
     finally:
         await conn.close()
 

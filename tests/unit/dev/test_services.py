@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from artstore.dev.runner import DevError, DevOptions, prepare_instance
+from artstore.dev.runner import DevError, DevOptions, prepare_instance, upload_command
 from artstore.dev.services import (
     ELEMENTS,
     Credentials,
@@ -162,3 +162,11 @@ def test_a_busy_port_is_named_with_the_way_out(tmp_path: Path) -> None:
         busy = sock.getsockname()[1]
         with pytest.raises(DevError, match=r"port \d+ is in use.*--port-base"):
             prepare_instance(Layout(tmp_path), DevOptions(tmp_path, port_base=busy - 1))
+
+
+def test_the_printed_env_file_path_is_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    export, _ = upload_command(Path("artstore-data/artstore.env"))
+    assert export == f"export ARTSTORE_ENV_FILE={tmp_path}/artstore-data/artstore.env"
