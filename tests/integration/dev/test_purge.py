@@ -27,6 +27,25 @@ async def _database_exists(url: str, name: str) -> bool:
         await conn.close()
 
 
+async def purge(data_dir: Path) -> tuple[int, str, str]:
+    """``artstore dev --purge --data-dir DIR`` as a user runs it: exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "artstore",
+        "dev",
+        "--purge",
+        "--data-dir",
+        str(data_dir),
+        env={k: v for k, v in os.environ.items() if not k.startswith("ARTSTORE_")},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 async def test_purge_drops_the_database_the_redis_keys_and_the_data_dir(
     stack: StackEnv, tmp_path: Path
 ) -> None:
@@ -43,22 +62,10 @@ async def test_purge_drops_the_database_the_redis_keys_and_the_data_dir(
     (layout.logs).mkdir(parents=True)
     (layout.logs / "auth.log").write_text("a log line\n")
 
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "artstore",
-        "dev",
-        "--purge",
-        "--data-dir",
-        str(layout.root),
-        env={k: v for k, v in os.environ.items() if not k.startswith("ARTSTORE_")},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    assert f"removed database {instance.database}" in out.decode()
-    assert f"removed 2 Redis key(s) {instance.redis_prefix}*" in out.decode()
+    code, out, err = await purge(layout.root)
+    assert code == 0, err
+    assert f"removed database {instance.database}" in out
+    assert f"removed 2 Redis key(s) {instance.redis_prefix}*" in out
     assert not await _database_exists(stack.database_url, instance.database)
     assert list(keys.scan_iter(f"{instance.redis_prefix}*")) == []
     assert not layout.root.exists()
@@ -66,17 +73,6 @@ async def test_purge_drops_the_database_the_redis_keys_and_the_data_dir(
 
 
 async def test_purge_refuses_a_directory_without_a_deployment(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "artstore",
-        "dev",
-        "--purge",
-        "--data-dir",
-        str(tmp_path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 2
-    assert "holds no artstore dev deployment" in err.decode()
+    code, _, err = await purge(tmp_path)
+    assert code == 2
+    assert "holds no artstore dev deployment" in err
