@@ -1,7 +1,7 @@
 """End-to-end ingest through the real broker vs. a durable-write baseline, in the same run.
 
-    python bench/bench_ingest.py                      # 2,000 x 4 KB and 1 x 256 MB
-    python bench/bench_ingest.py --small 20000 --large 4
+    python -m bench.bench_ingest                      # 2,000 x 4 KB and 1 x 256 MB
+    python -m bench.bench_ingest --small 20000 --large 4
 
 The worker path: UploadRequested (with a token) on the broker -> worker verifies, streams the
 staged file into the element with sha256, writes the sidecar, journal, fsyncs, publishes
@@ -9,6 +9,9 @@ FileStored, commits. Timed from the first publish to the last FileStored receive
 
 The baseline writes the same staged files to another directory with the same durability:
 write a temp file, fsync, rename, fsync the directory.
+
+Before each timed phase (the worker's and each baseline run) the page cache is flushed
+(``os.sync``), so neither side pays for writing back the other's or the setup's dirty pages.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from artstore.settings import Settings
 from artstore.stack import ensure_stack
 from auth.testing import TestSigner
+from bench.results import BenchResult, report
 from events import FileStored, Mode, create_topics
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
@@ -40,6 +44,7 @@ CHUNK = 1024 * 1024
 def baseline(sources: list[Path], target: Path) -> float:
     """Seconds to copy ``sources`` durably into ``target`` (temp, fsync, rename, fsync dir)."""
     target.mkdir(parents=True, exist_ok=True)
+    os.sync()
     started = time.perf_counter()
     dir_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -77,6 +82,7 @@ async def through_the_worker(
             e.data.file.file_id for e in facts.events if isinstance(e.data, FileStored)
         )
 
+    os.sync()
     started = time.perf_counter()
     for start in range(0, len(commands), 500):
         await producer.send(*commands[start : start + 500])
@@ -114,12 +120,20 @@ async def main(args: argparse.Namespace) -> None:
     await service.start()
     try:
         await wait_for(lambda: service._upload_sub is not None, within=60, what="consuming")
-        rows = []
+        results: list[BenchResult] = []
         if args.small:
             contents = [os.urandom(4096) for _ in range(args.small)]
             seconds, copies = await through_the_worker(settings, producer, facts, contents)
             base = mean_baseline(copies, work / "baseline-small")
-            rows.append(("4 KB files", args.small / seconds, args.small / base, "files/s"))
+            results.append(
+                result(
+                    f"{args.small:,} x 4 KB files",
+                    args.small / seconds,
+                    args.small / base,
+                    "files/s",
+                    target=0.5,
+                )
+            )
         if args.large:
             size = args.large_mb * 1024 * 1024
             contents = [os.urandom(size) for _ in range(args.large)]
@@ -127,16 +141,36 @@ async def main(args: argparse.Namespace) -> None:
             del contents
             base = mean_baseline(copies, work / "baseline-large")
             mb = args.large * args.large_mb
-            rows.append((f"{args.large_mb} MB files", mb / seconds, mb / base, "MB/s"))
+            results.append(
+                result(
+                    f"{args.large} x {args.large_mb} MB files",
+                    mb / seconds,
+                    mb / base,
+                    "MB/s",
+                    target=0.8,
+                )
+            )
     finally:
         await service.stop()
         await producer.stop()
         await facts.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{'case':<16}{'worker':>14}{'baseline':>14}{'ratio':>8}")
-    for name, ours, theirs, unit in rows:
-        print(f"{name:<16}{ours:>9.1f} {unit:<5}{theirs:>8.1f} {unit:<5}{ours / theirs:>7.0%}")
+    report(results)
+
+
+def result(case: str, ours: float, theirs: float, unit: str, *, target: float) -> BenchResult:
+    """One ingest case against its same-run durable-write baseline."""
+    return BenchResult(
+        benchmark="ingest",
+        measure=f"{case} through the broker and worker",
+        value=ours,
+        unit=unit,
+        baseline="temp, fsync, rename, fsync dir",
+        baseline_value=theirs,
+        target=f">= {target:.0%} of baseline",
+        meets_target=ours / theirs >= target,
+    )
 
 
 if __name__ == "__main__":

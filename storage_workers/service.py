@@ -180,6 +180,8 @@ class StorageService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._stop_uploads()
+        if self.worker is not None:
+            await self.worker.drain()
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from events import FileStagedObject, S3Backend, S3StagedObject, StagedObject
@@ -85,6 +85,12 @@ class Staging:
             storage.delete(key)
         except (StagedObjectMissing, BackendError):
             return
+
+
+    def remove_all(self, staged: Sequence[StagedObject]) -> None:
+        """Remove several staged objects (see :meth:`remove`)."""
+        for item in staged:
+            self.remove(item)
 
 
 def describe(staged: StagedObject) -> str:

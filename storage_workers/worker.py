@@ -18,7 +18,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel
 
 import events
-from auth import TokenVerifier
+from auth import SignatureCache, TokenVerifier
 from events import (
     ChangeMode,
     DeleteFile,
@@ -121,6 +121,7 @@ class ElementWorker:
         self.templates = Templates({})
         self.source = f"artstore://storage/{state.element_id}"
         self.lock = asyncio.Lock()
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     @property
     def element_id(self) -> str:
@@ -134,6 +135,11 @@ class ElementWorker:
         )
         self.catalogue = await asyncio.to_thread(Catalogue.load, self.backend, self.element_id)
         self.deleted = await asyncio.to_thread(self._tombstones)
+
+    async def drain(self) -> None:
+        """Wait for background removals of staged bytes to finish."""
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
 
     def _tombstones(self) -> set[str]:
         prefix = element_file.TOMBSTONES_DIR.rstrip("/")
@@ -158,7 +164,9 @@ class ElementWorker:
         """An envelope from this element."""
         return Outgoing(new_event(payload, source=self.source, correlation_id=correlation_id))
 
-    async def _admit(self, record: Record, topic: Topic) -> Admitted | Refused:
+    async def _admit(
+        self, record: Record, topic: Topic, signatures: SignatureCache | None = None
+    ) -> Admitted | Refused:
         self.metrics.consumed.labels(self.element_id, topic.value).inc()
         return await admit(
             record,
@@ -168,6 +176,7 @@ class ElementWorker:
             max_age=self.limits.max_command_age,
             replay=self.limits.replay,
             now=datetime.now(UTC),
+            signatures=signatures,
         )
 
     def dead_letter(self, record: Record, error: str, attempts: int = 1) -> OutgoingRecord:
@@ -225,8 +234,9 @@ class ElementWorker:
             dead: list[OutgoingRecord] = []
             planned: dict[UUID, str] = {}
             outcome = BatchOutcome(processed=len(records))
+            signatures = SignatureCache()
             for index, record in enumerate(records):
-                admitted = await self._admit(record, topic)
+                admitted = await self._admit(record, topic, signatures)
                 if isinstance(admitted, Refused):
                     if admitted.subject is not None and _is_uuid(admitted.subject):
                         corr = admitted.event.envelope.correlation_id if admitted.event else None
@@ -275,7 +285,7 @@ class ElementWorker:
                 elif isinstance(decision, Store):
                     planned[command.file_id] = command.checksum
                     capacity = capacity.after(command.file_size)
-                    changes.append(self._new_file(command, decision.sidecar, corr))
+                    changes.append(self._new_file(command, decision, corr))
             handled = list(records[: outcome.processed])
             await self._commit(changes, extra, dead, handled, announce, acknowledge, release=True)
             for change in changes:
@@ -289,8 +299,8 @@ class ElementWorker:
                     self.metrics.rejected.labels(self.element_id, reason.value).inc()
             return outcome
 
-    def _new_file(self, command: UploadRequested, sidecar: Sidecar, corr: str) -> Change:
-        staged = command.staged
+    def _new_file(self, command: UploadRequested, decision: Store, corr: str) -> Change:
+        staged, sidecar = command.staged, decision.sidecar
 
         def rejected(reason: RejectionReason, detail: str) -> Outgoing:
             return self.fact(
@@ -305,7 +315,7 @@ class ElementWorker:
             )
 
         change = Change(
-            NewFile(sidecar, lambda: self.staging.open(staged), rejected),
+            NewFile(sidecar, decision.encoded, lambda: self.staging.open(staged), rejected),
             self.fact(FileStored(file=sidecar.to_record()), corr),
         )
         change.staged = staged  # type: ignore[attr-defined]
@@ -332,10 +342,12 @@ class ElementWorker:
                 await acknowledge(handled)
 
         async def remove_staged(done: Sequence[Change]) -> None:
-            for change in done:
-                staged = getattr(change, "staged", None)
-                if staged is not None:
-                    await asyncio.to_thread(self.staging.remove, staged)
+            staged = [s for c in done if (s := getattr(c, "staged", None)) is not None]
+            if staged:
+                # Off the batch's critical path: the next batch need not wait for unlinks.
+                task = asyncio.create_task(asyncio.to_thread(self.staging.remove_all, staged))
+                self._cleanups.add(task)
+                task.add_done_callback(self._cleanups.discard)
 
         await commit_changes(
             self.backend,
@@ -391,7 +403,7 @@ class ElementWorker:
                     if isinstance(decision, Rewrite):
                         changes.append(
                             Change(
-                                SidecarRewrite(decision.sidecar),
+                                SidecarRewrite(decision.sidecar, decision.encoded),
                                 self.fact(
                                     MetadataUpdated(
                                         file=decision.sidecar.to_record(),
