@@ -36,7 +36,8 @@ from bench.results import BenchResult, report
 from events import FileStored, Mode, create_topics
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
-from tests.storage_support import FactLog, Producer, wait_for
+from tests.helpers import wait_until
+from tests.storage_support import FactLog, Producer
 
 CHUNK = 1024 * 1024
 
@@ -86,7 +87,7 @@ async def through_the_worker(
     started = time.perf_counter()
     for start in range(0, len(commands), 500):
         await producer.send(*commands[start : start + 500])
-    await wait_for(done, within=3600, what="every FileStored")
+    await wait_until(done, 3600, message="every FileStored")
     return time.perf_counter() - started, copies
 
 
@@ -119,7 +120,7 @@ async def main(args: argparse.Namespace) -> None:
     await producer.start()
     await service.start()
     try:
-        await wait_for(lambda: service._upload_sub is not None, within=60, what="consuming")
+        await wait_until(lambda: service._upload_sub is not None, 60, message="consuming")
         results: list[BenchResult] = []
         if args.small:
             contents = [os.urandom(4096) for _ in range(args.small)]
