@@ -18,7 +18,14 @@ from uuid import UUID
 from events import Outgoing, RejectionReason
 from storage_workers.backends import StorageBackend, WrittenObject
 from storage_workers.crash import crash_point
-from storage_workers.journal import Journal, JournalOp, new_entry, recover_entry, tombstone_key
+from storage_workers.journal import (
+    Journal,
+    JournalEntry,
+    JournalOp,
+    new_entry,
+    recover_entry,
+    tombstone_key,
+)
 from storage_workers.naming import sidecar_path
 from storage_workers.sidecar import Sidecar
 from storage_workers.staging import StagedObjectMissing
@@ -45,6 +52,8 @@ class NewFile:
     open_source: Callable[[], Iterable[bytes]]
     rejected: Rejecter
     """Builds the rejection fact if the bytes turn out not to be what was declared."""
+    claim_check: str
+    """The staged object the bytes come from (JSON), removed once the upload is announced."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,7 @@ async def commit_changes(
     *,
     announce: Callable[[list[Outgoing]], Awaitable[None]],
     acknowledge: Callable[[], Awaitable[None]],
-    release: Callable[[Sequence[Change]], Awaitable[None]] | None = None,
+    release: Callable[[JournalEntry, Sequence[Change]], Awaitable[None]] | None = None,
 ) -> None:
     """Make ``changes`` durable, announce them, then acknowledge the commands that asked.
 
@@ -127,6 +136,11 @@ async def commit_changes(
             str(c.file_id): c.operation.tombstone
             for c in changes
             if isinstance(c.operation, FileRemoval)
+        },
+        {
+            str(c.file_id): c.operation.claim_check
+            for c in changes
+            if isinstance(c.operation, NewFile) and release is not None
         },
     )
     # 1. Journal intent first: after a crash anywhere below, recovery knows which files were in
@@ -158,7 +172,8 @@ async def commit_changes(
     except BaseException:
         await _io(recover_entry, journal, entry)
         raise
-    # 6. Journal commit: the change is complete on storage; recovery has nothing to do.
+    # 6. Journal commit: the change is complete on storage; recovery has nothing to do. Its
+    #    claim checks stay on record until step 9 has removed the staged bytes.
     await _io(journal.commit, entry)
     crash("journal-committed")
     # 7. Announce: the facts go out only for durable changes (and rejections for the rest). A
@@ -171,8 +186,9 @@ async def commit_changes(
     await acknowledge()
     crash("acknowledged")
     # 9. Only now may the claim-check bytes go: before this, a redelivery might still need them.
+    #    A crash before they are gone leaves the release record; the next start finishes it.
     if release is not None:
-        await release([c for c in changes if c.done])
+        await release(entry, [c for c in changes if c.done])
 
 
 def _touched_dirs(changes: Sequence[Change]) -> list[str]:

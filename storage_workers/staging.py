@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from events import FileStagedObject, S3Backend, S3StagedObject, StagedObject
 from storage_workers.backends import (
     BackendError,
@@ -14,6 +16,8 @@ from storage_workers.backends import (
     S3Storage,
 )
 from storage_workers.backends.base import check_key
+
+_CLAIM_CHECK: TypeAdapter[StagedObject] = TypeAdapter(StagedObject)
 
 
 class StagedObjectMissing(Exception):
@@ -86,11 +90,10 @@ class Staging:
         except (StagedObjectMissing, BackendError):
             return
 
-
-    def remove_all(self, staged: Sequence[StagedObject]) -> None:
-        """Remove several staged objects (see :meth:`remove`)."""
-        for item in staged:
-            self.remove(item)
+    def remove_all(self, claim_checks: Sequence[str]) -> None:
+        """Remove several staged objects given as claim checks (JSON, see :meth:`remove`)."""
+        for claim_check in claim_checks:
+            self.remove(_CLAIM_CHECK.validate_json(claim_check))
 
 
 def describe(staged: StagedObject) -> str:

@@ -63,6 +63,7 @@ class Outcome:
 
     root: Path
     file_id: UUID
+    staged: Path | None = None
     stored: FileStored | None = None
     facts: list[ReceivedEvent] = field(default_factory=list)
     exit_code: int | None = None
@@ -122,7 +123,7 @@ async def run_scenario(
     await producer.start()
     content = f"crash at {step}".encode() * 50
     upload = producer.upload(content, f"{step}.txt", retention_policy="temporary")
-    outcome = Outcome(root, upload.file_id)
+    outcome = Outcome(root, upload.file_id, producer.staging / upload.staged.path)  # type: ignore[union-attr]
     try:
         worker.start(crash_at=f"{family}.{step}")
         await wait_until(worker.ready_async, 30, message="worker ready")
@@ -145,7 +146,11 @@ async def run_scenario(
         worker.proc = None
         worker.start()
         done = {"upload": FileStored, "update": MetadataUpdated, "delete": FileDeleted}[family]
-        outcome.facts = await facts_until(settings, done, upload.file_id)
+        # The restarted worker recovers while its fact is awaited; ready means recovery is done.
+        outcome.facts, _ = await asyncio.gather(
+            facts_until(settings, done, upload.file_id),
+            wait_until(worker.ready_async, 30, message="worker ready after restart"),
+        )
     except Exception as exc:
         outcome.error = exc
     finally:
@@ -194,6 +199,9 @@ def test_upload_survives_a_crash_at(step: str, outcomes: dict[str, Outcome]) -> 
     assert hashlib.sha256(data.read_bytes()).hexdigest() == announced[0].file.checksum
     assert json.loads(sidecar.read_text())["file_id"] == str(outcome.file_id)
     assert_clean(outcome.root)
+    assert outcome.staged is not None
+    assert not outcome.staged.exists(), "the staged bytes of a stored file are removed"
+    assert not list((outcome.root / ".artstore" / "releases").glob("*.json"))
 
 
 @pytest.mark.parametrize("step", UPDATE_DELETE_STEPS)
