@@ -249,6 +249,7 @@ class StorageService:
                 auto_offset_reset="earliest",
                 session_timeout_ms=self.config.session_timeout_ms,
                 heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
+                fetch_max_wait_ms=self.config.idle_wait_ms,
                 persistent=False,
             )
 
@@ -288,6 +289,8 @@ class StorageService:
             auto_offset_reset="earliest",
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
+            fetch_max_wait_ms=self.config.idle_wait_ms,
+            batch_timeout_ms=self.config.idle_wait_ms,
             persistent=False,
         )
 

@@ -100,16 +100,19 @@ def s3_client(stack: StackEnv) -> Minio:
 Received = tuple[ConsumerRecord[bytes, bytes], ReceivedEvent]
 
 
-async def consumer_from_beginning(settings: Settings, topics: Iterable[Topic]) -> AIOKafkaConsumer:
+async def consumer_from_beginning(
+    settings: Settings, topics: Iterable[Topic], **options: Any
+) -> AIOKafkaConsumer:
     """A started consumer of every partition of ``topics``, at their beginning, in no group.
 
-    Without a group there is no join delay; the caller stops it.
+    Without a group there is no join delay; the caller stops it. ``options`` go to the consumer.
     """
     names = settings.topic_names()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **options,
     )
     await consumer.start()
     try:

@@ -65,8 +65,9 @@ class LocalStorage:
                     hashing.feed(chunk)
                     handle.write(chunk)
                     size += len(chunk)
-                hashing.close()
+                # The fsync runs while the hashing thread finishes: both wait on other work.
                 os.fsync(handle.fileno())
+                hashing.close()
         except BaseException:
             hashing.close()
             temp.unlink(missing_ok=True)
