@@ -12,7 +12,7 @@ from auth.cli import auth_app
 from auth.errors import InsufficientScope, InvalidToken, TokenError, VerificationUnavailable
 from auth.jwks import HttpJwksSource, JwksSource, StaticJwksSource, parse_jwks
 from auth.scopes import ROLE_SCOPES, Role, Scope
-from auth.verifier import RevocationChecker, TokenVerifier, VerifiedToken
+from auth.verifier import RevocationChecker, SignatureCache, TokenVerifier, VerifiedToken
 
 __all__ = [
     "ROLE_SCOPES",
@@ -23,6 +23,7 @@ __all__ = [
     "RevocationChecker",
     "Role",
     "Scope",
+    "SignatureCache",
     "StaticJwksSource",
     "TokenError",
     "TokenVerifier",

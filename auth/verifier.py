@@ -103,6 +103,29 @@ def _string_claim(claims: Mapping[str, Any], name: str) -> str:
     return value
 
 
+class SignatureCache:
+    """Token strings whose signature a :class:`TokenVerifier` already found good.
+
+    Meant to live for one batch of commands (never longer than the keys it was checked
+    against): only the expensive part, the RSA signature, is remembered; every claim is checked
+    again on each :meth:`TokenVerifier.verify`.
+    """
+
+    def __init__(self) -> None:
+        self._claims: dict[str, Mapping[str, Any]] = {}
+
+    def claims_of(self, token: str) -> Mapping[str, Any] | None:
+        """The signed payload of ``token`` if its signature was verified before."""
+        return self._claims.get(token)
+
+    def remember(self, token: str, claims: Mapping[str, Any]) -> None:
+        """Record that ``token``'s signature is good."""
+        self._claims[token] = claims
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+
 class TokenVerifier:
     """Verifies access tokens issued by the ArtStore auth service.
 
@@ -136,13 +159,44 @@ class TokenVerifier:
         *,
         required_scopes: Collection[str] = (),
         at: datetime | None = None,
+        signatures: SignatureCache | None = None,
     ) -> VerifiedToken:
         """Return the token's claims or raise a :class:`~auth.errors.TokenError`.
 
         ``at`` checks validity at another instant than now — for a command read from Kafka, the
         record's (broker-assigned) timestamp — so a token that was valid when the command was
         written is honoured, and one that was not is refused, whenever the command is processed.
+
+        ``signatures`` lets a batch of commands carrying the same token pay for its header and
+        RSA signature checks once; its claims (validity at ``at``, issuer, audience), the
+        deny-list and the scopes are still checked on every call.
         """
+        claims = signatures.claims_of(token) if signatures is not None else None
+        if claims is None:
+            claims = await self._signed_claims(token)
+            if signatures is not None:
+                signatures.remember(token, claims)
+        verified = self._check_claims(claims, at or self._clock())
+        if self._revocations is not None:
+            try:
+                revoked = await self._revocations.is_revoked(verified.jti)
+            except VerificationUnavailable:
+                raise
+            except Exception as exc:
+                raise VerificationUnavailable(
+                    f"could not check the revocation list: {exc}", reason="deny_list"
+                ) from exc
+            if revoked:
+                raise InvalidToken("token was revoked", reason="revoked")
+        missing = frozenset(required_scopes) - verified.scopes
+        if missing:
+            raise InsufficientScope(
+                f"token lacks scope: {' '.join(sorted(missing))}", missing=missing
+            )
+        return verified
+
+    async def _signed_claims(self, token: str) -> dict[str, Any]:
+        """The payload of a token whose shape, header and signature are good."""
         header_b64, payload_b64, signature = self._split(token)
         header = _json_object(_b64url_decode(header_b64), "header")
         if header.get("alg") != ALGORITHM:
@@ -170,25 +224,7 @@ class TokenVerifier:
             )
         except InvalidSignature as exc:
             raise InvalidToken("token signature is invalid", reason="signature") from exc
-        claims = _json_object(_b64url_decode(payload_b64), "payload")
-        verified = self._check_claims(claims, at or self._clock())
-        if self._revocations is not None:
-            try:
-                revoked = await self._revocations.is_revoked(verified.jti)
-            except VerificationUnavailable:
-                raise
-            except Exception as exc:
-                raise VerificationUnavailable(
-                    f"could not check the revocation list: {exc}", reason="deny_list"
-                ) from exc
-            if revoked:
-                raise InvalidToken("token was revoked", reason="revoked")
-        missing = frozenset(required_scopes) - verified.scopes
-        if missing:
-            raise InsufficientScope(
-                f"token lacks scope: {' '.join(sorted(missing))}", missing=missing
-            )
-        return verified
+        return _json_object(_b64url_decode(payload_b64), "payload")
 
     @staticmethod
     def _split(token: str) -> tuple[str, str, str]:

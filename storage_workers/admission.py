@@ -10,7 +10,13 @@ from uuid import UUID
 
 from aiokafka.structs import ConsumerRecord
 
-from auth import InsufficientScope, TokenError, TokenVerifier, VerificationUnavailable
+from auth import (
+    InsufficientScope,
+    SignatureCache,
+    TokenError,
+    TokenVerifier,
+    VerificationUnavailable,
+)
 from events import EventDecodeError, ReceivedEvent, RejectionReason, Topic, decode_record, spec_for
 from storage_workers.handlers import Caller
 
@@ -57,8 +63,13 @@ async def admit(
     max_age: timedelta,
     replay: bool,
     now: datetime,
+    signatures: SignatureCache | None = None,
 ) -> Admitted | Refused:
-    """Decode, check age and token; raise :class:`TransientFailure` if the keys are unreachable."""
+    """Decode, check age and token; raise :class:`TransientFailure` if the keys are unreachable.
+
+    ``signatures`` is shared by the records of one batch, so a token they all carry has its
+    signature verified once; its validity is still checked at each record's timestamp.
+    """
     try:
         event = decode_record(record, max_bytes=max_bytes, topic=topic)
     except EventDecodeError as exc:
@@ -78,7 +89,10 @@ async def admit(
     scope = spec_for(event.data).scope
     try:
         token = await verifier.verify(
-            event.token, required_scopes={scope} if scope else (), at=written_at
+            event.token,
+            required_scopes={scope} if scope else (),
+            at=written_at,
+            signatures=signatures,
         )
     except VerificationUnavailable as exc:
         raise TransientFailure(exc.description) from exc

@@ -14,6 +14,8 @@ ELEMENT_FILE = ".artstore/element.json"
 TEMPLATES_DIR = ".artstore/templates/"
 JOURNAL_DIR = ".artstore/journal/"
 TOMBSTONES_DIR = ".artstore/deleted/"
+RELEASES_DIR = ".artstore/releases/"
+"""Claim checks (staged bytes) of finished changes, kept until the staged bytes are removed."""
 
 
 class ElementMismatch(Exception):

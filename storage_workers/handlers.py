@@ -51,6 +51,8 @@ class Store:
     """Write this new file."""
 
     sidecar: Sidecar
+    encoded: bytes
+    """The sidecar as it will be written (validated, within the size limit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +153,12 @@ def decide_upload(
             metadata=dict(command.metadata),
             custom_attributes=dict(command.custom_attributes),
         )
-        sidecar.encode()
+        encoded = sidecar.encode()
     except SidecarTooLarge as exc:
         return Reject(RejectionReason.SIDECAR_TOO_LARGE, str(exc))
     except SidecarError as exc:
         return Reject(RejectionReason.INVALID_PAYLOAD, str(exc))
-    return Store(sidecar)
+    return Store(sidecar, encoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,7 @@ class Rewrite:
     """Replace the sidecar with this one."""
 
     sidecar: Sidecar
+    encoded: bytes
 
 
 def decide_update(
@@ -211,12 +214,12 @@ def decide_update(
             return Reject(RejectionReason.TEMPLATE_VIOLATION, str(exc))
     try:
         updated = current.replace(**changes)
-        updated.encode()
+        encoded = updated.encode()
     except SidecarTooLarge as exc:
         return Reject(RejectionReason.SIDECAR_TOO_LARGE, str(exc))
     except (SidecarError, ValueError) as exc:
         return Reject(RejectionReason.INVALID_PAYLOAD, str(exc))
-    return Rewrite(updated)
+    return Rewrite(updated, encoded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,14 @@
 """The element's write-ahead journal (``.artstore/journal/``) and crash recovery.
 
 An entry is written (atomically) before any file of a change is touched and removed once every
-file of the change is durable. On start, each entry left behind is an interrupted change:
-creates without a sidecar are rolled back, creates with one are complete (the sidecar is written
-last), deletes are completed, and temporary files beside any of them are removed.
+file of the change is durable. An entry that names claim checks (the staged bytes of its
+uploads) moves to ``.artstore/releases/`` instead, until those bytes are removed: a crash between
+acknowledging the uploads and removing their staged bytes leaves the release record behind,
+and the worker finishes the removal at its next start.
+
+On start, each journal entry left behind is an interrupted change: creates without a sidecar are
+rolled back, creates with one are complete (the sidecar is written last), deletes are
+completed, and temporary files beside any of them are removed.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from storage_workers.backends import StorageBackend, is_temporary
-from storage_workers.element import JOURNAL_DIR, TOMBSTONES_DIR
+from storage_workers.element import JOURNAL_DIR, RELEASES_DIR, TOMBSTONES_DIR
 from storage_workers.naming import sidecar_path
 
 OpKind = Literal["create", "update", "delete"]
@@ -44,11 +49,18 @@ class JournalEntry:
     began_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     tombstones: dict[str, str] = field(default_factory=dict)
     """file_id -> the tombstone (FileDeleted fact, JSON) a delete leaves behind."""
+    staged: dict[str, str] = field(default_factory=dict)
+    """file_id -> the claim check (staged object, JSON) a create reads its bytes from."""
 
     @property
     def key(self) -> str:
         """Where the entry is stored."""
         return f"{JOURNAL_DIR}{self.txid}.json"
+
+    @property
+    def release_key(self) -> str:
+        """Where the entry waits while its staged bytes are removed."""
+        return f"{RELEASES_DIR}{self.txid}.json"
 
     def encode(self) -> bytes:
         """JSON form of the entry."""
@@ -61,6 +73,7 @@ class JournalEntry:
                     for op in self.ops
                 ],
                 "tombstones": self.tombstones,
+                "staged": self.staged,
             }
         ).encode()
 
@@ -73,12 +86,19 @@ class JournalEntry:
             began_at=doc["began_at"],
             ops=tuple(JournalOp(o["kind"], o["file_id"], o["data_path"]) for o in doc["ops"]),
             tombstones=dict(doc.get("tombstones", {})),
+            staged=dict(doc.get("staged", {})),
         )
 
 
-def new_entry(ops: list[JournalOp], tombstones: dict[str, str] | None = None) -> JournalEntry:
+def new_entry(
+    ops: list[JournalOp],
+    tombstones: dict[str, str] | None = None,
+    staged: dict[str, str] | None = None,
+) -> JournalEntry:
     """A fresh intent for ``ops``."""
-    return JournalEntry(txid=uuid.uuid4().hex, ops=tuple(ops), tombstones=tombstones or {})
+    return JournalEntry(
+        txid=uuid.uuid4().hex, ops=tuple(ops), tombstones=tombstones or {}, staged=staged or {}
+    )
 
 
 def tombstone_key(file_id: str) -> str:
@@ -100,15 +120,29 @@ class Journal:
     def commit(self, entry: JournalEntry) -> None:
         """Forget the intent: every file of the change is durable.
 
-        The removal need not be synced: if it is lost, recovery finds a finished change and
+        An entry with claim checks becomes a release record first (see :meth:`released`).
+        Neither step need be synced: if it is lost, recovery finds a finished change and
         replaying it changes nothing.
         """
+        if entry.staged:
+            self.backend.write_atomic(entry.release_key, entry.encode())
         self.backend.delete(entry.key)
+
+    def released(self, entry: JournalEntry) -> None:
+        """The entry's staged bytes are gone: forget its release record."""
+        self.backend.delete(entry.release_key)
+
+    def releases(self) -> list[JournalEntry]:
+        """Release records whose staged bytes may still be there (left by a crash)."""
+        return self._entries(RELEASES_DIR)
 
     def pending(self) -> list[JournalEntry]:
         """Entries left by a crash."""
+        return self._entries(JOURNAL_DIR)
+
+    def _entries(self, directory: str) -> list[JournalEntry]:
         entries = []
-        for info in self.backend.list(JOURNAL_DIR.rstrip("/")):
+        for info in self.backend.list(directory.rstrip("/")):
             if info.key.endswith(".json") and not is_temporary(info.key):
                 entries.append(JournalEntry.decode(self.backend.read_bytes(info.key)))
         return entries

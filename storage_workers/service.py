@@ -38,11 +38,11 @@ from storage_workers.admission import TransientFailure
 from storage_workers.backends import BackendError, StorageBackend, open_backend
 from storage_workers.config import WorkerConfig
 from storage_workers.health import HealthServer
-from storage_workers.journal import recover
+from storage_workers.journal import Journal, recover
 from storage_workers.metrics import StorageMetrics
 from storage_workers.placement import PeerStatus, PeerTable, should_consume
 from storage_workers.staging import Staging
-from storage_workers.worker import ElementWorker, Limits, Record
+from storage_workers.worker import Clock, ElementWorker, Limits, Record, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,11 @@ class StorageService:
         *,
         verifier: TokenVerifier | None = None,
         backend: StorageBackend | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
         self.config = config
+        self.clock = clock
         self.topics = settings.topic_names()
         self.metrics = StorageMetrics(config.element_id)
         self.element_backend = config.element_backend(
@@ -126,7 +128,7 @@ class StorageService:
             initial_mode=self.config.mode,
             now=now,
         )
-        report = await asyncio.to_thread(recover, self.backend_journal())
+        report = await asyncio.to_thread(recover, Journal(self.backend))
         if report.entries:
             self.metrics.recoveries.inc(report.entries)
             log.warning("recovered interrupted changes", extra={"report": repr(report)})
@@ -153,6 +155,7 @@ class StorageService:
             ),
             metrics=self.metrics,
             priority=self.config.priority,
+            clock=self.clock,
         )
         await self.worker.load()
         await self.broker.start()
@@ -166,11 +169,6 @@ class StorageService:
         ]
         self._ready = True
 
-    def backend_journal(self) -> Any:
-        from storage_workers.journal import Journal
-
-        return Journal(self.backend)
-
     async def stop(self) -> None:
         """Stop consuming (offsets of unfinished work stay uncommitted) and disconnect."""
         self._ready = False
@@ -180,6 +178,8 @@ class StorageService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._stop_uploads()
+        if self.worker is not None:
+            await self.worker.drain()
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.stop()
@@ -249,6 +249,7 @@ class StorageService:
                 auto_offset_reset="earliest",
                 session_timeout_ms=self.config.session_timeout_ms,
                 heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
+                fetch_max_wait_ms=self.config.idle_wait_ms,
                 persistent=False,
             )
 
@@ -288,6 +289,8 @@ class StorageService:
             auto_offset_reset="earliest",
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
+            fetch_max_wait_ms=self.config.idle_wait_ms,
+            batch_timeout_ms=self.config.idle_wait_ms,
             persistent=False,
         )
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from pydantic import TypeAdapter
 
 from events import FileStagedObject, S3Backend, S3StagedObject, StagedObject
 from storage_workers.backends import (
@@ -14,6 +16,8 @@ from storage_workers.backends import (
     S3Storage,
 )
 from storage_workers.backends.base import check_key
+
+_CLAIM_CHECK: TypeAdapter[StagedObject] = TypeAdapter(StagedObject)
 
 
 class StagedObjectMissing(Exception):
@@ -85,6 +89,11 @@ class Staging:
             storage.delete(key)
         except (StagedObjectMissing, BackendError):
             return
+
+    def remove_all(self, claim_checks: Sequence[str]) -> None:
+        """Remove several staged objects given as claim checks (JSON, see :meth:`remove`)."""
+        for claim_check in claim_checks:
+            self.remove(_CLAIM_CHECK.validate_json(claim_check))
 
 
 def describe(staged: StagedObject) -> str:

@@ -100,6 +100,36 @@ def s3_client(stack: StackEnv) -> Minio:
 Received = tuple[ConsumerRecord[bytes, bytes], ReceivedEvent]
 
 
+async def consumer_from_beginning(
+    settings: Settings, topics: Iterable[Topic], **options: Any
+) -> AIOKafkaConsumer:
+    """A started consumer of every partition of ``topics``, at their beginning, in no group.
+
+    Without a group there is no join delay; the caller stops it. ``options`` go to the consumer.
+    """
+    names = settings.topic_names()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **options,
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(names.name(topic), p)
+            for topic in topics
+            for p in consumer.partitions_for_topic(names.name(topic)) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
 async def read_events(
     settings: Settings,
     topics: Iterable[Topic],
@@ -114,12 +144,7 @@ async def read_events(
     ``settle_ms`` is set, polls once more so anything published twice right behind shows up.
     """
     names = settings.topic_names()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
+    consumer = await consumer_from_beginning(settings, topics)
     received: list[Received] = []
 
     async def poll(timeout_ms: int) -> None:
@@ -130,14 +155,6 @@ async def read_events(
                 received.append((record, event))
 
     try:
-        await consumer._client.force_metadata_update()
-        partitions = [
-            TopicPartition(names.name(topic), p)
-            for topic in topics
-            for p in consumer.partitions_for_topic(names.name(topic)) or ()
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
         async with asyncio.timeout(deadline_s):
             while not until(received):
                 await poll(500)

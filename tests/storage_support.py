@@ -1,12 +1,10 @@
-"""Helpers for storage tests: stack settings, commands with tokens, a fact collector."""
+"""Helpers for storage tests: commands with tokens, staged bytes, a fact collector."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,34 +23,13 @@ from events import (
     make_broker,
     new_event,
 )
+from tests.helpers import consumer_from_beginning, wait_until
+
+TEST_SESSION_TIMEOUT_MS = 2000
+"""Consumer-group session timeout of test workers: a killed member's partitions move (and a
+restarted worker's first join completes) after about this long instead of the default 10 s."""
 
 WRITE_SCOPES = {"files:write", "metadata:write", "files:delete", "elements:admin"}
-
-
-async def wait_for(predicate: Callable[[], Any], *, within: float = 30.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
-
-
-def stack_settings(tmp: Path, **overrides: Any) -> Settings:
-    """Settings pointing at the running stack, with a fresh topic prefix and data dir."""
-    from artstore.stack import ensure_stack
-
-    env = ensure_stack()
-    values: dict[str, Any] = {
-        **env.as_dict(),
-        "topic_prefix": f"t{uuid.uuid4().hex[:10]}",
-        "data_dir": tmp,
-    }
-    values.update(overrides)
-    return Settings(**values)
 
 
 class FactLog:
@@ -66,16 +43,9 @@ class FactLog:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        names = self.settings.topic_names()
-        self._consumer = AIOKafkaConsumer(
-            names.name(Topic.FILES),
-            names.name(Topic.ELEMENTS),
-            names.name(Topic.DLQ),
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=f"facts-{uuid.uuid4().hex[:8]}",
-            auto_offset_reset="earliest",
+        self._consumer = await consumer_from_beginning(
+            self.settings, [Topic.FILES, Topic.ELEMENTS, Topic.DLQ]
         )
-        await self._consumer.start()
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -103,8 +73,10 @@ class FactLog:
         return out
 
     async def wait(self, model: type, within: float = 30.0, **match: Any) -> Any:
-        found = await wait_for(lambda: self.of(model, **match), within=within, what=str(model))
-        return found[-1]
+        await wait_until(
+            lambda: bool(self.of(model, **match)), within, message=f"{model.__name__} {match}"
+        )
+        return self.of(model, **match)[-1]
 
 
 def _get(obj: Any, dotted: str) -> Any:

@@ -51,7 +51,6 @@ class LocalStorage:
 
     def _temp_for(self, key: str) -> Path:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         return target.with_name(f"{target.name}{TEMP_MARKER}{uuid.uuid4().hex[:12]}")
 
     def write_pending(self, key: str, chunks: Iterable[bytes]) -> WrittenObject:
@@ -60,14 +59,15 @@ class LocalStorage:
         size = 0
         hashing = _Pipeline(digest.update)
         try:
-            with open(temp, "xb", buffering=0) as handle:
+            with _create(temp) as handle:
                 for chunk in chunks:
                     # Hash on another thread while this one writes: both release the GIL.
                     hashing.feed(chunk)
                     handle.write(chunk)
                     size += len(chunk)
-                hashing.close()
+                # The fsync runs while the hashing thread finishes: both wait on other work.
                 os.fsync(handle.fileno())
+                hashing.close()
         except BaseException:
             hashing.close()
             temp.unlink(missing_ok=True)
@@ -123,6 +123,15 @@ class LocalStorage:
 
     def free_bytes(self) -> int | None:
         return shutil.disk_usage(self.root).free
+
+
+def _create(path: Path) -> BinaryIO:
+    """A new, unbuffered file; its directory is created only when it is missing (rarely)."""
+    try:
+        return open(path, "xb", buffering=0)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "xb", buffering=0)
 
 
 class _Pipeline:

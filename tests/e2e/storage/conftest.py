@@ -5,6 +5,5 @@ from tests.integration.storage.conftest import (  # noqa: F401
     jwks_file,
     producer,
     signer,
-    storage_settings,
     topics,
 )

@@ -13,7 +13,8 @@ from events import ElementFull, FileStored, Mode
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.e2e.storage.worker_process import WorkerProcess
-from tests.storage_support import FactLog, Producer, wait_for
+from tests.helpers import wait_until
+from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -36,34 +37,32 @@ def rw_config(settings: Settings, jwks: Path, element_id: str, priority: int, ca
         floor_warning_percent=0,
         floor_warning_bytes=0,
         heartbeat_interval_s=0.5,
-        session_timeout_ms=3000,
+        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
     )
 
 
 @pytest.fixture
 async def second(
-    storage_settings: Settings, jwks_file: Path, topics: None
+    settings: Settings, jwks_file: Path, topics: None
 ) -> AsyncIterator[StorageService]:
-    svc = StorageService(storage_settings, rw_config(storage_settings, jwks_file, "se-b", 1, 10**6))
+    svc = StorageService(settings, rw_config(settings, jwks_file, "se-b", 1, 10**6))
     yield svc
     await svc.stop()
 
 
 async def test_sequential_fill_then_hand_over_when_full(
-    storage_settings: Settings,
+    settings: Settings,
     jwks_file: Path,
     producer: Producer,
     facts: FactLog,
     second: StorageService,
 ) -> None:
-    first = StorageService(
-        storage_settings, rw_config(storage_settings, jwks_file, "se-a", 0, 10 * FILE)
-    )
+    first = StorageService(settings, rw_config(settings, jwks_file, "se-a", 0, 10 * FILE))
     await first.start()
     try:
-        await wait_for(lambda: first._upload_sub is not None, what="se-a consuming")
+        await wait_until(lambda: first._upload_sub is not None, 30, message="se-a consuming")
         await second.start()
-        await wait_for(lambda: second.peers.all(), what="se-b hears se-a")
+        await wait_until(lambda: second.peers.all(), 30, message="se-b hears se-a")
         commands = [producer.upload(bytes([i]) * FILE, f"f{i}.bin") for i in range(12)]
         await producer.send(*commands)
         stored = [
@@ -79,15 +78,15 @@ async def test_sequential_fill_then_hand_over_when_full(
 
 
 async def test_killing_the_current_worker_moves_uploads_to_the_next(
-    storage_settings: Settings,
+    settings: Settings,
     jwks_file: Path,
     producer: Producer,
     facts: FactLog,
     second: StorageService,
 ) -> None:
-    config = rw_config(storage_settings, jwks_file, "se-c", 0, 10**9)
+    config = rw_config(settings, jwks_file, "se-c", 0, 10**9)
     process = WorkerProcess(
-        storage_settings,
+        settings,
         jwks_file,
         TestSigner().issuer,
         **{
@@ -98,7 +97,7 @@ async def test_killing_the_current_worker_moves_uploads_to_the_next(
     )
     process.start()
     try:
-        await wait_for(process.ready, what="se-c ready")
+        await wait_until(process.ready_async, 30, message="se-c ready")
         await second.start()
         before = producer.upload(b"before", "before.txt")
         await producer.send(before)

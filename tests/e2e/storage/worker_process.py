@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from artstore.settings import Settings
+from tests.storage_support import TEST_SESSION_TIMEOUT_MS
 
 
 def free_port() -> int:
@@ -34,7 +36,7 @@ class WorkerProcess:
             "ARTSTORE_S3_SECRET_KEY": settings.s3_secret_key,
             "ARTSTORE_STORAGE_JWKS_FILE": str(jwks_file),
             "ARTSTORE_STORAGE_TOKEN_ISSUER": issuer,
-            "ARTSTORE_STORAGE_SESSION_TIMEOUT_MS": "3000",
+            "ARTSTORE_STORAGE_SESSION_TIMEOUT_MS": str(TEST_SESSION_TIMEOUT_MS),
             "ARTSTORE_STORAGE_HEARTBEAT_INTERVAL_S": "1",
             "ARTSTORE_LOG_LEVEL": "WARNING",
         }
@@ -75,6 +77,10 @@ class WorkerProcess:
                 return bool(json.loads(r.read())["status"] == "ready")
         except OSError:
             return False
+
+    async def ready_async(self) -> bool:
+        """:meth:`ready` without blocking the event loop."""
+        return await asyncio.to_thread(self.ready)
 
     def exited(self) -> int | None:
         assert self.proc is not None

@@ -1,4 +1,4 @@
-"""Fixtures for storage tests against the real stack."""
+"""Fixtures for storage tests against the real stack (on top of the shared ``settings``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,7 @@ import pytest
 from artstore.settings import Settings
 from auth.testing import TestSigner
 from events import create_topics
-from tests.storage_support import FactLog, Producer, stack_settings
-
-
-@pytest.fixture(scope="module")
-def storage_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return stack_settings(tmp_path_factory.mktemp("storage"))
+from tests.storage_support import FactLog, Producer
 
 
 @pytest.fixture(scope="module")
@@ -25,32 +20,30 @@ def signer() -> TestSigner:
 
 
 @pytest.fixture(scope="module")
-def jwks_file(signer: TestSigner, storage_settings: Settings) -> Path:
-    path = storage_settings.data_dir / "jwks.json"
+def jwks_file(signer: TestSigner, settings: Settings) -> Path:
+    path = settings.data_dir / "jwks.json"
     path.write_text(json.dumps(signer.jwks()))
     return path
 
 
 @pytest.fixture(scope="module")
-async def topics(storage_settings: Settings) -> None:
-    await create_topics(storage_settings.kafka_bootstrap, storage_settings.topic_names())
+async def topics(settings: Settings) -> None:
+    await create_topics(settings.kafka_bootstrap, settings.topic_names())
 
 
 @pytest.fixture(scope="module")
-async def facts(storage_settings: Settings, topics: None) -> AsyncIterator[FactLog]:
-    log = FactLog(storage_settings)
+async def facts(settings: Settings, topics: None) -> AsyncIterator[FactLog]:
+    log = FactLog(settings)
     await log.start()
     yield log
     await log.stop()
 
 
 @pytest.fixture(scope="module")
-async def producer(
-    storage_settings: Settings, signer: TestSigner, topics: None
-) -> AsyncIterator[Producer]:
-    staging = storage_settings.data_dir / "staging"
+async def producer(settings: Settings, signer: TestSigner, topics: None) -> AsyncIterator[Producer]:
+    staging = settings.data_dir / "staging"
     staging.mkdir(parents=True, exist_ok=True)
-    p = Producer(storage_settings, signer, staging)
+    p = Producer(settings, signer, staging)
     await p.start()
     yield p
     await p.stop()

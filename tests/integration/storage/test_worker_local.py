@@ -28,16 +28,17 @@ from events import (
 )
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
-from tests.storage_support import FactLog, Producer, wait_for
+from tests.helpers import wait_until
+from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
 
 pytestmark = [pytest.mark.kafka]
 
 
 @pytest.fixture(scope="module")
 async def service(
-    storage_settings: Settings, jwks_file: Path, topics: None, facts: FactLog
+    settings: Settings, jwks_file: Path, topics: None, facts: FactLog
 ) -> AsyncIterator[StorageService]:
-    root = storage_settings.data_dir / "se-edit"
+    root = settings.data_dir / "se-edit"
     (root / ".artstore" / "templates").mkdir(parents=True)
     (root / ".artstore" / "templates" / "invoice.json").write_text(
         '{"type":"object","required":["amount"],"properties":{"amount":{"type":"number"}}}'
@@ -53,10 +54,11 @@ async def service(
         floor_full_bytes=0,
         floor_critical_bytes=0,
         floor_warning_bytes=0,
+        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
     )
-    svc = StorageService(storage_settings, config)
+    svc = StorageService(settings, config)
     await svc.start()
-    await wait_for(lambda: svc._upload_sub is not None, what="consuming uploads")
+    await wait_until(lambda: svc._upload_sub is not None, 30, message="consuming uploads")
     yield svc
     await svc.stop()
 
@@ -95,7 +97,7 @@ async def test_upload_is_stored_with_sidecar_and_checksum(
     assert stored.file.storage_filename.endswith(f"_{command.file_id}.pdf")
     assert not matching(root, "*.tmp-*")
     staged = producer.staging / command.staged.path  # type: ignore[union-attr]
-    await wait_for(lambda: not staged.exists(), what="staged object removed")
+    await wait_until(lambda: not staged.exists(), 30, message="staged object removed")
 
 
 @pytest.mark.parametrize(
@@ -138,7 +140,7 @@ async def test_redelivered_upload_reannounces_and_writes_nothing(
     first = await facts.wait(FileStored, file__file_id=command.file_id)
     producer.stage(b"once")  # the staged object is gone; the redelivery must not need it
     await producer.send(command)
-    await wait_for(lambda: len(facts.of(FileStored, file__file_id=command.file_id)) == 2)
+    await wait_until(lambda: len(facts.of(FileStored, file__file_id=command.file_id)) == 2, 30)
     second = facts.of(FileStored, file__file_id=command.file_id)[-1]
     assert second == first
     root = Path(service.element_backend.root)  # type: ignore[union-attr]
@@ -214,7 +216,9 @@ async def test_malformed_records_go_to_rejection_or_dlq(
     await producer.send_raw(Topic.UPLOADS_EDIT, b"k", b"not json at all", {})
     rejected = await facts.wait(UploadRejected, file_id=uuid.UUID(file_id))
     assert rejected.reason is RejectionReason.INVALID_PAYLOAD
-    await wait_for(lambda: any(r.value == b"not json at all" for r in facts.dlq), what="dlq")
+    await wait_until(
+        lambda: any(r.value == b"not json at all" for r in facts.dlq), 30, message="dlq"
+    )
     entry = next(r for r in facts.dlq if r.value == b"not json at all")
     headers = dict(entry.headers)
     assert headers["dlq_error"].startswith(b"not_json")
@@ -254,7 +258,7 @@ async def test_update_and_delete_are_applied_once(
     assert not (root / stored.file.storage_path).exists()
     assert not (root / (stored.file.storage_path + ".attr.json")).exists()
     await producer.send(DeleteFile(file_id=command.file_id, element_id="se-edit"))
-    await wait_for(lambda: len(facts.of(FileDeleted, file_id=command.file_id)) == 2)
+    await wait_until(lambda: len(facts.of(FileDeleted, file_id=command.file_id)) == 2, 30)
     missing = uuid.uuid4()
     await producer.send(DeleteFile(file_id=missing, element_id="se-edit"))
     nf = await facts.wait(FileCommandRejected, file_id=missing)

@@ -30,40 +30,39 @@ from storage_workers.backends import S3Storage
 from storage_workers.config import WorkerConfig
 from storage_workers.rebuild import rebuild_element
 from storage_workers.service import StorageService
-from tests.storage_support import FactLog, Producer, wait_for
+from tests.helpers import wait_until
+from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.s3]
 
 
 @pytest.fixture(scope="module")
 async def s3_service(
-    storage_settings: Settings, jwks_file: Path, topics: None, facts: FactLog
+    settings: Settings, s3_bucket: str, jwks_file: Path, topics: None, facts: FactLog
 ) -> AsyncIterator[StorageService]:
-    bucket = f"se-{uuid.uuid4().hex[:12]}"
     config = WorkerConfig(
         element_id="se-s3",
         mode=Mode.RW,
         backend="s3",
-        s3_bucket=bucket,
+        s3_bucket=s3_bucket,
         s3_prefix="se-s3",
         jwks_file=jwks_file,
         token_issuer=TestSigner().issuer,
         heartbeat_interval_s=1,
         capacity_bytes=10**12,
+        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
     )
-    svc = StorageService(storage_settings, config)
+    svc = StorageService(settings, config)
     assert isinstance(svc.backend, S3Storage)
-    svc.backend.client.make_bucket(bucket)
-    svc.backend.client.make_bucket(f"{bucket}-staging")
     await svc.start()
-    await wait_for(lambda: svc._upload_sub is not None, what="consuming uploads")
+    await wait_until(lambda: svc._upload_sub is not None, 30, message="consuming uploads")
     yield svc
     await svc.stop()
 
 
 def stage_s3(service: StorageService, content: bytes) -> S3StagedObject:
     assert isinstance(service.backend, S3Storage)
-    bucket = f"{service.backend.bucket}-staging"
+    bucket = service.backend.bucket
     key = f"staged/{uuid.uuid4().hex}"
     service.backend.client.put_object(bucket, key, io.BytesIO(content), len(content))
     return S3StagedObject(bucket=bucket, key=key)
@@ -92,12 +91,10 @@ async def test_s3_upload_is_stored_and_reads_back(
     assert isinstance(backend, S3Storage)
     names = [o.object_name for o in backend.client.list_objects(backend.bucket, recursive=True)]
     assert f"se-s3/{stored.file.storage_path}" in names
-    await wait_for(
-        lambda: (
-            backend.client.list_objects(staged.bucket, prefix=staged.key) is not None
-            and not list(backend.client.list_objects(staged.bucket, prefix=staged.key))
-        ),
-        what="staged object removed",
+    await wait_until(
+        lambda: not list(backend.client.list_objects(staged.bucket, prefix=staged.key)),
+        30,
+        message="staged object removed",
     )
 
 
@@ -117,7 +114,7 @@ async def test_mode_transitions_are_enforced_and_recorded(
         ChangeMode(element_id="se-s3", target_mode=Mode.RO, reason="quarter closed"),
         token=producer.token(scopes={"files:write"}),
     )
-    await wait_for(lambda: len(facts.of(ModeChangeRejected, element_id="se-s3")) == 2)
+    await wait_until(lambda: len(facts.of(ModeChangeRejected, element_id="se-s3")) == 2, 30)
 
     await producer.send(ChangeMode(element_id="se-s3", target_mode=Mode.RO, reason="closed"))
     changed = await facts.wait(ModeChanged, element_id="se-s3")
@@ -125,7 +122,9 @@ async def test_mode_transitions_are_enforced_and_recorded(
     state = json.loads(s3_service.backend.read_bytes(".artstore/element.json"))
     assert state["mode"] == "ro"
     assert state["history"][-1]["reason"] == "closed"
-    await wait_for(lambda: s3_service._upload_sub is None, what="stopped consuming uploads")
+    await wait_until(
+        lambda: s3_service._upload_sub is None, 30, message="stopped consuming uploads"
+    )
 
     update = UpdateMetadata(file_id=command.file_id, element_id="se-s3", description="x")
     await producer.send(update)
@@ -133,23 +132,24 @@ async def test_mode_transitions_are_enforced_and_recorded(
     assert refused.reason is RejectionReason.ELEMENT_MODE
 
     await producer.send(ChangeMode(element_id="se-s3", target_mode=Mode.RW, reason="oops"))
-    unconfirmed = await wait_for(
-        lambda: [
-            r for r in facts.of(ModeChangeRejected, element_id="se-s3") if "confirm" in r.reason
-        ]
-    )
-    assert unconfirmed[0].allowed == [Mode.RW, Mode.AR]
+
+    def unconfirmed() -> list[ModeChangeRejected]:
+        refused = facts.of(ModeChangeRejected, element_id="se-s3")
+        return [r for r in refused if "confirm" in r.reason]
+
+    await wait_until(lambda: bool(unconfirmed()), 30)
+    assert unconfirmed()[0].allowed == [Mode.RW, Mode.AR]
     await producer.send(ChangeMode(element_id="se-s3", target_mode=Mode.AR, reason="archive"))
-    await wait_for(lambda: len(facts.of(ModeChanged, element_id="se-s3")) == 2)
+    await wait_until(lambda: len(facts.of(ModeChanged, element_id="se-s3")) == 2, 30)
 
 
 async def test_rebuild_reannounces_every_file_from_sidecars(
-    s3_service: StorageService, storage_settings: Settings, facts: FactLog
+    s3_service: StorageService, settings: Settings, facts: FactLog
 ) -> None:
     before = len(facts.of(FileStored))
     stored_here = {f.file.file_id for f in facts.of(FileStored, file__element_id="se-s3")}
-    report = await rebuild_element(storage_settings, s3_service.config)
+    report = await rebuild_element(settings, s3_service.config)
     assert report.announced == len(stored_here)
     assert report.orphans == []
     assert report.unreadable == []
-    await wait_for(lambda: len(facts.of(FileStored)) >= before + len(stored_here))
+    await wait_until(lambda: len(facts.of(FileStored)) >= before + len(stored_here), 30)

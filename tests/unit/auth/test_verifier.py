@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from auth import (
     InsufficientScope,
     InvalidToken,
+    SignatureCache,
     StaticJwksSource,
     TokenVerifier,
     VerificationUnavailable,
@@ -235,3 +236,52 @@ async def test_required_claims_must_be_present(signer: TestSigner, verifier: Tok
         assert (await rejected(verifier, signer.key.sign(claims))).reason == "claims", claim
     bad_exp = signer.claims(issued_at=NOW, extra={"exp": "tomorrow"})
     assert (await rejected(verifier, signer.key.sign(bad_exp))).reason == "claims"
+
+
+class CountingKeys:
+    """A JWKS source that counts how often the verifier looks a key up (once per signature)."""
+
+    def __init__(self, signer: TestSigner) -> None:
+        self.inner = StaticJwksSource(signer.jwks())
+        self.lookups = 0
+
+    async def get_key(self, kid: str):  # type: ignore[no-untyped-def]
+        self.lookups += 1
+        return await self.inner.get_key(kid)
+
+
+async def test_a_signature_cache_checks_each_token_signature_once(signer: TestSigner) -> None:
+    keys = CountingKeys(signer)
+    verifier = TokenVerifier(keys, issuer=signer.issuer, audience=signer.audience)
+    cache = SignatureCache()
+    first, second = token(signer, scopes={"files:write"}), token(signer, scopes={"files:write"})
+    for tok in (first, second, first, first, second):
+        await verifier.verify(tok, required_scopes={"files:write"}, at=NOW, signatures=cache)
+    assert keys.lookups == 2
+    assert len(cache) == 2
+
+
+async def test_a_cached_signature_still_has_its_claims_and_scopes_checked(
+    signer: TestSigner, verifier: TokenVerifier
+) -> None:
+    cache = SignatureCache()
+    tok = token(signer, scopes={"files:write"})
+    await verifier.verify(tok, at=NOW, signatures=cache)
+    with pytest.raises(InvalidToken) as info:
+        await verifier.verify(tok, at=NOW + timedelta(hours=1), signatures=cache)
+    assert info.value.reason == "expired"
+    with pytest.raises(InvalidToken) as info:
+        await verifier.verify(tok, at=NOW - timedelta(hours=1), signatures=cache)
+    assert info.value.reason == "not_yet_valid"
+    with pytest.raises(InsufficientScope):
+        await verifier.verify(tok, required_scopes={"files:delete"}, at=NOW, signatures=cache)
+
+
+async def test_a_forged_token_is_never_remembered(
+    signer: TestSigner, verifier: TokenVerifier
+) -> None:
+    cache = SignatureCache()
+    forged = TestSigner(slot=3).issue(scopes={"files:write"}, issued_at=NOW)
+    for _ in range(2):
+        await rejected(verifier, forged, at=NOW, signatures=cache)
+    assert len(cache) == 0

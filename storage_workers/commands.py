@@ -1,0 +1,220 @@
+"""File and element commands: metadata updates, deletes and mode changes for this element."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import events
+from events import (
+    ChangeMode,
+    DeleteFile,
+    DeletionReason,
+    FileCommandRejected,
+    FileDeleted,
+    MetadataUpdated,
+    ModeChanged,
+    ModeChangeRejected,
+    Outgoing,
+    OutgoingRecord,
+    RejectionReason,
+    Topic,
+    UpdateMetadata,
+)
+from storage_workers import element as element_file
+from storage_workers.admission import Refused
+from storage_workers.durability import Change, SidecarRewrite
+from storage_workers.handlers import (
+    AlreadyDone,
+    Reject,
+    Remove,
+    Rewrite,
+    SwitchMode,
+    decide_delete,
+    decide_mode_change,
+    decide_update,
+)
+from storage_workers.journal import tombstone_key
+
+if TYPE_CHECKING:
+    from storage_workers.worker import Acknowledge, Announce, ElementWorker, Record
+
+
+async def process_file_command(
+    worker: ElementWorker, record: Record, *, announce: Announce, acknowledge: Acknowledge
+) -> None:
+    """An UpdateMetadata or DeleteFile addressed to this element (others are skipped)."""
+    async with worker.lock:
+        admitted = await worker.admit(record, Topic.FILE_COMMANDS)
+        extra: list[Outgoing] = []
+        dead: list[OutgoingRecord] = []
+        changes: list[Change] = []
+        if isinstance(admitted, Refused):
+            event = admitted.event
+            if event is None:
+                dead.append(worker.dead_letter(record, admitted.detail))
+            elif event.data.element_id == worker.element_id:
+                extra.append(
+                    _command_rejected(worker, event.data, admitted.reason, admitted.detail, event)
+                )
+        elif admitted.command.element_id == worker.element_id:
+            command = admitted.command
+            corr = admitted.event.envelope.correlation_id
+            if isinstance(command, UpdateMetadata):
+                current = await worker.read_sidecar(command.file_id)
+                decision = decide_update(
+                    command,
+                    element=worker.view(),
+                    current=current,
+                    command_id=admitted.event.envelope.id,
+                    now=worker.clock(),
+                )
+                if isinstance(decision, Rewrite):
+                    changes.append(
+                        Change(
+                            SidecarRewrite(decision.sidecar, decision.encoded),
+                            worker.fact(
+                                MetadataUpdated(
+                                    file=decision.sidecar.to_record(),
+                                    updated_by=admitted.caller.client_id,
+                                ),
+                                corr,
+                            ),
+                        )
+                    )
+                elif isinstance(decision, AlreadyDone) and current is not None:
+                    extra.append(
+                        worker.fact(
+                            MetadataUpdated(
+                                file=current.to_record(), updated_by=admitted.caller.client_id
+                            ),
+                            corr,
+                        )
+                    )
+                elif isinstance(decision, Reject):
+                    extra.append(
+                        _command_rejected(
+                            worker, command, decision.reason, decision.detail, admitted.event
+                        )
+                    )
+            else:
+                assert isinstance(command, DeleteFile)
+                deleted = str(command.file_id) in worker.deleted
+                verdict = decide_delete(
+                    command,
+                    element=worker.view(),
+                    current=worker.catalogue.get(command.file_id),
+                    deleted=deleted,
+                )
+                if isinstance(verdict, Remove):
+                    changes.append(
+                        worker.removal(
+                            command.file_id,
+                            verdict.storage_path,
+                            DeletionReason.REQUESTED,
+                            admitted.caller.client_id,
+                            corr,
+                        )
+                    )
+                elif isinstance(verdict, AlreadyDone):
+                    tomb = await asyncio.to_thread(
+                        worker.backend.read_bytes, tombstone_key(str(command.file_id))
+                    )
+                    extra.append(worker.fact(FileDeleted.model_validate_json(tomb), corr))
+                else:
+                    extra.append(
+                        _command_rejected(
+                            worker, command, verdict.reason, verdict.detail, admitted.event
+                        )
+                    )
+        await worker.commit(changes, extra, dead, [record], announce, acknowledge)
+        worker.apply_to_catalogue(changes)
+
+
+async def process_element_command(
+    worker: ElementWorker, record: Record, *, announce: Announce, acknowledge: Acknowledge
+) -> None:
+    """A ChangeMode for this element: element.json first, then ModeChanged."""
+    async with worker.lock:
+        admitted = await worker.admit(record, Topic.ELEMENT_COMMANDS)
+        facts: list[Outgoing] = []
+        dead: list[OutgoingRecord] = []
+        if isinstance(admitted, Refused):
+            event = admitted.event
+            if event is None:
+                dead.append(worker.dead_letter(record, admitted.detail))
+            elif event.data.element_id == worker.element_id:
+                facts.append(
+                    _mode_refused(
+                        worker, event.data, admitted.detail, [], event.envelope.correlation_id
+                    )
+                )
+        elif admitted.command.element_id == worker.element_id:
+            command: ChangeMode = admitted.command
+            corr = admitted.event.envelope.correlation_id
+            decision = decide_mode_change(command, current=worker.state.mode)
+            if isinstance(decision, SwitchMode):
+                now = worker.clock()
+                before = worker.state.mode
+                new_state = worker.state.with_mode(
+                    decision.target, by=admitted.caller.client_id, reason=command.reason, at=now
+                )
+                await asyncio.to_thread(element_file.save, worker.backend, new_state)
+                worker.state = new_state
+                facts.append(
+                    worker.fact(
+                        ModeChanged(
+                            element_id=worker.element_id,
+                            from_mode=before,
+                            to_mode=decision.target,
+                            changed_by=admitted.caller.client_id,
+                            reason=command.reason,
+                            changed_at=now,
+                        ),
+                        corr,
+                    )
+                )
+            else:
+                facts.append(
+                    _mode_refused(worker, command, decision.reason, decision.allowed, corr)
+                )
+        if facts or dead:
+            await announce(facts, dead)
+        await acknowledge([record])
+
+
+def _command_rejected(
+    worker: ElementWorker,
+    command: UpdateMetadata | DeleteFile,
+    reason: RejectionReason,
+    detail: str,
+    event: events.ReceivedEvent,
+) -> Outgoing:
+    worker.metrics.rejected.labels(worker.element_id, reason.value).inc()
+    return worker.fact(
+        FileCommandRejected(
+            file_id=command.file_id,
+            element_id=worker.element_id,
+            command="update_metadata" if isinstance(command, UpdateMetadata) else "delete_file",
+            reason=reason,
+            detail=detail[:2000],
+            rejected_at=worker.clock(),
+        ),
+        event.envelope.correlation_id,
+    )
+
+
+def _mode_refused(
+    worker: ElementWorker, command: ChangeMode, reason: str, allowed: list[events.Mode], corr: str
+) -> Outgoing:
+    return worker.fact(
+        ModeChangeRejected(
+            element_id=worker.element_id,
+            current_mode=worker.state.mode,
+            requested_mode=command.target_mode,
+            allowed=allowed,
+            reason=reason,
+            rejected_at=worker.clock(),
+        ),
+        corr,
+    )

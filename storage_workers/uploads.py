@@ -1,0 +1,153 @@
+"""Uploads: a batch of UploadRequested records becomes one durable change and its facts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from auth import SignatureCache
+from events import (
+    FileStored,
+    Outgoing,
+    OutgoingRecord,
+    RejectionReason,
+    Topic,
+    UploadRejected,
+    UploadRequested,
+)
+from storage_workers.admission import Refused
+from storage_workers.durability import Change, NewFile
+from storage_workers.handlers import AlreadyDone, HandBack, Reject, Store, decide_upload
+
+if TYPE_CHECKING:
+    from storage_workers.worker import Acknowledge, Announce, ElementWorker, Record
+
+
+@dataclass
+class BatchOutcome:
+    """How far a batch of uploads got."""
+
+    processed: int
+    handed_back: str | None = None
+    """Why the rest of the batch went back to the topic, if it did."""
+
+
+async def process_uploads(
+    worker: ElementWorker,
+    records: Sequence[Record],
+    topic: Topic,
+    *,
+    announce: Announce,
+    acknowledge: Acknowledge,
+) -> BatchOutcome:
+    """Store a batch of uploads in one durable change; stop at the first hand-back."""
+    async with worker.lock:
+        capacity = worker.capacity()
+        changes: list[Change] = []
+        extra: list[Outgoing] = []
+        dead: list[OutgoingRecord] = []
+        planned: dict[UUID, str] = {}
+        outcome = BatchOutcome(processed=len(records))
+        # One signature check per distinct token in the batch; validity is still checked at
+        # each record's own timestamp.
+        signatures = SignatureCache()
+        for index, record in enumerate(records):
+            admitted = await worker.admit(record, topic, signatures)
+            if isinstance(admitted, Refused):
+                if admitted.subject is not None and _is_uuid(admitted.subject):
+                    corr = admitted.event.envelope.correlation_id if admitted.event else None
+                    extra.append(
+                        worker.upload_rejected(
+                            UUID(admitted.subject), admitted.reason, admitted.detail, corr
+                        )
+                    )
+                else:
+                    dead.append(worker.dead_letter(record, admitted.detail))
+                continue
+            command: UploadRequested = admitted.command
+            corr = admitted.event.envelope.correlation_id
+            if command.file_id in planned:
+                if planned[command.file_id] != command.checksum:
+                    extra.append(
+                        worker.upload_rejected(
+                            command.file_id,
+                            RejectionReason.DUPLICATE_FILE_ID,
+                            "the same file_id came twice with different checksums",
+                            corr,
+                        )
+                    )
+                continue
+            decision = decide_upload(
+                command,
+                element=worker.view(capacity),
+                existing=worker.catalogue.get(command.file_id),
+                deleted=str(command.file_id) in worker.deleted,
+                caller=admitted.caller,
+                now=worker.clock(),
+            )
+            if isinstance(decision, HandBack):
+                outcome = BatchOutcome(processed=index, handed_back=decision.detail)
+                break
+            if isinstance(decision, Reject):
+                extra.append(
+                    worker.upload_rejected(command.file_id, decision.reason, decision.detail, corr)
+                )
+            elif isinstance(decision, AlreadyDone):
+                sidecar = await worker.read_sidecar(command.file_id)
+                if sidecar is not None:
+                    extra.append(worker.fact(FileStored(file=sidecar.to_record()), corr))
+            elif isinstance(decision, Store):
+                planned[command.file_id] = command.checksum
+                capacity = capacity.after(command.file_size)
+                changes.append(_new_file(worker, command, decision, corr))
+        handled = list(records[: outcome.processed])
+        await worker.commit(changes, extra, dead, handled, announce, acknowledge, release=True)
+        worker.apply_to_catalogue(changes)
+        for change in changes:
+            if change.done:
+                assert isinstance(change.operation, NewFile)
+                worker.metrics.stored.inc()
+                worker.metrics.bytes_written.inc(change.operation.sidecar.file_size)
+            elif change.outcome is not None:
+                reason = change.outcome.envelope.data.reason
+                worker.metrics.rejected.labels(worker.element_id, reason.value).inc()
+        return outcome
+
+
+def _new_file(
+    worker: ElementWorker, command: UploadRequested, decision: Store, corr: str
+) -> Change:
+    staged, sidecar = command.staged, decision.sidecar
+
+    def rejected(reason: RejectionReason, detail: str) -> Outgoing:
+        return worker.fact(
+            UploadRejected(
+                file_id=command.file_id,
+                element_id=worker.element_id,
+                reason=reason,
+                detail=detail,
+                rejected_at=worker.clock(),
+            ),
+            corr,
+        )
+
+    return Change(
+        NewFile(
+            sidecar,
+            decision.encoded,
+            lambda: worker.staging.open(staged),
+            rejected,
+            staged.model_dump_json(),
+        ),
+        worker.fact(FileStored(file=sidecar.to_record()), corr),
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,249 @@
+"""An edit element's life beyond single commands, against the real broker: TTL expiry (with an
+injected clock), metrics, retry-then-DLQ on a backend that is down, and a v1 sidecar migrated
+on the element."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from artstore.settings import Settings
+from auth.testing import TestSigner
+from events import (
+    DeletionReason,
+    FileDeleted,
+    FileStored,
+    MetadataUpdated,
+    Mode,
+    S3StagedObject,
+    UpdateMetadata,
+    UploadRejected,
+)
+from storage_workers.config import WorkerConfig
+from storage_workers.service import StorageService
+from tests.e2e.storage.worker_process import free_port
+from tests.helpers import wait_until
+from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
+
+pytestmark = [pytest.mark.kafka]
+
+ELEMENT = "se-life"
+CAPACITY = 10**12
+LEGACY_ID = uuid.uuid4()
+LEGACY_CONTENT = b"written by the old system"
+LEGACY_PATH = f"2020/01/02/03/old_u_20200102T030000_{LEGACY_ID}.txt"
+HALF_WRITTEN = "2020/01/02/03/half_u_20200102T030000_x.bin"
+
+
+class Clock:
+    """The worker's clock, moved forward by the test instead of waiting."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def seed_element(root: Path) -> None:
+    """A v1 file from before the worker existed, and a create a crash interrupted."""
+    data = root / LEGACY_PATH
+    data.parent.mkdir(parents=True)
+    data.write_bytes(LEGACY_CONTENT)
+    v1 = {
+        "file_id": str(LEGACY_ID),
+        "original_filename": "old.txt",
+        "storage_filename": data.name,
+        "file_size": len(LEGACY_CONTENT),
+        "checksum": hashlib.sha256(LEGACY_CONTENT).hexdigest().upper(),
+        "created_at": "2020-01-02T03:00:00",
+        "legacy_flag": True,
+    }
+    (root / (LEGACY_PATH + ".attr.json")).write_text(json.dumps(v1))
+    (root / HALF_WRITTEN).write_bytes(b"half")
+    journal = root / ".artstore" / "journal"
+    journal.mkdir(parents=True)
+    entry = {
+        "txid": "interrupted",
+        "began_at": "2020-01-02T03:00:00+00:00",
+        "ops": [{"kind": "create", "file_id": str(uuid.uuid4()), "data_path": HALF_WRITTEN}],
+    }
+    (journal / "interrupted.json").write_text(json.dumps(entry))
+
+
+@pytest.fixture(scope="module")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+async def service(
+    settings: Settings, jwks_file: Path, topics: None, facts: FactLog, clock: Clock
+) -> AsyncIterator[StorageService]:
+    root = settings.data_dir / ELEMENT
+    seed_element(root)
+    config = WorkerConfig(
+        element_id=ELEMENT,
+        mode=Mode.EDIT,
+        root=root,
+        jwks_file=jwks_file,
+        token_issuer=TestSigner().issuer,
+        heartbeat_interval_s=0.5,
+        ttl_sweep_interval_s=0.1,
+        capacity_bytes=CAPACITY,
+        floor_full_bytes=0,
+        floor_critical_bytes=0,
+        floor_warning_bytes=0,
+        health_port=0,
+        retry_attempts=3,
+        retry_backoff_s=0.05,
+        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
+    )
+    # S3 staging points at a port nobody listens on: reading an S3 claim check fails the way an
+    # unreachable storage does (local claim checks are unaffected).
+    unreachable = settings.model_copy(update={"s3_endpoint": f"127.0.0.1:{free_port()}"})
+    svc = StorageService(unreachable, config, clock=clock)
+    await svc.start()
+    await wait_until(lambda: svc._upload_sub is not None, 30, message="consuming uploads")
+    yield svc
+    await svc.stop()
+
+
+def temporary(producer: Producer, content: bytes, **fields: object):  # type: ignore[no-untyped-def]
+    return producer.upload(content, "t.txt", retention_policy="temporary", **fields)
+
+
+async def scrape(service: StorageService) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{service.health.port}/metrics")
+    response.raise_for_status()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(metrics: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    return float(metrics.get((name, tuple(sorted({"element_id": ELEMENT, **labels}.items()))), 0))
+
+
+async def test_interrupted_create_is_rolled_back_and_counted_at_start(
+    service: StorageService,
+) -> None:
+    root = Path(service.element_backend.root)  # type: ignore[union-attr]
+    assert not (root / HALF_WRITTEN).exists()
+    assert not list((root / ".artstore" / "journal").glob("*.json"))
+    metrics = await scrape(service)
+    assert value(metrics, "artstore_storage_journal_recoveries_total") == 1
+
+
+async def test_metrics_count_commands_files_bytes_rejections_and_latency(
+    service: StorageService, producer: Producer, facts: FactLog
+) -> None:
+    before = await scrape(service)
+    good = temporary(producer, b"counted" * 100)
+    bad = temporary(producer, b"lies", checksum="0" * 64)
+    await producer.send(good, bad)
+    await facts.wait(FileStored, file__file_id=good.file_id)
+    await facts.wait(UploadRejected, file_id=bad.file_id)
+
+    async def heartbeat_after_the_upload() -> bool:
+        used = value(await scrape(service), "artstore_storage_used_bytes")
+        return used >= value(before, "artstore_storage_used_bytes") + len(b"counted" * 100)
+
+    await wait_until(heartbeat_after_the_upload, 10, message="gauges set by a later heartbeat")
+    after = await scrape(service)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("artstore_storage_commands_consumed_total", topic="uploads.edit") == 2
+    assert moved("artstore_storage_files_stored_total") == 1
+    assert moved("artstore_storage_bytes_written_total") == len(b"counted" * 100)
+    assert moved("artstore_storage_commands_rejected_total", reason="checksum_mismatch") == 1
+    assert moved("artstore_storage_batch_seconds_count", topic="uploads.edit") >= 1
+    assert value(after, "artstore_storage_capacity_bytes") == CAPACITY
+    assert value(after, "artstore_storage_consuming_uploads") == 1
+
+
+async def test_unreachable_storage_is_retried_then_dead_lettered_and_the_partition_moves_on(
+    service: StorageService, producer: Producer, facts: FactLog
+) -> None:
+    content = b"staged where nobody answers"
+    command = temporary(producer, content, staged=S3StagedObject(bucket="away", key="k"))
+    await producer.send(command)
+    await wait_until(
+        lambda: any(r.key == str(command.file_id).encode() for r in facts.dlq),
+        60,
+        message="the upload in the DLQ",
+    )
+    entry = next(r for r in facts.dlq if r.key == str(command.file_id).encode())
+    headers = {k: v.decode() for k, v in entry.headers}
+    assert headers["dlq_attempts"] == "3"
+    assert headers["dlq_error"].startswith("uploads failed 3 times")
+    assert "S3 request" in headers["dlq_error"]
+    assert headers["dlq_source_topic"].endswith("uploads.edit")
+    assert not facts.of(FileStored, file__file_id=command.file_id)
+    follow = temporary(producer, b"after the outage")
+    await producer.send(follow)
+    await facts.wait(FileStored, file__file_id=follow.file_id)
+
+
+async def test_a_v1_sidecar_is_read_migrated_and_persisted_as_v2_on_update(
+    service: StorageService, producer: Producer, facts: FactLog
+) -> None:
+    root = Path(service.element_backend.root)  # type: ignore[union-attr]
+    sidecar_file = root / (LEGACY_PATH + ".attr.json")
+    assert "schema_version" not in json.loads(sidecar_file.read_text()), "reading rewrites nothing"
+    assert service.worker is not None
+    assert service.worker.catalogue.get(LEGACY_ID) is not None
+    await producer.send(
+        UpdateMetadata(file_id=LEGACY_ID, element_id=ELEMENT, description="migrated")
+    )
+    updated = await facts.wait(MetadataUpdated, file__file_id=LEGACY_ID)
+    assert updated.file.version == 2
+    assert updated.file.checksum == hashlib.sha256(LEGACY_CONTENT).hexdigest()
+    document = json.loads(sidecar_file.read_text())
+    assert document["schema_version"] == "2.0"
+    assert document["description"] == "migrated"
+    assert document["legacy_flag"] is True
+    assert document["storage_path"] == LEGACY_PATH
+    assert (root / LEGACY_PATH).read_bytes() == LEGACY_CONTENT
+
+
+async def test_expired_temporary_files_are_deleted_by_the_ttl_sweep(
+    service: StorageService, producer: Producer, facts: FactLog, clock: Clock
+) -> None:
+    command = temporary(producer, b"short-lived", ttl_days=1)
+    keeper = temporary(producer, b"long-lived", ttl_days=30)
+    await producer.send(command, keeper)
+    stored = await facts.wait(FileStored, file__file_id=command.file_id)
+    await facts.wait(FileStored, file__file_id=keeper.file_id)
+    root = Path(service.element_backend.root)  # type: ignore[union-attr]
+    assert (root / stored.file.storage_path).exists()
+    assert not facts.of(FileDeleted, file_id=command.file_id)
+    clock.offset = timedelta(days=2)
+    try:
+        deleted = await facts.wait(FileDeleted, file_id=command.file_id)
+    finally:
+        clock.offset = timedelta(0)
+    assert deleted.reason is DeletionReason.TTL_EXPIRED
+    assert deleted.storage_path == stored.file.storage_path
+    assert deleted.deleted_by == f"storage:{ELEMENT}:ttl"
+    assert not (root / stored.file.storage_path).exists()
+    assert not (root / (stored.file.storage_path + ".attr.json")).exists()
+    assert (root / ".artstore" / "deleted" / f"{command.file_id}.json").exists()
+    assert not list((root / ".artstore" / "journal").glob("*.json"))
+    assert not facts.of(FileDeleted, file_id=keeper.file_id)
+    assert service.worker is not None
+    assert service.worker.catalogue.get(command.file_id) is None
+    assert service.worker.catalogue.get(keeper.file_id) is not None
