@@ -40,7 +40,7 @@ from auth.testing import TestSigner
 from bench.results import BenchResult, report
 from consumers.handlers import file_row, project
 from consumers.migrate import migrate
-from consumers.projector import Projection, consume
+from consumers.projector import Projection, consume, tune_garbage_collector
 from consumers.replay import CountingSink
 from consumers.sql import asyncpg_dsn
 from consumers.store import ApplyResult, ProjectionStore
@@ -451,6 +451,7 @@ async def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=60, help="Searches per query kind.")
     args = parser.parse_args()
+    tune_garbage_collector()  # as the projector process does; baselines run tuned too
 
     env = ensure_stack()
     corpus = Corpus()

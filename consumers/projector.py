@@ -8,6 +8,7 @@ after each transaction, but only so that lag tools see the projector's progress.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -301,3 +302,16 @@ async def _commit_quietly(consumer: AIOKafkaConsumer, result: ApplyResult) -> No
         await consumer.commit(offsets)
     except Exception as exc:  # the database holds the real positions; this is for lag tools
         log.debug("group commit skipped", extra={"error": str(exc)})
+
+
+def tune_garbage_collector() -> None:
+    """Make cyclic garbage collection cheap for a process that projects batches.
+
+    Every fact allocates models, dicts and tuples that reference counting frees; the cycle
+    collector's default (a pass every 700 net allocations, with full passes over every object
+    alive, the interpreter's and libraries' included) cost about a quarter of the projector's
+    CPU. Objects alive after start-up are frozen out of collection, and passes run 70 times
+    less often. Call once, in the process's entry point, after start-up imports.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)

@@ -27,7 +27,7 @@ from aiokafka.structs import ConsumerRecord
 
 from artstore.settings import Settings
 from consumers.migrate import PROJECTION_TABLES, migrate
-from consumers.projector import PROJECTED_TOPICS, Projection
+from consumers.projector import PROJECTED_TOPICS, Projection, tune_garbage_collector
 from consumers.settings import ProjectorSettings
 from consumers.sql import asyncpg_dsn, quote_ident
 from consumers.store import ProjectionStore
@@ -276,4 +276,5 @@ def run_replay(
     **options: Any,
 ) -> ReplayReport:
     """Synchronous entry point for the CLI."""
+    tune_garbage_collector()
     return asyncio.run(replay(settings, projector_settings, **options))
