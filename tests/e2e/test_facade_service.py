@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,47 +18,13 @@ from consumers import ProjectionStore, migrate
 from consumers.changes import UpsertFile
 from consumers.handlers import file_row
 from consumers.store import PositionedEvent
-from tests.helpers import wait_until
+from tests.e2e.service_process import ServiceLauncher, ServiceProcess
 from tests.integration.query.support import make_record
 from tests.pipeline import free_port, served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
-REPO = Path(__file__).resolve().parents[2]
-#: How long a stopping facade may take: its graceful shutdown plus interpreter exit.
-STOP_TIMEOUT_S = 30.0
 RATE_LIMIT = 5
-
-
-@dataclass
-class FacadeProcess:
-    """One ``artstore query facade`` process, its stderr captured to a file."""
-
-    process: asyncio.subprocess.Process
-    stderr_path: Path
-    base_url: str
-
-    async def wait_ready(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as http:
-
-            async def ready() -> bool:
-                if self.process.returncode is not None:
-                    raise AssertionError(
-                        f"the facade exited with {self.process.returncode}:\n"
-                        + self.stderr_path.read_text()
-                    )
-                try:
-                    return (await http.get("/health/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_until(ready, timeout, interval=0.1, message="facade ready")
-
-    async def terminate(self) -> int:
-        """SIGTERM, then wait (bounded) for the exit status."""
-        self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(STOP_TIMEOUT_S):
-            return await self.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -104,50 +67,35 @@ async def start_facade(
     indexed_file_id: str,
     redis_namespace: str,
     tmp_path: Path,
-) -> AsyncIterator[Callable[..., Awaitable[FacadeProcess]]]:
-    """Starts ``python -m artstore query facade`` on a free port; kills leftovers at the end."""
-    started: list[FacadeProcess] = []
+) -> AsyncIterator[Callable[..., Awaitable[ServiceProcess]]]:
+    """Starts ``python -m artstore query facade`` on a free port and waits until it is ready."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTSTORE_")}
+    env.update(stack.as_env())
+    env.update(
+        {
+            "ARTSTORE_DATABASE_URL": settings.database_url,
+            "ARTSTORE_TOPIC_PREFIX": settings.topic_prefix,
+            "ARTSTORE_DATA_DIR": str(settings.data_dir),
+            "ARTSTORE_FACADE_HOST": "127.0.0.1",
+            "ARTSTORE_FACADE_PORT": str(port),
+            "ARTSTORE_FACADE_JWKS_URL": jwks_url,
+            "ARTSTORE_FACADE_ISSUER": signer.issuer,
+            "ARTSTORE_FACADE_AUDIENCE": signer.audience,
+            "ARTSTORE_FACADE_STAGING": "local",
+            "ARTSTORE_FACADE_CACHE_PREFIX": f"{redis_namespace}query:",
+            "ARTSTORE_FACADE_CACHE_GENERATION_KEY": f"{redis_namespace}query:generation",
+        }
+    )
+    async with ServiceLauncher("query facade", ["query", "facade"], base_url, tmp_path) as services:
 
-    async def start(**extra_env: str) -> FacadeProcess:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ARTSTORE_")}
-        env.update(stack.as_env())
-        env.update(
-            {
-                "ARTSTORE_DATABASE_URL": settings.database_url,
-                "ARTSTORE_TOPIC_PREFIX": settings.topic_prefix,
-                "ARTSTORE_DATA_DIR": str(settings.data_dir),
-                "ARTSTORE_FACADE_HOST": "127.0.0.1",
-                "ARTSTORE_FACADE_PORT": str(port),
-                "ARTSTORE_FACADE_JWKS_URL": jwks_url,
-                "ARTSTORE_FACADE_ISSUER": signer.issuer,
-                "ARTSTORE_FACADE_AUDIENCE": signer.audience,
-                "ARTSTORE_FACADE_STAGING": "local",
-                "ARTSTORE_FACADE_CACHE_PREFIX": f"{redis_namespace}query:",
-                "ARTSTORE_FACADE_CACHE_GENERATION_KEY": f"{redis_namespace}query:generation",
-                **extra_env,
-            }
-        )
-        stderr_path = tmp_path / f"facade-{len(started) + 1}.stderr"
-        with stderr_path.open("wb") as err:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "artstore", "query", "facade"),
-                cwd=REPO,
-                env=env,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=err,
-            )
-        facade = FacadeProcess(process, stderr_path, f"http://127.0.0.1:{port}")
-        started.append(facade)
-        await facade.wait_ready()
-        return facade
+        async def start(**extra_env: str) -> ServiceProcess:
+            facade = await services.start({**env, **extra_env})
+            await facade.wait_ready()
+            return facade
 
-    yield start
-    for facade in started:
-        if facade.process.returncode is None:
-            facade.process.kill()
-            await facade.process.wait()
+        yield start
 
 
 def bearer(signer: TestSigner, client_id: str) -> dict[str, str]:
@@ -156,7 +104,7 @@ def bearer(signer: TestSigner, client_id: str) -> dict[str, str]:
 
 
 async def test_facade_process_searches_with_a_token_refuses_without_and_exits_0_on_sigterm(
-    start_facade: Callable[..., Awaitable[FacadeProcess]],
+    start_facade: Callable[..., Awaitable[ServiceProcess]],
     signer: TestSigner,
     indexed_file_id: str,
 ) -> None:
@@ -176,7 +124,7 @@ async def test_facade_process_searches_with_a_token_refuses_without_and_exits_0_
 
 
 async def test_a_burst_beyond_the_rate_limit_gets_429_with_retry_after_and_spares_others(
-    start_facade: Callable[..., Awaitable[FacadeProcess]], signer: TestSigner
+    start_facade: Callable[..., Awaitable[ServiceProcess]], signer: TestSigner
 ) -> None:
     facade = await start_facade(
         ARTSTORE_FACADE_RATE_LIMIT=str(RATE_LIMIT), ARTSTORE_FACADE_RATE_LIMIT_WINDOW_S="120"
