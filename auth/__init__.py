@@ -11,6 +11,7 @@ Other packages import only what is exported here::
 from auth.cli import auth_app
 from auth.errors import InsufficientScope, InvalidToken, TokenError, VerificationUnavailable
 from auth.jwks import HttpJwksSource, JwksSource, StaticJwksSource, parse_jwks
+from auth.ratelimit import RateDecision, SlidingWindowLimiter
 from auth.scopes import ROLE_SCOPES, Role, Scope
 from auth.verifier import RevocationChecker, SignatureCache, TokenVerifier, VerifiedToken
 
@@ -20,10 +21,12 @@ __all__ = [
     "InsufficientScope",
     "InvalidToken",
     "JwksSource",
+    "RateDecision",
     "RevocationChecker",
     "Role",
     "Scope",
     "SignatureCache",
+    "SlidingWindowLimiter",
     "StaticJwksSource",
     "TokenError",
     "TokenVerifier",

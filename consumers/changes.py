@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from events import ElementFull, ElementHeartbeat, ElementRegistered, ModeChanged, ModeChangeRejected
@@ -12,9 +12,12 @@ from events import ElementFull, ElementHeartbeat, ElementRegistered, ModeChanged
 ElementFact = ElementRegistered | ElementHeartbeat | ModeChanged | ModeChangeRejected | ElementFull
 
 
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    """One row of ``files`` as a fact describes it (``search_vector`` is computed by PostgreSQL)."""
+class FileRow(NamedTuple):
+    """One row of ``files`` as a fact describes it (``search_vector`` is computed by PostgreSQL).
+
+    A named tuple in column order: the projection builds one per fact, and a tuple is both the
+    cheapest immutable value to build and what a COPY takes as a record.
+    """
 
     file_id: UUID
     element_id: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +20,7 @@ from events import ElementBackend
 from storage_workers import StorageBackend, decode_sidecar, open_backend
 
 SIDECAR_SUFFIX = ".attr.json"
-_COMPARED = [f.name for f in fields(FileRow) if f.name != "file_id"]
+_COMPARED = [name for name in FileRow._fields if name != "file_id"]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from artstore.logging import configure_logging
+from artstore.serving import STARTUP_FAILURE
 from artstore.settings import load_settings
 from consumers.settings import ProjectorSettings
 
@@ -38,7 +39,8 @@ def facade() -> None:
 
     settings = load_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    serve(settings, FacadeSettings())
+    if not serve(settings, FacadeSettings()):
+        raise typer.Exit(STARTUP_FAILURE)
 
 
 @query_app.command("replay")

@@ -232,7 +232,11 @@ def file_row(record: FileRecord) -> FileRow:
 
 def extension_of(filename: str) -> str:
     """Lowercased extension without the dot ("" when there is none or it is implausibly long)."""
-    suffix = PurePosixPath(filename.replace("\\", "/")).suffix
+    if "/" in filename or "\\" in filename:
+        suffix = PurePosixPath(filename.replace("\\", "/")).suffix
+    else:  # the common case, and what PurePosixPath.suffix does for a bare name
+        dot = filename.rfind(".")
+        suffix = filename[dot:] if 0 < dot < len(filename) - 1 else ""
     if not suffix or len(suffix) - 1 > _MAX_EXTENSION:
         return ""
     return suffix[1:].lower()

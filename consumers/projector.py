@@ -8,9 +8,11 @@ after each transaction, but only so that lag tools see the projector's progress.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
@@ -19,7 +21,14 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from consumers import metrics
 from consumers.handlers import dead_letter_changes, project
-from consumers.store import ApplyResult, PositionedEvent, PositionMismatch, ProjectionStore
+from consumers.store import (
+    ApplyResult,
+    PositionedEvent,
+    PositionMismatch,
+    ProjectionStore,
+    plan_batch,
+)
+from consumers.write_plan import WritePlan
 from events import EventDecodeError, Topic, TopicNames, decode_record
 
 log = logging.getLogger(__name__)
@@ -33,6 +42,9 @@ PROJECTED_TOPICS: tuple[Topic, ...] = (
     Topic.UPLOADS_RW,
     Topic.DLQ,
 )
+
+#: Records decoded between two turns of the event loop (about 1 ms of work).
+_DECODE_SLICE = 50
 
 AfterBatch = Callable[[ApplyResult], Awaitable[None]]
 
@@ -60,6 +72,15 @@ _TRANSIENT = (
 )
 
 
+@dataclass(frozen=True)
+class DecodedBatch:
+    """Records, the changes each asks for, and the writes they come to (planned in advance)."""
+
+    records: Sequence[ConsumerRecord[Any, Any]]
+    events: list[PositionedEvent]
+    plan: WritePlan
+
+
 class Projection:
     """Decodes records, dead-letters the undecodable, applies the rest exactly once."""
 
@@ -85,24 +106,33 @@ class Projection:
         self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> ApplyResult | None:
         """Decode and apply one batch (see :meth:`apply`)."""
-        return await self.apply(consumer, records, await self.decode(records))
+        return await self.apply(consumer, await self.decode(records))
 
-    async def decode(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[PositionedEvent]:
-        """The row changes of each record; undecodable records go to the DLQ (no changes)."""
-        return [await self._decode(record) for record in records]
+    async def decode(self, records: Sequence[ConsumerRecord[Any, Any]]) -> DecodedBatch:
+        """The row changes of each record and the writes they come to.
 
-    async def apply(
-        self,
-        consumer: AIOKafkaConsumer,
-        records: Sequence[ConsumerRecord[Any, Any]],
-        events: Sequence[PositionedEvent],
-    ) -> ApplyResult | None:
+        Undecodable records go to the DLQ (no changes). Decoding is pure CPU: it hands the event
+        loop back every few records so that the batch being written meanwhile can send its next
+        statement instead of leaving the database idle.
+        """
+        events = []
+        for i, record in enumerate(records, start=1):
+            events.append(await self._decode(record))
+            if i % _DECODE_SLICE == 0:
+                await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return DecodedBatch(records, events, plan_batch(events))
+
+    async def apply(self, consumer: AIOKafkaConsumer, batch: DecodedBatch) -> ApplyResult | None:
         """Apply one decoded batch; None when the consumer had to seek back (batch dropped)."""
+        records, events = batch.records, batch.events
         started = time.perf_counter()
         attempt = 0
         while True:
             try:
-                result = await self.store.apply(events, tolerate_gaps=self._rewound)
+                result = await self.store.apply(
+                    events, plan=batch.plan, tolerate_gaps=self._rewound
+                )
                 break
             except PositionMismatch as exc:
                 metrics.REWINDS.inc()
@@ -237,7 +267,7 @@ async def consume(
         while not stop.is_set():
             fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
             records = [record for batch in fetched.values() for record in batch]
-            events = await projection.decode(records) if records else []
+            decoded = await projection.decode(records) if records else None
             if pending is not None:
                 result = await pending
                 pending = None
@@ -246,8 +276,8 @@ async def consume(
                 await _observe_lag(consumer, pending_fetch)
                 if commit_to_group and result.positions:
                     await _commit_quietly(consumer, result)
-            if records:
-                pending = asyncio.create_task(projection.apply(consumer, records, events))
+            if decoded is not None:
+                pending = asyncio.create_task(projection.apply(consumer, decoded))
                 pending_fetch = fetched
     finally:
         if pending is not None:
@@ -272,3 +302,16 @@ async def _commit_quietly(consumer: AIOKafkaConsumer, result: ApplyResult) -> No
         await consumer.commit(offsets)
     except Exception as exc:  # the database holds the real positions; this is for lag tools
         log.debug("group commit skipped", extra={"error": str(exc)})
+
+
+def tune_garbage_collector() -> None:
+    """Make cyclic garbage collection cheap for a process that projects batches.
+
+    Every fact allocates models, dicts and tuples that reference counting frees; the cycle
+    collector's default (a pass every 700 net allocations, with full passes over every object
+    alive, the interpreter's and libraries' included) cost about a quarter of the projector's
+    CPU. Objects alive after start-up are frozen out of collection, and passes run 70 times
+    less often. Call once, in the process's entry point, after start-up imports.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)

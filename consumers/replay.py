@@ -27,7 +27,7 @@ from aiokafka.structs import ConsumerRecord
 
 from artstore.settings import Settings
 from consumers.migrate import PROJECTION_TABLES, migrate
-from consumers.projector import PROJECTED_TOPICS, Projection
+from consumers.projector import PROJECTED_TOPICS, Projection, tune_garbage_collector
 from consumers.settings import ProjectorSettings
 from consumers.sql import asyncpg_dsn, quote_ident
 from consumers.store import ProjectionStore
@@ -105,6 +105,7 @@ async def replay(
         await consumer.start()
         partitions = await _assign(consumer, [names.name(t) for t in PROJECTED_TOPICS], from_time)
         targets = await consumer.end_offsets(partitions)
+        start = _StartAtTime(from_time, partitions)
 
         async def step() -> None:
             nonlocal applied
@@ -112,7 +113,7 @@ async def replay(
                 timeout_ms=projector_settings.poll_timeout_ms,
                 max_records=projector_settings.batch_size,
             )
-            records = [r for batch in fetched.values() for r in batch]
+            records = [r for tp, batch in fetched.items() for r in start.keep(tp, batch)]
             if records:
                 result = await projection.handle(consumer, records)
                 if result is not None:
@@ -161,11 +162,33 @@ async def _assign(
             {tp: int(from_time.timestamp() * 1000) for tp in partitions}
         )
         for tp, offset in found.items():
-            if offset is None:
-                await consumer.seek_to_end(tp)
-            else:
+            # No record at or after the time: Kafka answers offset -1 (None here), Tansu
+            # answers offset 0 with timestamp -1 (no real record has a negative timestamp).
+            # Such a partition is read from the beginning and its records are skipped up to
+            # the first one at or after the time (see _StartAtTime): seeking to its end would
+            # trust ListOffsets, which Tansu can under-report (see docs/query.md).
+            if offset is not None and offset.timestamp >= 0:
                 consumer.seek(tp, offset.offset)
     return partitions
+
+
+class _StartAtTime:
+    """Drops each partition's records before the first one at or after ``from_time``."""
+
+    def __init__(self, from_time: datetime | None, partitions: list[TopicPartition]) -> None:
+        self._pending = set() if from_time is None else set(partitions)
+        self._from_ms = 0 if from_time is None else int(from_time.timestamp() * 1000)
+
+    def keep(
+        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
+    ) -> list[ConsumerRecord[Any, Any]]:
+        if tp not in self._pending:
+            return records
+        for i, record in enumerate(records):
+            if record.timestamp >= self._from_ms:
+                self._pending.discard(tp)
+                return records[i:]
+        return []
 
 
 async def _reached(
@@ -253,4 +276,5 @@ def run_replay(
     **options: Any,
 ) -> ReplayReport:
     """Synchronous entry point for the CLI."""
+    tune_garbage_collector()
     return asyncio.run(replay(settings, projector_settings, **options))

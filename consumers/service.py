@@ -21,6 +21,7 @@ from consumers.projector import (
     Projection,
     SeekToStoredPositions,
     consume,
+    tune_garbage_collector,
 )
 from consumers.settings import ProjectorSettings
 from consumers.store import ApplyResult, ProjectionStore
@@ -125,6 +126,7 @@ async def run_projector(
 
 def run_projector_process(settings: Settings, projector_settings: ProjectorSettings) -> None:
     """Run the projector until SIGINT or SIGTERM (the ``artstore query projector`` command)."""
+    tune_garbage_collector()
     if projector_settings.metrics_port is not None:
         start_http_server(projector_settings.metrics_port, addr="127.0.0.1")
 

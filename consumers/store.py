@@ -15,27 +15,24 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from consumers.changes import (
-    AppendAudit,
-    ApplyElementFact,
-    Change,
-    FileRow,
-    MarkFileDeleted,
-    NoteFileProblem,
-    UploadStatus,
-    UpsertFile,
-)
-from consumers.handlers import merge_element, rounds
+from consumers.changes import ApplyElementFact, Change, UploadStatus
+from consumers.handlers import merge_element
 from consumers.sql import asyncpg_dsn, quote_ident
+from consumers.write_plan import (
+    AUDIT_COLUMNS,
+    FILE_COLUMNS,
+    UPLOAD_COLUMNS,
+    WritePlan,
+    plan_writes,
+)
 
 TopicPartition = tuple[str, int]
 
-_FILE_COLUMNS = [f.name for f in fields(FileRow)]
 _FILE_TYPES = {
     "file_id": "uuid",
     "file_size": "bigint",
@@ -47,14 +44,13 @@ _FILE_TYPES = {
     "metadata": "jsonb",
     "custom_attributes": "jsonb",
 }
-_UPLOAD_COLUMNS = [f.name for f in fields(UploadStatus) if f.name != "rank"]
 _UPLOAD_TYPES = {
     "file_id": "uuid",
+    "status_rank": "smallint",
     "status_at": "timestamptz",
     "file_size": "bigint",
     "requested_at": "timestamptz",
 }
-_AUDIT_COLUMNS = [f.name for f in fields(AppendAudit)]
 _AUDIT_TYPES = {"occurred_at": "timestamptz", "details": "jsonb"}
 _ELEMENT_COLUMNS = (
     "element_id",
@@ -119,7 +115,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
     # File rows travel by binary COPY into this session-private table, then one INSERT ...
     # SELECT merges them: about twice as fast as binding arrays for every column.
-    columns = ", ".join(f"{c} {_INCOMING_TYPES.get(c, 'text')}" for c in _FILE_COLUMNS)
+    columns = ", ".join(f"{c} {_INCOMING_TYPES.get(c, 'text')}" for c in FILE_COLUMNS)
     await conn.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS incoming_files (round integer, {columns}) "
         "ON COMMIT DELETE ROWS"
@@ -157,11 +153,11 @@ class ProjectionStore:
         }
         file_select = ", ".join(
             f"u.{c}::jsonb" if c in ("metadata", "custom_attributes") else f"u.{c}"
-            for c in _FILE_COLUMNS
+            for c in FILE_COLUMNS
         )
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _FILE_COLUMNS if c != "file_id")
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in FILE_COLUMNS if c != "file_id")
         self._upsert_files = (
-            f"INSERT INTO {self._t['files']} AS f ({', '.join(_FILE_COLUMNS)}) "
+            f"INSERT INTO {self._t['files']} AS f ({', '.join(FILE_COLUMNS)}) "
             f"SELECT {file_select} FROM {_INCOMING} AS u WHERE u.round = $1 "
             f"ON CONFLICT (file_id) DO UPDATE SET {updates} "
             "WHERE f.deleted_at IS NULL "
@@ -184,12 +180,11 @@ class ProjectionStore:
             )
             for column, key in _PROBLEM_TIME_KEY.items()
         }
-        up_cols = ["file_id", "status", "status_rank", *_UPLOAD_COLUMNS[2:]]
-        up_types = {**_UPLOAD_TYPES, "status_rank": "smallint"}
+        up_cols = UPLOAD_COLUMNS
         higher = "EXCLUDED.status_rank > up.status_rank"
         self._upsert_uploads = (
             f"INSERT INTO {self._t['uploads']} AS up ({', '.join(up_cols)}) "
-            f"SELECT * FROM {_unnest(up_cols, up_types)} "
+            f"SELECT * FROM {_unnest(up_cols, _UPLOAD_TYPES)} "
             "ON CONFLICT (file_id) DO UPDATE SET "
             f"status = CASE WHEN {higher} THEN EXCLUDED.status ELSE up.status END, "
             f"status_at = CASE WHEN {higher} THEN EXCLUDED.status_at ELSE up.status_at END, "
@@ -215,10 +210,9 @@ class ProjectionStore:
                 )
             )
         )
-        self._upload_columns = up_cols
         self._insert_audit = (
-            f"INSERT INTO {self._t['audit_log']} ({', '.join(_AUDIT_COLUMNS)}) "
-            f"SELECT * FROM {_unnest(_AUDIT_COLUMNS, _AUDIT_TYPES)} "
+            f"INSERT INTO {self._t['audit_log']} ({', '.join(AUDIT_COLUMNS)}) "
+            f"SELECT * FROM {_unnest(AUDIT_COLUMNS, _AUDIT_TYPES)} "
             "ON CONFLICT (event_id) DO NOTHING"
         )
         placeholders = ", ".join(f"${i}" for i in range(1, len(_ELEMENT_COLUMNS) + 1))
@@ -262,16 +256,17 @@ class ProjectionStore:
         self,
         events: Sequence[PositionedEvent],
         *,
+        plan: WritePlan | None = None,
         tolerate_gaps: Mapping[TopicPartition, int] | None = None,
     ) -> ApplyResult:
         """Apply ``events`` and advance the positions, all or nothing.
 
-        ``tolerate_gaps`` names partitions whose stored position the caller already sought back
-        to once and found missing on the broker (compaction): there a gap is accepted.
+        ``plan`` is :func:`plan_batch` of ``events``, made beforehand; it is used when every
+        event is applied (otherwise the kept ones are planned here). ``tolerate_gaps`` names
+        partitions whose stored position the caller already sought back to once and found
+        missing on the broker (compaction): there a gap is accepted.
         """
-        by_partition: dict[TopicPartition, list[PositionedEvent]] = defaultdict(list)
-        for event in events:
-            by_partition[(event.topic, event.partition)].append(event)
+        by_partition = _by_partition(events)
         tps = sorted(by_partition)
         result = ApplyResult()
         if not tps:
@@ -314,8 +309,9 @@ class ProjectionStore:
                 advance[tp] = (fresh[-1].offset + 1, len(fresh))
             if rewind:
                 raise PositionMismatch(rewind)
-            changes = [change for event in kept for change in event.changes]
-            result.changed_files = await self._write(conn, changes)
+            if plan is None or len(kept) != len(events):
+                plan = plan_writes([change for event in kept for change in event.changes])
+            result.changed_files = await self._write(conn, plan)
             if advance:
                 keys = sorted(advance)
                 await conn.execute(
@@ -336,55 +332,30 @@ class ProjectionStore:
     async def record_uploads(self, statuses: Sequence[UploadStatus]) -> None:
         """Write upload statuses outside a batch (the facade notes "queued" right away)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._write(conn, list(statuses))
+            await self._write(conn, plan_writes(statuses))
 
-    async def _write(self, conn: asyncpg.Connection, changes: Sequence[Change]) -> bool:
-        element_facts = [c for c in changes if type(c) is ApplyElementFact]
-        others = [c for c in changes if type(c) is not ApplyElementFact]
-        changed_files = False
-        for number, batch in enumerate(rounds(others)):
-            kinds: dict[type, list[Any]] = defaultdict(list)
-            for change in batch:
-                kinds[type(change)].append(change)
-            upserts = [c.row for c in kinds[UpsertFile]]
-            deletions: list[MarkFileDeleted] = kinds[MarkFileDeleted]
-            problems: list[NoteFileProblem] = kinds[NoteFileProblem]
-            uploads: list[UploadStatus] = kinds[UploadStatus]
-            audits: list[AppendAudit] = kinds[AppendAudit]
-            if upserts:
-                await conn.copy_records_to_table(
-                    "incoming_files",
-                    schema_name="pg_temp",
-                    records=[_incoming(number, row) for row in upserts],
-                    columns=["round", *_FILE_COLUMNS],
-                )
-                await conn.execute(self._upsert_files, number)
-            if deletions:
-                await conn.execute(
-                    self._delete_files,
-                    [d.file_id for d in deletions],
-                    [d.deleted_at for d in deletions],
-                    [d.deleted_by for d in deletions],
-                    [d.reason for d in deletions],
-                )
-            for column, sql in self._note_problem.items():
-                notes = [p for p in problems if p.column == column]
-                if notes:
-                    await conn.execute(
-                        sql,
-                        [n.file_id for n in notes],
-                        [n.at for n in notes],
-                        [n.details for n in notes],
-                    )
-            if uploads:
-                rows = [_upload_values(u) for u in uploads]
-                await conn.execute(self._upsert_uploads, *map(list, zip(*rows, strict=True)))
-            if audits:
-                await conn.execute(self._insert_audit, *_columns(audits, _AUDIT_COLUMNS))
-            changed_files = changed_files or bool(upserts or deletions or problems or uploads)
-        if element_facts:
-            await self._fold_elements(conn, element_facts)
-        return changed_files
+    async def _write(self, conn: asyncpg.Connection, plan: WritePlan) -> bool:
+        if plan.file_records:
+            await conn.copy_records_to_table(
+                "incoming_files",
+                schema_name="pg_temp",
+                records=plan.file_records,
+                columns=["round", *FILE_COLUMNS],
+            )
+        for step in plan.rounds:
+            if step.has_files:
+                await conn.execute(self._upsert_files, step.number)
+            if step.deletions:
+                await conn.execute(self._delete_files, *step.deletions)
+            for column, notes in step.problems.items():
+                await conn.execute(self._note_problem[column], *notes)
+            if step.uploads:
+                await conn.execute(self._upsert_uploads, *step.uploads)
+            if step.audits:
+                await conn.execute(self._insert_audit, *step.audits)
+        if plan.element_facts:
+            await self._fold_elements(conn, plan.element_facts)
+        return plan.changed_files
 
     async def _fold_elements(self, conn: asyncpg.Connection, facts: list[ApplyElementFact]) -> None:
         ids = sorted({f.element_id for f in facts})
@@ -402,27 +373,16 @@ class ProjectionStore:
         )
 
 
-def _columns(rows: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
-    return [[getattr(row, name) for row in rows] for name in names]
-
-
-def _upload_values(status: UploadStatus) -> tuple[Any, ...]:
-    return (
-        status.file_id,
-        status.status,
-        status.rank,
-        *(getattr(status, c) for c in _UPLOAD_COLUMNS[2:]),
+def plan_batch(events: Sequence[PositionedEvent]) -> WritePlan:
+    """The writes of a whole batch, in the order :meth:`ProjectionStore.apply` applies them."""
+    by_partition = _by_partition(events)
+    return plan_writes(
+        [change for tp in sorted(by_partition) for e in by_partition[tp] for change in e.changes]
     )
 
 
-_JSON_COLUMNS = frozenset({"metadata", "custom_attributes"})
-
-
-def _incoming(number: int, row: FileRow) -> tuple[Any, ...]:
-    return (
-        number,
-        *(
-            json.dumps(getattr(row, name)) if name in _JSON_COLUMNS else getattr(row, name)
-            for name in _FILE_COLUMNS
-        ),
-    )
+def _by_partition(events: Sequence[PositionedEvent]) -> dict[TopicPartition, list[PositionedEvent]]:
+    by_partition: dict[TopicPartition, list[PositionedEvent]] = defaultdict(list)
+    for event in events:
+        by_partition[(event.topic, event.partition)].append(event)
+    return by_partition

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from events.envelope import Envelope
 from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
-from events.registry import BY_TYPE, spec_for
+from events.registry import BY_TYPE, EventSpec, spec_for
 from events.topics import Topic, TopicNames
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
@@ -109,25 +109,13 @@ def decode(
         raise EventDecodeError(
             DecodeFailure.TOO_LARGE, f"record is {size} bytes, over the {max_bytes}-byte limit"
         )
-    raw = _json_object(value)
-    event_type = raw.get("type")
-    if not isinstance(event_type, str):
-        raise EventDecodeError(
-            DecodeFailure.NOT_AN_ENVELOPE, "the value has no string 'type' attribute"
-        )
-    spec = BY_TYPE.get(event_type)
-    if spec is None:
-        raise EventDecodeError(
-            DecodeFailure.UNKNOWN_TYPE,
-            f"type {event_type!r} is not part of the contract",
-            event_type=event_type,
-        )
-    try:
-        envelope: Envelope[Any] = spec.envelope_model().model_validate(raw)
-    except ValidationError as exc:
-        raise EventDecodeError(
-            DecodeFailure.INVALID_SCHEMA, _summarise(exc), event_type=event_type
-        ) from None
+    hinted = _validate_hinted(value, header_map.get("ce_type"))
+    if hinted is not None:
+        spec, envelope = hinted
+        event_type = spec.type
+    else:
+        spec, envelope = _validate_strictly(value)
+        event_type = spec.type
     if topic is not None and topic not in spec.topics:
         raise EventDecodeError(
             DecodeFailure.WRONG_TOPIC,
@@ -155,6 +143,50 @@ def decode(
         headers=header_map,
         token=_bearer(header_map.get(AUTHORIZATION)),
     )
+
+
+def _validate_hinted(
+    value: bytes | None, hint: str | None
+) -> tuple[EventSpec[Any], Envelope[Any]] | None:
+    """Validate the JSON bytes directly as the type the ``ce_type`` header names.
+
+    About twice as fast as parsing to Python objects and validating those. Headers are only a
+    hint: when this fails (no header, a lying header, any invalid value), None sends the record
+    through :func:`_validate_strictly`, which names what is wrong.
+    """
+    spec = BY_TYPE.get(hint) if hint else None
+    if spec is None or not value:
+        return None
+    try:
+        envelope: Envelope[Any] = spec.envelope_model().model_validate_json(value)
+    except ValidationError:
+        return None
+    if envelope.type != spec.type:
+        return None
+    return spec, envelope
+
+
+def _validate_strictly(value: bytes | None) -> tuple[EventSpec[Any], Envelope[Any]]:
+    raw = _json_object(value)
+    event_type = raw.get("type")
+    if not isinstance(event_type, str):
+        raise EventDecodeError(
+            DecodeFailure.NOT_AN_ENVELOPE, "the value has no string 'type' attribute"
+        )
+    spec = BY_TYPE.get(event_type)
+    if spec is None:
+        raise EventDecodeError(
+            DecodeFailure.UNKNOWN_TYPE,
+            f"type {event_type!r} is not part of the contract",
+            event_type=event_type,
+        )
+    try:
+        envelope: Envelope[Any] = spec.envelope_model().model_validate(raw)
+    except ValidationError as exc:
+        raise EventDecodeError(
+            DecodeFailure.INVALID_SCHEMA, _summarise(exc), event_type=event_type
+        ) from None
+    return spec, envelope
 
 
 def _headers(headers: HeaderList) -> dict[str, str]:

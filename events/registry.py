@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +52,14 @@ class EventSpec(Generic[M]):
 
     def envelope_model(self) -> builtins.type[Envelope[M]]:
         """The concrete envelope model for this type."""
-        return Envelope[self.model]  # type: ignore[name-defined]
+        return _envelope_model(self.model)
+
+
+@functools.cache
+def _envelope_model(model: builtins.type[M]) -> builtins.type[Envelope[M]]:
+    # Parametrising a generic model is a cache lookup in pydantic, but a slow one (it orders
+    # the type arguments on every call): too slow for once per decoded record.
+    return Envelope[model]  # type: ignore[valid-type]
 
 
 def _fixed(topic: Topic) -> Callable[[Any], Topic]:

@@ -15,8 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from artstore.serving import serve_until_stopped
 from artstore.settings import Settings, broker_settings
-from auth import HttpJwksSource, TokenVerifier
+from auth import HttpJwksSource, SlidingWindowLimiter, TokenVerifier
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
 from facade import metrics, routes_read, routes_write
@@ -95,8 +96,6 @@ async def open_runtime(
     s3 = _s3(settings) if facade.staging == "s3" else None
     rate_limit = None
     if facade.rate_limit > 0:
-        from auth.ratelimit import SlidingWindowLimiter
-
         limiter = SlidingWindowLimiter(
             redis, prefix=f"{facade.cache_prefix}rate:", window_s=facade.rate_limit_window_s
         )
@@ -195,8 +194,11 @@ def create_app(
     return app
 
 
-def serve(settings: Settings, facade: FacadeSettings) -> None:
-    """Run the facade with uvicorn until interrupted."""
-    import uvicorn
-
-    uvicorn.run(create_app(settings, facade), host=facade.host, port=facade.port, log_config=None)
+def serve(settings: Settings, facade: FacadeSettings) -> bool:
+    """Serve the facade until SIGTERM/SIGINT (then exit cleanly); False if it never started."""
+    return serve_until_stopped(
+        create_app(settings, facade),
+        host=facade.host,
+        port=facade.port,
+        graceful_timeout_s=settings.graceful_timeout_s,
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from urllib.parse import quote
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
@@ -82,11 +84,24 @@ def if_match_fails(header: str | None, etag: str) -> bool:
     return not any(tag == etag and not weak for weak, tag in _tags(header))
 
 
-def if_range_holds(header: str | None, etag: str) -> bool:
-    """True when the Range may be honoured: no ``If-Range``, or it names this strong ETag."""
+def http_date(moment: datetime) -> str:
+    """An IMF-fixdate (RFC 9110 §5.6.7), e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+
+
+def if_range_holds(header: str | None, etag: str, last_modified: str) -> bool:
+    """True when the Range may be honoured (RFC 9110 §13.1.5).
+
+    An entity tag must be this strong ETag. An HTTP-date must exactly match ``last_modified``
+    and only validates when that is a strong validator (§8.8.2.2): it is here, because a
+    file's content never changes once stored (updates change metadata, never bytes).
+    """
     if header is None:
         return True
-    return header.strip() == etag
+    value = header.strip()
+    if value.startswith(('"', "W/")):
+        return value == etag
+    return value == last_modified
 
 
 def content_disposition(filename: str, *, inline: bool = False) -> str:

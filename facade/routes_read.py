@@ -17,6 +17,7 @@ from facade.http_semantics import (
     Unsatisfiable,
     content_disposition,
     entity_tag,
+    http_date,
     if_match_fails,
     if_range_holds,
     none_match,
@@ -143,8 +144,10 @@ async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> R
         raise Unavailable(f"element {element} has not announced where it stores files yet")
     size: int = row["file_size"]
     etag = entity_tag(row["checksum"])
+    last_modified = http_date(row["created_at"])  # content is immutable once stored
     headers = {
         "ETag": etag,
+        "Last-Modified": last_modified,
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=0, must-revalidate",
         "Content-Disposition": content_disposition(
@@ -156,7 +159,7 @@ async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> R
     if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     span = None
-    if if_range_holds(request.headers.get("if-range"), etag):
+    if if_range_holds(request.headers.get("if-range"), etag, last_modified):
         try:
             span = parse_range(request.headers.get("range"), size)
         except Unsatisfiable:

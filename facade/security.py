@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from auth import InsufficientScope, TokenError, TokenVerifier, VerifiedToken
+from auth import (
+    InsufficientScope,
+    SlidingWindowLimiter,
+    TokenError,
+    TokenVerifier,
+    VerifiedToken,
+)
 from facade.problems import Problem
 
 
@@ -35,14 +41,15 @@ class Caller:
 
 
 class RateLimit:
-    """A per-client limit (anything with ``hit(key, limit)`` like auth's sliding window)."""
+    """A per-client limit of ``limit`` requests per window, counted by auth's sliding window."""
 
-    def __init__(self, limiter: object, limit: int) -> None:
+    def __init__(self, limiter: SlidingWindowLimiter, limit: int) -> None:
         self.limiter = limiter
         self.limit = limit
 
     async def check(self, client_id: str) -> None:
-        decision = await self.limiter.hit(client_id, self.limit)  # type: ignore[attr-defined]
+        """Count one request of ``client_id``; 429 with ``Retry-After`` beyond the limit."""
+        decision = await self.limiter.hit(client_id, self.limit)
         if not decision.allowed:
             raise TooManyRequests(
                 f"more than {self.limit} requests in the window; retry later",

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,62 +12,14 @@ import pytest
 
 from artstore.stack import StackEnv
 from auth import HttpJwksSource, TokenVerifier
-from tests.helpers import wait_until
+from tests.e2e.service_process import ServiceLauncher, ServiceProcess
+from tests.pipeline import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
-REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP_LINE = re.compile(
     r"ArtStore bootstrap admin created: client_id=(?P<client_id>\S+) client_secret=(?P<secret>\S+)"
 )
-#: How long a stopping service may take: its graceful shutdown plus interpreter exit.
-STOP_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class AuthProcess:
-    """One ``artstore auth serve`` process, its output captured to files."""
-
-    process: asyncio.subprocess.Process
-    stdout_path: Path
-    stderr_path: Path
-    base_url: str
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text()
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    async def wait_ready(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as http:
-
-            async def ready() -> bool:
-                if self.process.returncode is not None:
-                    raise AssertionError(
-                        f"auth serve exited with {self.process.returncode}:\n{self.stderr}"
-                    )
-                try:
-                    return (await http.get("/health/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_until(ready, timeout, interval=0.1, message="auth service ready")
-
-    async def terminate(self) -> int:
-        """SIGTERM, then wait (bounded) for the exit status."""
-        self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(STOP_TIMEOUT_S):
-            return await self.process.wait()
 
 
 @pytest.fixture
@@ -95,38 +42,14 @@ def service_env(
 @pytest.fixture
 async def serve(
     service_env: dict[str, str], tmp_path: Path
-) -> AsyncIterator[Callable[[], Awaitable[AuthProcess]]]:
+) -> AsyncIterator[Callable[[], Awaitable[ServiceProcess]]]:
     """Starts ``artstore auth serve`` on one port (the same for every start, as on a restart)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {**service_env, "ARTSTORE_AUTH_ISSUER": base_url}
-    started: list[AuthProcess] = []
-
-    async def start() -> AuthProcess:
-        n = len(started) + 1
-        stdout_path, stderr_path = tmp_path / f"stdout-{n}.txt", tmp_path / f"stderr-{n}.txt"
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "artstore",
-                "auth",
-                "serve",
-                "--port",
-                str(port),
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=err,
-            )
-        started.append(AuthProcess(process, stdout_path, stderr_path, base_url))
-        return started[-1]
-
-    yield start
-    for service in started:
-        if service.process.returncode is None:
-            service.process.kill()
-            await service.process.wait()
+    args = ["auth", "serve", "--port", str(port)]
+    async with ServiceLauncher("auth serve", args, base_url, tmp_path) as services:
+        yield lambda: services.start(env)
 
 
 async def client_credentials(
@@ -140,7 +63,7 @@ async def client_credentials(
     return body
 
 
-def verifier_of(service: AuthProcess) -> TokenVerifier:
+def verifier_of(service: ServiceProcess) -> TokenVerifier:
     """A verifier as another ArtStore service builds one: the running service's JWKS over HTTP."""
     return TokenVerifier(
         HttpJwksSource(f"{service.base_url}/.well-known/jwks.json"),
@@ -150,7 +73,7 @@ def verifier_of(service: AuthProcess) -> TokenVerifier:
 
 
 async def test_serve_bootstraps_once_issues_verifiable_tokens_and_stops_cleanly(
-    serve: Callable[[], Awaitable[AuthProcess]],
+    serve: Callable[[], Awaitable[ServiceProcess]],
 ) -> None:
     first = await serve()
     await first.wait_ready()

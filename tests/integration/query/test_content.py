@@ -6,6 +6,7 @@ import io
 import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -162,6 +163,19 @@ async def test_conditional_requests(facade: FacadeHarness) -> None:
     assert changed.status_code == 200
     assert changed.content == CONTENT
     assert (await facade.get(url(LOCAL), headers={"If-Match": '"old"'})).status_code == 412
+
+
+async def test_if_range_with_the_last_modified_date_gets_the_range(facade: FacadeHarness) -> None:
+    full = await facade.get(url(LOCAL))
+    last_modified = full.headers["Last-Modified"]
+    assert parsedate_to_datetime(last_modified) == BASE_TIME  # when the content was stored
+    same = await facade.get(url(LOCAL), headers={"Range": "bytes=0-9", "If-Range": last_modified})
+    assert same.status_code == 206
+    assert same.content == CONTENT[:10]
+    earlier = format_datetime(BASE_TIME - timedelta(seconds=1), usegmt=True)
+    other = await facade.get(url(LOCAL), headers={"Range": "bytes=0-9", "If-Range": earlier})
+    assert other.status_code == 200
+    assert other.content == CONTENT
 
 
 async def test_head_sends_headers_only(facade: FacadeHarness) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -32,6 +32,7 @@ from tests.helpers import wait_until
 from tests.integration.query.support import (
     BASE_TIME,
     FactPublisher,
+    fetch,
     fetchval,
     make_record,
     running_projector,
@@ -199,3 +200,27 @@ async def test_replay_equals_live_then_swaps_in_while_the_projector_runs(
 
 async def _wait_applied(url: str, count: int) -> bool:
     return await _applied(url) >= count
+
+
+async def test_replay_from_a_time_rebuilds_only_what_happened_since(topics: Settings) -> None:
+    settings = topics
+    url = settings.database_url
+    projector = ProjectorSettings(batch_size=300)
+    before = [FileStored(file=make_record(filename=f"before-{i}.txt")) for i in range(30)]
+    after = [FileStored(file=make_record(filename=f"after-{i}.txt")) for i in range(20)]
+    async with FactPublisher(settings) as pub:
+        await pub.publish(before)
+        # Records carry their producer's timestamp: every "before" record is older than
+        # `since`, and every "after" record is produced once the clock has passed it.
+        since = datetime.now(UTC) + timedelta(milliseconds=5)
+        await wait_until(lambda: datetime.now(UTC) > since + timedelta(milliseconds=5), timeout=5)
+        await pub.publish(after)
+
+    report = await replay(settings, projector, from_time=since, swap=False)
+
+    names = {
+        row["original_filename"]
+        for row in await fetch(url, f'SELECT original_filename FROM "{report.schema}".files')
+    }
+    assert names == {f"after-{i}.txt" for i in range(20)}
+    assert report.events == len(after)

@@ -198,3 +198,27 @@ def test_encode_refuses_an_envelope_whose_type_does_not_match_its_payload() -> N
     forged = envelope.model_copy(update={"type": "artstore.file.deleted.v1"})
     with pytest.raises(ValueError, match="does not match"):
         encode(forged, NAMES, max_bytes=LIMIT)
+
+
+def test_a_type_header_that_lies_does_not_change_what_is_decoded() -> None:
+    envelope, record = _encoded()
+    lying = [
+        (k, b"artstore.upload.requested.v1" if k == "ce_type" else v) for k, v in _headers(record)
+    ]
+    got = decode(record.value, key=record.key, headers=lying, max_bytes=LIMIT, topic=Topic.FILES)
+    assert got.envelope == envelope
+
+
+def test_schema_violations_are_named_the_same_with_the_type_header() -> None:
+    _, record = _encoded()
+    raw = json.loads(record.value)
+    raw["data"]["file"]["checksum"] = "nope"
+    with pytest.raises(EventDecodeError) as err:
+        decode(
+            json.dumps(raw).encode(),
+            key=record.key,
+            headers=_headers(record),
+            max_bytes=LIMIT,
+        )
+    assert err.value.reason is DecodeFailure.INVALID_SCHEMA
+    assert "data.file.checksum" in err.value.detail

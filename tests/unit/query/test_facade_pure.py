@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
 from facade.http_semantics import (
     Span,
     Unsatisfiable,
     content_disposition,
+    http_date,
     if_match_fails,
+    if_range_holds,
     none_match,
     parse_range,
 )
@@ -54,6 +58,33 @@ def test_conditionals() -> None:
     assert if_match_fails('"x"', tag)
     assert if_match_fails('W/"abc"', tag)  # If-Match compares strongly
     assert not if_match_fails("*", tag)
+
+
+def test_http_date_is_an_imf_fixdate_in_gmt() -> None:
+    moscow = timezone(timedelta(hours=3))
+    assert http_date(datetime(1994, 11, 6, 11, 49, 37, 500, tzinfo=moscow)) == (
+        "Sun, 06 Nov 1994 08:49:37 GMT"
+    )
+    assert http_date(datetime(2026, 1, 10, 9, 0, tzinfo=UTC)) == "Sat, 10 Jan 2026 09:00:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("header", "holds"),
+    [
+        (None, True),
+        ('"abc"', True),
+        ('W/"abc"', False),  # If-Range compares strongly
+        ('"old"', False),
+        ("Sat, 10 Jan 2026 09:00:00 GMT", True),  # exactly the Last-Modified
+        ("Sat, 10 Jan 2026 09:00:01 GMT", False),
+        ("Saturday, 10-Jan-26 09:00:00 GMT", False),  # the same instant, not the same value
+        ("garbage", False),
+    ],
+)
+def test_if_range_takes_a_strong_etag_or_the_exact_last_modified(
+    header: str | None, holds: bool
+) -> None:
+    assert if_range_holds(header, '"abc"', "Sat, 10 Jan 2026 09:00:00 GMT") is holds
 
 
 def test_content_disposition_keeps_utf8_and_an_ascii_fallback() -> None:
