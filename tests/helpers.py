@@ -42,6 +42,20 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+def poll_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    message: str,
+    interval: float = 0.2,
+) -> None:
+    """Blocking twin of :func:`wait_until`, for tests that drive processes synchronously."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{message} did not hold within {timeout}s")
+        time.sleep(interval)
+
+
 def _underlying_consumer(consumer_or_subscriber: Any) -> Any | None:
     """An aiokafka consumer as is, or a FastStream subscriber's (None until it has started)."""
     if callable(getattr(consumer_or_subscriber, "assignment", None)):

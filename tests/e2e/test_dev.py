@@ -28,6 +28,7 @@ import redis
 
 from artstore.stack import StackEnv, maintenance_dsn, stop_stack
 from producers import ArtStoreClient, load_client_settings
+from tests.helpers import poll_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -89,14 +90,6 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(interval)
-
-
 def answers(url: str) -> bool:
     try:
         return httpx.get(url, timeout=2.0).status_code == 200
@@ -132,8 +125,8 @@ class Dev:
                 raise AssertionError(f"artstore dev exited {self.process.returncode}:\n{self.text}")
             return all(answers(url) for url in self.health_urls())
 
-        wait_for(ready, READY_BOUND_S, "every service answering its health check")
-        wait_for(lambda: "Ctrl-C stops everything" in self.text, 15, "the banner")
+        poll_until(ready, READY_BOUND_S, "every service answering its health check")
+        poll_until(lambda: "Ctrl-C stops everything" in self.text, 15, "the banner")
         return time.monotonic() - started
 
     def service_pids(self) -> dict[str, int]:
@@ -243,12 +236,12 @@ def test_dev_runs_the_demo_stops_on_ctrl_c_and_keeps_everything_across_a_restart
     before = dev.service_pids()
     assert len(before) == 4, before  # auth, facade, projector, one of the workers at least
     os.kill(before["query facade"], signal.SIGKILL)
-    wait_for(
+    poll_until(
         lambda: dev.service_pids().get("query facade") not in (None, before["query facade"]),
         30,
         "a new facade process",
     )
-    wait_for(lambda: answers(f"http://127.0.0.1:{port_base + 1}/health/ready"), 60, "facade")
+    poll_until(lambda: answers(f"http://127.0.0.1:{port_base + 1}/health/ready"), 60, "facade")
     assert "facade exited with signal SIGKILL" in dev.text
     assert "facade restarted" in dev.text
 
