@@ -32,9 +32,9 @@ from storage_workers.staging import StagedObjectMissing
 
 Rejecter = Callable[[RejectionReason, str], Outgoing]
 
-# fsyncs of different files proceed in parallel (the file system batches their journal commits),
-# so a batch writes its files on many threads rather than the default executor's few. More than
-# ~16 gains nothing on a disk and costs GIL hand-offs on a small machine.
+# A batch writes its files on many threads: S3 PUTs wait on the network and large local copies
+# on the disk, and both release the GIL while they wait. More than ~16 gains nothing on a small
+# machine and costs GIL hand-offs.
 _FILE_IO = ThreadPoolExecutor(max_workers=16, thread_name_prefix="element-io")
 
 
@@ -92,7 +92,8 @@ class Change:
     """True once durable; False when verification turned it into a rejection."""
     outcome: Outgoing | None = field(default=None)
     pending: list[WrittenObject] = field(default_factory=list, repr=False)
-    """Durable but invisible objects (data, then sidecar) waiting to be published."""
+    """Invisible objects (data, then sidecar) waiting to be published; durable once step 2's
+    barrier has run."""
 
     @property
     def file_id(self) -> UUID:
@@ -154,8 +155,13 @@ async def commit_changes(
         #    object of its own (still invisible where the storage can rename; on S3, where
         #    it cannot, the sidecar PUT follows the verified data PUT, which is the order that
         #    matters there). Deletes remove the data first, so a crash never leaves data without
-        #    a sidecar. All files of the batch are written in parallel.
+        #    a sidecar. All files of the batch are written in parallel, then made durable by one
+        #    barrier for all of them (on a disk: one flush, not one fsync per file), still
+        #    before any of them gets its name.
         await asyncio.gather(*(_io(_write_pending, backend, c) for c in changes))
+        written = [w for c in changes for w in c.pending]
+        if written:
+            await _io(backend.make_durable, written)
         crash("data-written")
         # 3. Rename the data files: each appears whole or not at all.
         await _io(_publish_data, backend, changes)
@@ -206,13 +212,15 @@ def _write_pending(backend: StorageBackend, change: Change) -> None:
         return
     if isinstance(op, SidecarRewrite):
         key = sidecar_path(op.sidecar.storage_path)
-        change.pending = [backend.write_pending(key, (op.encoded,))]
+        change.pending = [backend.write_pending(key, (op.encoded,), durable=False)]
         change.done, change.outcome = True, change.fact
         return
     data = _write_data(backend, change, op)
     if data is not None:
         try:
-            sidecar = backend.write_pending(sidecar_path(op.sidecar.storage_path), (op.encoded,))
+            sidecar = backend.write_pending(
+                sidecar_path(op.sidecar.storage_path), (op.encoded,), durable=False
+            )
         except BaseException:
             backend.discard_pending(data)
             raise
@@ -222,7 +230,7 @@ def _write_pending(backend: StorageBackend, change: Change) -> None:
 def _write_data(backend: StorageBackend, change: Change, op: NewFile) -> WrittenObject | None:
     expected = op.sidecar
     try:
-        pending = backend.write_pending(expected.storage_path, op.open_source())
+        pending = backend.write_pending(expected.storage_path, op.open_source(), durable=False)
     except StagedObjectMissing as exc:
         change.outcome = op.rejected(RejectionReason.STAGED_OBJECT_MISSING, str(exc))
         return None

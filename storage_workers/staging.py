@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import TypeAdapter
 
@@ -15,13 +16,27 @@ from storage_workers.backends import (
     ObjectMissing,
     S3Storage,
 )
-from storage_workers.backends.base import check_key
+from storage_workers.backends.base import FileSource, check_key
 
 _CLAIM_CHECK: TypeAdapter[StagedObject] = TypeAdapter(StagedObject)
 
 
 class StagedObjectMissing(Exception):
     """The command's staged bytes are not there (never staged, or already cleaned up)."""
+
+
+class StagedFile(FileSource):
+    """A staged file on local disk (a local element copies it with the kernel)."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        super().__init__(path)
+        self.name = name
+
+    def open(self) -> BinaryIO:
+        try:
+            return super().open()
+        except FileNotFoundError:
+            raise StagedObjectMissing(f"staged object {self.name} does not exist") from None
 
 
 class Staging:
@@ -74,9 +89,18 @@ class Staging:
             raise StagedObjectMissing(f"staged object {describe(staged)} does not exist")
         return info.size
 
-    def open(self, staged: StagedObject) -> Iterator[bytes]:
-        """Stream the staged bytes; raises :class:`StagedObjectMissing`."""
+    def open(self, staged: StagedObject) -> Iterable[bytes]:
+        """The staged bytes as a stream; raises :class:`StagedObjectMissing`.
+
+        A staged file is returned as a :class:`StagedFile`, which a local element copies with
+        the kernel; it raises :class:`StagedObjectMissing` when it is read if it is gone by then.
+        """
         storage, key = self._locate(staged)
+        if isinstance(storage, LocalStorage):
+            path = storage.path(key)
+            if not path.is_file():
+                raise StagedObjectMissing(f"staged object {describe(staged)} does not exist")
+            return StagedFile(path, describe(staged))
         try:
             return storage.read_range(key)
         except ObjectMissing:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import events
@@ -103,9 +104,32 @@ def iter_file(handle: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]
         yield chunk
 
 
+class FileSource:
+    """Bytes in a local file: streamed as chunks, or copied by the kernel where it can.
+
+    A local element copies such a source with ``copy_file_range`` instead of streaming it
+    through Python; every other writer just iterates it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def open(self) -> BinaryIO:
+        """The file, open for reading (raises ``FileNotFoundError`` when it is gone)."""
+        return open(self.path, "rb")
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self.open() as handle:
+            yield from iter_file(handle)
+
+
 @dataclass(frozen=True, slots=True)
 class WrittenObject:
-    """Bytes that reached the storage durably but are not visible under their key yet."""
+    """Bytes that reached the storage but are not visible under their key yet.
+
+    Durable unless written with ``durable=False``; then :meth:`StorageBackend.make_durable`
+    must run before it is published.
+    """
 
     key: str
     size: int
@@ -119,7 +143,9 @@ class StorageBackend(Protocol):
 
     Keys are '/'-separated paths relative to the element root. Writes go through a temporary
     object that is durable before it becomes visible (:meth:`write_pending` then
-    :meth:`publish_pending`); small files are written with :meth:`write_atomic`. Directory
+    :meth:`publish_pending`); a batch may write its objects with ``durable=False`` and make
+    them durable together (:meth:`make_durable`), which on a disk is one flush instead of one
+    per file. Small files are written with :meth:`write_atomic`. Directory
     entries are made durable by :meth:`sync_dirs` (a no-op where the storage has no directories).
     """
 
@@ -127,8 +153,18 @@ class StorageBackend(Protocol):
         """The element's location as announced in ``ElementRegistered``."""
         ...
 
-    def write_pending(self, key: str, chunks: Iterable[bytes]) -> WrittenObject:
-        """Stream ``chunks`` into a durable temporary object for ``key``; hash while writing."""
+    def write_pending(
+        self, key: str, chunks: Iterable[bytes], *, durable: bool = True
+    ) -> WrittenObject:
+        """Stream ``chunks`` into a temporary object for ``key``; hash while writing.
+
+        ``chunks`` may be a :class:`FileSource`. With ``durable=False`` the object is durable
+        only after :meth:`make_durable`.
+        """
+        ...
+
+    def make_durable(self, written: Sequence[WrittenObject]) -> None:
+        """Make objects written with ``durable=False`` durable (all of them, or raise)."""
         ...
 
     def publish_pending(self, written: WrittenObject) -> None:

@@ -8,7 +8,7 @@ without its sidecar is an unfinished create that recovery removes.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, Literal, cast
 
 import urllib3
@@ -86,7 +86,9 @@ class S3Storage:
     def _key(self, name: str) -> str:
         return name[len(self.prefix) + 1 :] if self.prefix else name
 
-    def write_pending(self, key: str, chunks: Iterable[bytes]) -> WrittenObject:
+    def write_pending(
+        self, key: str, chunks: Iterable[bytes], *, durable: bool = True
+    ) -> WrittenObject:
         reader = HashingReader(chunks)
         with _errors(key):
             self.client.put_object(
@@ -97,6 +99,9 @@ class S3Storage:
                 part_size=PART_SIZE,
             )
         return WrittenObject(key, reader.size, reader.sha256, key)
+
+    def make_durable(self, written: Sequence[WrittenObject]) -> None:
+        """Nothing to do: a completed PUT is durable."""
 
     def publish_pending(self, written: WrittenObject) -> None:
         """Nothing to do: the object is already under its key; its sidecar makes it a file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from artstore.stack import ensure_stack
 from events import S3Backend
 from storage_workers.backends import (
     ByteRange,
+    FileSource,
     InvalidKey,
     LocalStorage,
     ObjectMissing,
@@ -62,6 +64,33 @@ def test_pending_write_is_invisible_until_published(backend: StorageBackend) -> 
     backend.sync_dirs(["2026/01/02/03/a.bin"])
     assert backend.stat("2026/01/02/03/a.bin").size == len(content)  # type: ignore[union-attr]
     assert b"".join(backend.read_range("2026/01/02/03/a.bin")) == content
+    assert not [i for i in backend.list() if is_temporary(i.key)]
+
+
+def test_a_local_file_source_is_stored_whole(backend: StorageBackend, tmp_path: Path) -> None:
+    content = os.urandom(40 * 1024 * 1024 + 123)
+    (tmp_path / "staged").write_bytes(content)
+    written = backend.write_pending("2026/01/02/03/big.bin", FileSource(tmp_path / "staged"))
+    assert (written.size, written.sha256) == (len(content), hashlib.sha256(content).hexdigest())
+    backend.publish_pending(written)
+    assert b"".join(backend.read_range("2026/01/02/03/big.bin")) == content
+
+
+@pytest.mark.parametrize("count", [3, 40], ids=["file by file", "whole batch"])
+def test_a_batch_written_lazily_is_made_durable_together(
+    backend: StorageBackend, count: int
+) -> None:
+    written = [
+        backend.write_pending(f"2026/01/02/04/{i}.bin", [f"file {i}".encode()], durable=False)
+        for i in range(count)
+    ]
+    backend.make_durable(written)
+    for item in written:
+        backend.publish_pending(item)
+    backend.sync_dirs([w.key for w in written])
+    assert [backend.read_bytes(f"2026/01/02/04/{i}.bin") for i in range(count)] == [
+        f"file {i}".encode() for i in range(count)
+    ]
     assert not [i for i in backend.list() if is_temporary(i.key)]
 
 
