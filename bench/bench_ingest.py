@@ -1,6 +1,6 @@
 """End-to-end ingest through the real broker vs. a durable-write baseline, in the same run.
 
-    python -m bench.bench_ingest                      # 2,000 x 4 KB and 1 x 256 MB
+    python -m bench.bench_ingest                      # 2,000 x 4 KB and 2 x 256 MB
     python -m bench.bench_ingest --small 20000 --large 4
 
 The worker path: UploadRequested (with a token) on the broker -> worker verifies, streams the
@@ -274,7 +274,7 @@ def result(case: str, ours: float, theirs: float, unit: str, *, target: float) -
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=2000, help="number of 4 KB files")
-    parser.add_argument("--large", type=int, default=1, help="number of large files")
+    parser.add_argument("--large", type=int, default=2, help="number of large files")
     parser.add_argument("--large-mb", type=int, default=256, help="size of a large file in MB")
     parser.add_argument("--batch", type=int, default=500, help="worker batch size")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per case")

@@ -128,7 +128,6 @@ async def process_file_command(
                         )
                     )
         await worker.commit(changes, extra, dead, [record], announce, acknowledge)
-        worker.apply_to_catalogue(changes)
 
 
 async def process_element_command(

@@ -22,6 +22,7 @@ from storage_workers.journal import (
     Journal,
     JournalEntry,
     JournalOp,
+    RecoveryReport,
     new_entry,
     recover_entry,
     tombstone_key,
@@ -123,7 +124,8 @@ async def commit_changes(
 
     On return each change has ``done`` and its ``outcome`` (the fact that was announced).
     A backend error propagates after the change set was rolled back; nothing is announced
-    or acknowledged, so the caller may retry the same commands.
+    or acknowledged, so the caller may retry the same commands. Changes that recovery found
+    complete (a create whose sidecar had landed) are kept and have ``done`` set.
     """
     kinds = {_STEP_PREFIX[_KIND[type(c.operation)]] for c in changes}
 
@@ -158,7 +160,13 @@ async def commit_changes(
         #    a sidecar. All files of the batch are written in parallel, then made durable by one
         #    barrier for all of them (on a disk: one flush, not one fsync per file), still
         #    before any of them gets its name.
-        await asyncio.gather(*(_io(_write_pending, backend, c) for c in changes))
+        # Every write finishes (or fails) before anything else happens: rolling back while
+        # another thread is still writing would miss what it writes afterwards.
+        results = await asyncio.gather(
+            *(_io(_write_pending, backend, c) for c in changes), return_exceptions=True
+        )
+        if failure := next((r for r in results if isinstance(r, BaseException)), None):
+            raise failure
         written = [w for c in changes for w in c.pending]
         if written:
             await _io(backend.make_durable, written)
@@ -176,7 +184,9 @@ async def commit_changes(
         await _io(backend.sync_dirs, _touched_dirs(changes))
         crash("dir-synced")
     except BaseException:
-        await _io(recover_entry, journal, entry)
+        report = await _io(recover_entry, journal, entry)
+        assert isinstance(report, RecoveryReport)
+        _mark_survivors(changes, report)
         raise
     # 6. Journal commit: the change is complete on storage; recovery has nothing to do. Its
     #    claim checks stay on record until step 9 has removed the staged bytes.
@@ -195,6 +205,19 @@ async def commit_changes(
     #    A crash before they are gone leaves the release record; the next start finishes it.
     if release is not None:
         await release(entry, [c for c in changes if c.done])
+
+
+def _mark_survivors(changes: Sequence[Change], report: RecoveryReport) -> None:
+    """After a rollback, ``done`` says which changes recovery found complete on storage.
+
+    A create whose sidecar had landed, or a delete that was under way, is kept (and finished);
+    everything else is undone. The caller must count the survivors as stored or deleted:
+    otherwise retrying the same commands would store a file a second time.
+    """
+    survivors = {*report.completed_creates, *report.completed_deletes}
+    for change in changes:
+        kept = isinstance(change.operation, NewFile | FileRemoval)
+        change.done = kept and str(change.file_id) in survivors
 
 
 def _touched_dirs(changes: Sequence[Change]) -> list[str]:

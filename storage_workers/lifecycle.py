@@ -85,5 +85,4 @@ async def sweep_expired(worker: ElementWorker, *, announce: Announce, limit: int
             return None
 
         await worker.commit(changes, [], [], [], announce, no_ack)
-        worker.apply_to_catalogue(changes)
         return len(changes)

@@ -104,7 +104,6 @@ async def process_uploads(
                 changes.append(_new_file(worker, command, decision, corr))
         handled = list(records[: outcome.processed])
         await worker.commit(changes, extra, dead, handled, announce, acknowledge, release=True)
-        worker.apply_to_catalogue(changes)
         for change in changes:
             if change.done:
                 assert isinstance(change.operation, NewFile)

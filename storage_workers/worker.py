@@ -195,7 +195,8 @@ class ElementWorker:
         *,
         release: bool = False,
     ) -> None:
-        """Make ``changes`` durable (:func:`commit_changes`), announce, acknowledge ``handled``."""
+        """Make ``changes`` durable (:func:`commit_changes`), announce, acknowledge ``handled``;
+        record in the catalogue what is durable."""
 
         async def publish(outcomes: list[Outgoing]) -> None:
             facts = outcomes + extra
@@ -215,14 +216,19 @@ class ElementWorker:
             self.cleanups.add(task)
             task.add_done_callback(self.cleanups.discard)
 
-        await commit_changes(
-            self.backend,
-            self.journal,
-            changes,
-            announce=publish,
-            acknowledge=ack,
-            release=remove_staged if release else None,
-        )
+        try:
+            await commit_changes(
+                self.backend,
+                self.journal,
+                changes,
+                announce=publish,
+                acknowledge=ack,
+                release=remove_staged if release else None,
+            )
+        finally:
+            # Whatever is durable is in the element, even when a later step (or a rollback)
+            # failed: the catalogue must know it, or a retry would store the file again.
+            self.apply_to_catalogue(changes)
 
     async def _release(self, entry: JournalEntry, claim_checks: Sequence[str]) -> None:
         try:

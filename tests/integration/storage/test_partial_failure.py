@@ -1,0 +1,148 @@
+"""A storage failure partway through a batch: what landed is kept and counted, the rest undone.
+
+The backends are real (a local directory and SeaweedFS); a wrapper makes one call fail the way
+a full disk or a dropped connection would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events import FileStored, Outgoing, RejectionReason, new_event
+from storage_workers.backends import BackendError, LocalStorage, StorageBackend, WrittenObject
+from storage_workers.durability import Change, NewFile, commit_changes
+from storage_workers.journal import Journal
+from storage_workers.naming import sidecar_path, storage_filename, storage_path
+from storage_workers.sidecar import Sidecar
+from tests.integration.storage.test_backend_contract import s3_storage
+
+
+class FailsOnce:
+    """A real backend whose ``method`` raises on its ``nth`` call with a sidecar key."""
+
+    def __init__(self, backend: StorageBackend, method: str, nth: int) -> None:
+        self._backend = backend
+        self._method = method
+        self._left = nth
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._backend, name)
+        if name != self._method:
+            return real
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            first = args[0]
+            key = first.key if isinstance(first, WrittenObject) else first
+            if isinstance(key, str) and key.endswith(".attr.json"):
+                self._left -= 1
+                if self._left == 0:
+                    raise BackendError(f"injected failure at {name} {key}")
+            return real(*args, **kwargs)
+
+        return failing
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+    return LocalStorage(tmp_path / "element") if request.param == "local" else s3_storage()
+
+
+def new_file(staged: Path, content: bytes) -> Change:
+    now = datetime.now(UTC)
+    file_id = uuid.uuid4()
+    name = storage_filename("doc.txt", "tester", now, file_id)
+    sidecar = Sidecar(
+        file_id=file_id,
+        original_filename="doc.txt",
+        storage_filename=name,
+        file_size=len(content),
+        content_type="text/plain",
+        checksum=hashlib.sha256(content).hexdigest(),
+        created_at=now,
+        updated_at=now,
+        created_by_id="svc",
+        created_by_username="tester",
+        storage_path=storage_path(now, name),
+        element_id="se-1",
+        retention_policy="permanent",
+    )
+    staged.write_bytes(content)
+
+    def rejected(reason: RejectionReason, detail: str) -> Outgoing:
+        raise AssertionError(f"unexpected rejection {reason}: {detail}")
+
+    fact = Outgoing(new_event(FileStored(file=sidecar.to_record()), source="test://"))
+    operation = NewFile(sidecar, sidecar.encode(), lambda: [staged.read_bytes()], rejected, "{}")
+    return Change(operation, fact)
+
+
+@pytest.mark.parametrize(
+    ("method", "nth"),
+    [("publish_pending", 3), ("write_pending", 3), ("sync_dirs", 1)],
+    ids=["publishing a sidecar", "writing a sidecar", "syncing directories"],
+)
+async def test_a_failed_batch_keeps_what_landed_and_says_so(
+    backend: StorageBackend, tmp_path: Path, method: str, nth: int
+) -> None:
+    if method == "sync_dirs":
+        failing: Any = FailsOnce(backend, method, nth)
+        failing._backend = _SyncDirsFails(backend)
+    else:
+        failing = FailsOnce(backend, method, nth)
+    changes = [new_file(tmp_path / f"staged-{i}", f"file {i}".encode()) for i in range(6)]
+    announced: list[Outgoing] = []
+
+    async def announce(facts: list[Outgoing]) -> None:
+        announced.extend(facts)
+
+    async def acknowledge() -> None:
+        raise AssertionError("a failed batch must not be acknowledged")
+
+    with pytest.raises(BackendError, match="injected"):
+        await commit_changes(
+            failing, Journal(failing), changes, announce=announce, acknowledge=acknowledge
+        )
+
+    assert announced == []
+    for change in changes:
+        path = change.data_path
+        landed = backend.stat(sidecar_path(path)) is not None
+        assert change.done is landed, f"{path}: done={change.done}, sidecar there={landed}"
+        if landed:
+            staged = tmp_path / f"staged-{changes.index(change)}"
+            assert backend.read_bytes(path) == staged.read_bytes()
+        else:
+            assert backend.stat(path) is None, f"{path} was left without its sidecar"
+    assert Journal(backend).pending() == []
+    if method == "sync_dirs":
+        assert all(change.done for change in changes)
+    elif method == "publish_pending" and isinstance(backend, LocalStorage):
+        assert [c.done for c in changes] == [True, True, False, False, False, False]
+
+
+class _SyncDirsFails:
+    """Passes everything through; ``sync_dirs`` on data directories raises once."""
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self._backend = backend
+        self._failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._backend, name)
+        if name != "sync_dirs":
+            return real
+
+        def failing(keys: Any) -> None:
+            keys = list(keys)
+            if not self._failed and any(k.endswith(".txt") for k in keys):
+                self._failed = True
+                raise BackendError("injected failure at sync_dirs")
+            real(keys)
+
+        return failing
