@@ -115,8 +115,13 @@ async def commit_changes(
     announce: Callable[[list[Outgoing]], Awaitable[None]],
     acknowledge: Callable[[], Awaitable[None]],
     release: Callable[[JournalEntry, Sequence[Change]], Awaitable[None]] | None = None,
+    redeliverable: bool = True,
 ) -> None:
     """Make ``changes`` durable, announce them, then acknowledge the commands that asked.
+
+    ``redeliverable=False`` is for changes no command asked for (TTL expiry): nothing would
+    announce them again after a crash, so the journal keeps their record until ``release``
+    has run after the announcement.
 
     This is the one function that orders the side effects (SPEC §3). Each step names the crash
     it guards against; every step is one barrier for the whole batch, so a batch of N files
@@ -145,6 +150,7 @@ async def commit_changes(
             for c in changes
             if isinstance(c.operation, NewFile) and release is not None
         },
+        unannounced=not redeliverable,
     )
     # 1. Journal intent first: after a crash anywhere below, recovery knows which files were in
     #    flight and can remove half-written data or finish a half-done delete.

@@ -4,7 +4,9 @@ An entry is written (atomically) before any file of a change is touched and remo
 file of the change is durable. An entry that names claim checks (the staged bytes of its
 uploads) moves to ``.artstore/releases/`` instead, until those bytes are removed: a crash between
 acknowledging the uploads and removing their staged bytes leaves the release record behind,
-and the worker finishes the removal at its next start.
+and the worker finishes the removal at its next start. So does an entry whose facts no command
+would announce again if they were lost (TTL expiry): its record stays until they are published,
+and a start after a crash publishes them from the record's tombstones.
 
 On start, each journal entry left behind is an interrupted change: creates without a sidecar are
 rolled back, creates with one are complete (the sidecar is written last), deletes are
@@ -51,6 +53,9 @@ class JournalEntry:
     """file_id -> the tombstone (FileDeleted fact, JSON) a delete leaves behind."""
     staged: dict[str, str] = field(default_factory=dict)
     """file_id -> the claim check (staged object, JSON) a create reads its bytes from."""
+    unannounced: bool = False
+    """No command would be redelivered to announce this change again (a TTL expiry): its
+    record is kept, durably, until its facts are published."""
 
     @property
     def key(self) -> str:
@@ -74,6 +79,7 @@ class JournalEntry:
                 ],
                 "tombstones": self.tombstones,
                 "staged": self.staged,
+                "unannounced": self.unannounced,
             }
         ).encode()
 
@@ -87,6 +93,7 @@ class JournalEntry:
             ops=tuple(JournalOp(o["kind"], o["file_id"], o["data_path"]) for o in doc["ops"]),
             tombstones=dict(doc.get("tombstones", {})),
             staged=dict(doc.get("staged", {})),
+            unannounced=bool(doc.get("unannounced", False)),
         )
 
 
@@ -94,10 +101,16 @@ def new_entry(
     ops: list[JournalOp],
     tombstones: dict[str, str] | None = None,
     staged: dict[str, str] | None = None,
+    *,
+    unannounced: bool = False,
 ) -> JournalEntry:
     """A fresh intent for ``ops``."""
     return JournalEntry(
-        txid=uuid.uuid4().hex, ops=tuple(ops), tombstones=tombstones or {}, staged=staged or {}
+        txid=uuid.uuid4().hex,
+        ops=tuple(ops),
+        tombstones=tombstones or {},
+        staged=staged or {},
+        unannounced=unannounced,
     )
 
 
@@ -120,16 +133,20 @@ class Journal:
     def commit(self, entry: JournalEntry) -> None:
         """Forget the intent: every file of the change is durable.
 
-        An entry with claim checks becomes a release record first (see :meth:`released`).
-        Neither step need be synced: if it is lost, recovery finds a finished change and
-        replaying it changes nothing.
+        An entry with claim checks, or with facts only it can announce again, becomes a
+        release record first (see :meth:`released`). For claim checks neither step need be
+        synced: if one is lost, recovery finds a finished change and replaying it changes
+        nothing, or staged bytes stay behind. An unannounced record is synced before the intent
+        goes, since losing it would lose the facts.
         """
-        if entry.staged:
+        if entry.staged or entry.unannounced:
             self.backend.write_atomic(entry.release_key, entry.encode())
+        if entry.unannounced:
+            self.backend.sync_dirs([entry.release_key])
         self.backend.delete(entry.key)
 
     def released(self, entry: JournalEntry) -> None:
-        """The entry's staged bytes are gone: forget its release record."""
+        """The entry's staged bytes are gone and its facts published: forget its record."""
         self.backend.delete(entry.release_key)
 
     def releases(self) -> list[JournalEntry]:

@@ -1,5 +1,5 @@
 """An element's life around the commands: loading it, expiring temporary files, and finishing
-the removal of staged bytes that a crash interrupted."""
+what a crash interrupted after the journal commit (removing staged bytes, announcing expiries)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from events import DeletionReason
+from events import DeletionReason, FileDeleted
 from storage_workers import element as element_file
 from storage_workers.catalogue import Catalogue
 from storage_workers.sidecar import Templates
@@ -55,13 +55,37 @@ async def release_leftover_staging(worker: ElementWorker) -> int:
             ]
             worker.staging.remove_all(done)
             removed += len(done)
-            worker.journal.released(entry)
+            if not entry.unannounced:
+                worker.journal.released(entry)
         return removed
 
     removed = await asyncio.to_thread(release)
     if removed:
         log.warning("removed staged bytes a crash left behind", extra={"removed": removed})
     return removed
+
+
+async def announce_leftovers(worker: ElementWorker, announce: Announce) -> int:
+    """Publish the facts of changes that a crash left unannounced (TTL expiry), from their
+    records' tombstones; then forget the records. Returns how many facts went out.
+
+    A crash after the facts were published but before the record was removed announces them
+    twice; a FileDeleted is idempotent for every reader.
+    """
+    entries = [e for e in await asyncio.to_thread(worker.journal.releases) if e.unannounced]
+    published = 0
+    for entry in entries:
+        facts = [
+            worker.fact(FileDeleted.model_validate_json(tombstone))
+            for tombstone in entry.tombstones.values()
+        ]
+        if facts:
+            await announce(facts, [])
+        await asyncio.to_thread(worker.journal.released, entry)
+        published += len(facts)
+    if published:
+        log.warning("announced deletions a crash left unannounced", extra={"facts": published})
+    return published
 
 
 async def sweep_expired(worker: ElementWorker, *, announce: Announce, limit: int = 200) -> int:
@@ -84,5 +108,9 @@ async def sweep_expired(worker: ElementWorker, *, announce: Announce, limit: int
         async def no_ack(_records: Sequence[Record]) -> None:
             return None
 
-        await worker.commit(changes, [], [], [], announce, no_ack)
+        # No command asked for these deletes, so none would be redelivered to announce them
+        # after a crash: the journal keeps their record until they are published.
+        await worker.commit(
+            changes, [], [], [], announce, no_ack, release=True, redeliverable=False
+        )
         return len(changes)

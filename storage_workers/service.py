@@ -34,6 +34,7 @@ from events import (
     records_of,
 )
 from storage_workers import element as element_file
+from storage_workers import lifecycle
 from storage_workers.admission import TransientFailure
 from storage_workers.backends import BackendError, StorageBackend, open_backend
 from storage_workers.config import WorkerConfig
@@ -160,6 +161,7 @@ class StorageService:
         await self.worker.load()
         await self.broker.start()
         await self._publish([self.fact_registered()], [])
+        await lifecycle.announce_leftovers(self.worker, self._publish)
         await self._start_command_subscribers()
         await self._start_watcher()
         self._tasks = [

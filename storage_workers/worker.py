@@ -194,6 +194,7 @@ class ElementWorker:
         acknowledge: Acknowledge,
         *,
         release: bool = False,
+        redeliverable: bool = True,
     ) -> None:
         """Make ``changes`` durable (:func:`commit_changes`), announce, acknowledge ``handled``;
         record in the catalogue what is durable."""
@@ -224,6 +225,7 @@ class ElementWorker:
                 announce=publish,
                 acknowledge=ack,
                 release=remove_staged if release else None,
+                redeliverable=redeliverable,
             )
         finally:
             # Whatever is durable is in the element, even when a later step (or a rollback)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -22,6 +24,7 @@ from artstore.settings import Settings
 from auth.testing import TestSigner
 from events import (
     DeleteFile,
+    DeletionReason,
     FileDeleted,
     FileStored,
     MetadataUpdated,
@@ -30,6 +33,8 @@ from events import (
     UpdateMetadata,
     create_topics,
 )
+from storage_workers.naming import storage_filename, storage_path
+from storage_workers.sidecar import Sidecar
 from tests.e2e.storage.worker_process import WorkerProcess
 from tests.helpers import read_events, wait_until
 from tests.storage_support import Producer
@@ -51,7 +56,9 @@ SCENARIOS = (
     [("upload", s) for s in UPLOAD_STEPS]
     + [("update", s) for s in UPDATE_DELETE_STEPS]
     + [("delete", s) for s in UPDATE_DELETE_STEPS]
+    + [("expiry", s) for s in UPDATE_DELETE_STEPS]
 )
+"""An expiry is a delete no command asked for (the TTL sweep): its crash points are the delete's."""
 LANES = 6
 """Scenarios at once: enough to overlap the group joins, few enough for a two-core machine."""
 ELEMENT = "se-crash"
@@ -94,6 +101,34 @@ async def facts_until(settings: Settings, model: type, file_id: UUID) -> list[Re
     return [event for _, event in received]
 
 
+def plant_expired(root: Path, content: bytes) -> UUID:
+    """A temporary file stored two days ago with a one-day TTL, as its sidecar says."""
+    stored_at = datetime.now(UTC) - timedelta(days=2)
+    file_id = uuid.uuid4()
+    name = storage_filename("expiring.txt", "tester", stored_at, file_id)
+    sidecar = Sidecar(
+        file_id=file_id,
+        original_filename="expiring.txt",
+        storage_filename=name,
+        file_size=len(content),
+        content_type="text/plain",
+        checksum=hashlib.sha256(content).hexdigest(),
+        created_at=stored_at,
+        updated_at=stored_at,
+        created_by_id="svc",
+        created_by_username="tester",
+        storage_path=storage_path(stored_at, name),
+        element_id=ELEMENT,
+        retention_policy="temporary",
+        ttl_expires_at=stored_at + timedelta(days=1),
+    )
+    data = root / sidecar.storage_path
+    data.parent.mkdir(parents=True)
+    data.write_bytes(content)
+    Path(f"{data}.attr.json").write_bytes(sidecar.encode())
+    return file_id
+
+
 async def run_scenario(
     family: str, step: str, settings: Settings, jwks_file: Path, signer: TestSigner
 ) -> Outcome:
@@ -118,17 +153,21 @@ async def run_scenario(
         floor_full_bytes=0,
         floor_critical_bytes=0,
         floor_warning_bytes=0,
+        ttl_sweep_interval_s=0.5,
     )
     producer = Producer(settings, signer, settings.data_dir / "staging")
     await producer.start()
     content = f"crash at {step}".encode() * 50
     upload = producer.upload(content, f"{step}.txt", retention_policy="temporary")
     outcome = Outcome(root, upload.file_id, producer.staging / upload.staged.path)  # type: ignore[union-attr]
+    if family == "expiry":
+        outcome = Outcome(root, plant_expired(root, content))
     try:
-        worker.start(crash_at=f"{family}.{step}")
+        worker.start(crash_at=f"{'delete' if family == 'expiry' else family}.{step}")
         await wait_until(worker.ready_async, 30, message="worker ready")
-        await producer.send(upload)
-        if family != "upload":
+        if family != "expiry":
+            await producer.send(upload)
+        if family in ("update", "delete"):
             stored = await facts_until(settings, FileStored, upload.file_id)
             outcome.stored = Outcome(root, upload.file_id, facts=stored).of(
                 FileStored, upload.file_id
@@ -145,10 +184,10 @@ async def run_scenario(
         outcome.exit_code = worker.exited()
         worker.proc = None
         worker.start()
-        done = {"upload": FileStored, "update": MetadataUpdated, "delete": FileDeleted}[family]
+        done = {"upload": FileStored, "update": MetadataUpdated}.get(family, FileDeleted)
         # The restarted worker recovers while its fact is awaited; ready means recovery is done.
         outcome.facts, _ = await asyncio.gather(
-            facts_until(settings, done, upload.file_id),
+            facts_until(settings, done, outcome.file_id),
             wait_until(worker.ready_async, 30, message="worker ready after restart"),
         )
     except Exception as exc:
@@ -229,3 +268,17 @@ def test_delete_completes_after_a_crash_at(step: str, outcomes: dict[str, Outcom
     assert deleted.storage_path == outcome.stored.file.storage_path
     assert (outcome.root / ".artstore" / "deleted" / f"{outcome.file_id}.json").exists()
     assert_clean(outcome.root)
+
+
+@pytest.mark.parametrize("step", UPDATE_DELETE_STEPS)
+def test_an_expiry_is_completed_and_announced_after_a_crash_at(
+    step: str, outcomes: dict[str, Outcome]
+) -> None:
+    outcome = outcome_of(outcomes, f"expiry.{step}")
+    announced = outcome.of(FileDeleted, outcome.file_id)
+    assert announced, "the expiry must be announced even though the worker died"
+    assert {d.reason for d in announced} == {DeletionReason.TTL_EXPIRED}
+    assert files_of(outcome.root, outcome.file_id) == []
+    assert (outcome.root / ".artstore" / "deleted" / f"{outcome.file_id}.json").exists()
+    assert_clean(outcome.root)
+    assert not list((outcome.root / ".artstore" / "releases").glob("*.json"))
