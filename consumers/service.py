@@ -128,7 +128,7 @@ def run_projector_process(settings: Settings, projector_settings: ProjectorSetti
     """Run the projector until SIGINT or SIGTERM (the ``artstore query projector`` command)."""
     tune_garbage_collector()
     if projector_settings.metrics_port is not None:
-        start_http_server(projector_settings.metrics_port, addr="127.0.0.1")
+        start_http_server(projector_settings.metrics_port, addr=projector_settings.metrics_host)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -24,6 +24,11 @@ class ProjectorSettings(BaseSettings):
     )
     max_backoff_s: float = Field(30.0, gt=0, description="Longest wait between database retries.")
     metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port.")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the metrics server binds to; 0.0.0.0 to be scraped from outside "
+        "a container.",
+    )
     cache_generation_key: str = Field(
         "artstore:query:generation",
         description="Redis key bumped after every batch that changed files or uploads.",

@@ -53,6 +53,11 @@ class WorkerConfig(BaseSettings):
     token_issuer: str = "http://127.0.0.1:8080"
     token_audience: str = "artstore"
     health_port: int | None = Field(None, ge=0, le=65535)
+    health_host: str = Field(
+        "127.0.0.1",
+        description="Address the health and metrics server binds to; 0.0.0.0 in a container "
+        "whose health is probed, or whose metrics are scraped, from outside.",
+    )
     batch_max_records: int = Field(500, gt=0)
     retry_attempts: int = Field(5, ge=1)
     retry_backoff_s: float = Field(0.2, gt=0)

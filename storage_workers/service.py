@@ -120,7 +120,7 @@ class StorageService:
     async def start(self) -> None:
         """Recover the element, announce it, start consuming."""
         if self.config.health_port is not None:
-            await self.health.start("127.0.0.1", self.config.health_port)
+            await self.health.start(self.config.health_host, self.config.health_port)
         now = datetime.now(UTC)
         state = await asyncio.to_thread(
             element_file.load_or_create,

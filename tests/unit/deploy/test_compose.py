@@ -150,3 +150,24 @@ def test_the_image_runs_as_an_unprivileged_user() -> None:
         "schemas",
     ):
         assert f"COPY {package} ./{package}" in dockerfile, f"{package} is not in the image"
+
+
+def test_every_setting_in_the_environment_is_one_the_services_read(services) -> None:
+    from artstore.settings import Settings
+    from auth.settings import AuthSettings
+    from consumers.settings import ProjectorSettings
+    from facade.settings import FacadeSettings
+    from storage_workers.config import WorkerConfig
+
+    by_prefix = {
+        "ARTSTORE_STORAGE_": WorkerConfig,
+        "ARTSTORE_PROJECTOR_": ProjectorSettings,
+        "ARTSTORE_FACADE_": FacadeSettings,
+        "ARTSTORE_AUTH_": AuthSettings,
+        "ARTSTORE_": Settings,
+    }
+    for name in ARTSTORE_SERVICES | ONE_SHOT:
+        for key in services[name].get("environment", {}):
+            prefix = next(p for p in by_prefix if key.startswith(p))
+            field = key.removeprefix(prefix).lower()
+            assert field in by_prefix[prefix].model_fields, f"{name}: {key} is read by nothing"
