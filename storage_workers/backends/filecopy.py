@@ -150,8 +150,10 @@ def _hash_range(digest: hashlib._Hash, fd: int, offset: int, length: int) -> Non
     """Feed ``[offset, offset+length)`` of ``fd`` to ``digest`` straight from the page cache."""
     aligned = offset - offset % mmap.ALLOCATIONGRANULARITY
     size = length + offset - aligned
-    with (
-        mmap.mmap(fd, size, prot=mmap.PROT_READ, offset=aligned) as pages,
-        memoryview(pages) as view,
-    ):
+    try:
+        pages = mmap.mmap(fd, size, prot=mmap.PROT_READ, offset=aligned)
+    except OSError:  # a file system that can't map files: read the range instead
+        digest.update(os.pread(fd, length, offset))
+        return
+    with pages, memoryview(pages) as view:
         digest.update(view[offset - aligned :])

@@ -83,3 +83,15 @@ def test_file_system_flush_reports_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         filecopy.sync_filesystem(str(tmp_path / "nowhere"))
     assert filecopy.sync_filesystem(str(tmp_path)) is sys.platform.startswith("linux")
+
+
+def test_hashes_by_reading_where_files_cannot_be_mapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cannot(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENODEV, "no mmap here")
+
+    monkeypatch.setattr(filecopy.mmap, "mmap", cannot)
+    content = os.urandom(COPY_CHUNK + 77)
+    (tmp_path / "in").write_bytes(content)
+    assert copy(tmp_path / "in", tmp_path / "out")[1] == hashlib.sha256(content).hexdigest()
