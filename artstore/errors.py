@@ -31,4 +31,8 @@ def explain(exc: BaseException) -> str | None:
         return f"cannot reach Kafka ({exc}): {_START_STACK}"
     if isinstance(exc, ConnectionRefusedError | TimeoutError):
         return f"a service did not answer ({exc}): {_START_STACK}"
+    from storage_workers.rebuild import ElementNotFound
+
+    if isinstance(exc, ElementNotFound):
+        return str(exc)
     return None

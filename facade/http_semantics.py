@@ -105,11 +105,18 @@ def if_range_holds(header: str | None, etag: str, last_modified: str) -> bool:
 
 
 def content_disposition(filename: str, *, inline: bool = False) -> str:
-    """RFC 6266: an ASCII fallback ``filename`` and the exact name as UTF-8 ``filename*``."""
+    """RFC 6266: an ASCII fallback ``filename`` and the name as UTF-8 ``filename*``.
+
+    Both carry only the last segment of the original name (``a/../b.txt`` -> ``b.txt``), and
+    ``download`` where nothing usable is left (``..``), so that no recipient is offered a path.
+    """
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "")
+    if name in ("", ".", ".."):
+        name = "download"
     fallback = (
-        "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%/' else "_" for c in filename).strip()
+        "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"%' else "_" for c in name).strip()
         or "download"
     )
-    encoded = quote(filename, safe="")
+    encoded = quote(name, safe="")
     kind = "inline" if inline else "attachment"
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"

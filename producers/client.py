@@ -28,7 +28,7 @@ from events import (
     new_event,
 )
 from producers.accounts import AccountsAdmin
-from producers.downloads import DownloadProgress, download
+from producers.downloads import DownloadProgress, download, local_filename
 from producers.errors import InvalidUpload, NotFound, Rejected, Timeout
 from producers.http import AuthorizedHttp
 from producers.models import (
@@ -436,7 +436,7 @@ class ArtStoreClient:
         sidecar = await self.get_metadata(fid)
         target: Path | BinaryIO
         if to is None or isinstance(to, str | Path):
-            name = Path(str(sidecar.get("original_filename") or fid)).name
+            name = local_filename(sidecar.get("original_filename"), str(fid))
             path = Path(to) if to is not None else Path.cwd() / name
             target = path / name if path.is_dir() else path
             if not overwrite and target.exists():

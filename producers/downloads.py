@@ -36,6 +36,13 @@ class _Sink:
         self.stream.truncate()
 
 
+def local_filename(original: object, fallback: str) -> str:
+    """A name to save a download under: the last segment of the original name, or
+    ``fallback`` (the file id) when nothing safe is left (``..``, ``.``, empty)."""
+    name = str(original or "").replace("\\", "/").replace("\x00", "").rsplit("/", 1)[-1]
+    return fallback if name in ("", ".", "..") else name
+
+
 def _hash_existing(part: Path, digest: Any, chunk: int) -> int:
     size = 0
     with part.open("rb") as existing:

@@ -43,7 +43,16 @@ def worker(
 @storage_app.command("rebuild")
 def rebuild(
     element: Annotated[str, typer.Option("--element", help="Element id to rebuild from.")],
-    root: Annotated[Path | None, typer.Option(help="Directory of a local element.")] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(help="Directory of a local element (default: <data dir>/elements/<id>)."),
+    ] = None,
+    s3_prefix: Annotated[
+        str | None, typer.Option(help="Key prefix of an element in S3, e.g. elements/se-s3/.")
+    ] = None,
+    s3_bucket: Annotated[
+        str | None, typer.Option(help="Bucket of an element in S3 (default: ARTSTORE_S3_BUCKET).")
+    ] = None,
 ) -> None:
     """Re-announce every file of an element from its sidecars (index rebuild from storage)."""
     from artstore.settings import load_settings
@@ -54,6 +63,13 @@ def rebuild(
     if root is not None:
         overrides["root"] = root
         overrides["backend"] = "local"
+    if s3_prefix is not None or s3_bucket is not None:
+        if root is not None:
+            raise typer.BadParameter("--root and --s3-prefix/--s3-bucket exclude each other")
+        overrides["backend"] = "s3"
+        overrides["s3_prefix"] = s3_prefix or ""
+        if s3_bucket is not None:
+            overrides["s3_bucket"] = s3_bucket
     settings = load_settings()
     config = WorkerConfig(**overrides)  # type: ignore[arg-type]
     report = asyncio.run(rebuild_element(settings, config))

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from artstore.settings import Settings, broker_settings
-from events import EventPublisher, FileDeleted, FileStored, Outgoing, make_broker, new_event
+from events import (
+    EventPublisher,
+    FileDeleted,
+    FileStored,
+    LocalBackend,
+    Outgoing,
+    make_broker,
+    new_event,
+)
 from storage_workers.backends import StorageBackend, is_temporary, open_backend
 from storage_workers.catalogue import scan_sidecars
 from storage_workers.config import WorkerConfig
-from storage_workers.element import TOMBSTONES_DIR
+from storage_workers.element import ELEMENT_FILE, TOMBSTONES_DIR
 from storage_workers.naming import is_sidecar, sidecar_path
 from storage_workers.sidecar import SidecarError
 
 BATCH = 500
+
+
+class ElementNotFound(Exception):
+    """There is no element where the rebuild was told to look."""
 
 
 @dataclass
@@ -52,19 +65,37 @@ def collect(backend: StorageBackend, element_id: str) -> tuple[list[Outgoing], R
     return facts, report
 
 
+def open_existing(settings: Settings, config: WorkerConfig) -> StorageBackend:
+    """The element's storage; raises :class:`ElementNotFound` unless an element is there."""
+    location = config.element_backend(
+        data_dir=settings.data_dir,
+        s3_endpoint=settings.s3_endpoint,
+        s3_bucket=settings.s3_bucket,
+        s3_secure=settings.s3_secure,
+        s3_region=settings.s3_region,
+    )
+    if isinstance(location, LocalBackend):
+        if not (Path(location.root) / ELEMENT_FILE).is_file():
+            raise _not_found(config.element_id, location.root)
+        return open_backend(location)
+    backend = open_backend(
+        location, s3_access_key=settings.s3_access_key, s3_secret_key=settings.s3_secret_key
+    )
+    if backend.stat(ELEMENT_FILE) is None:
+        raise _not_found(config.element_id, f"s3://{location.bucket}/{location.prefix}")
+    return backend
+
+
+def _not_found(element_id: str, where: str) -> ElementNotFound:
+    return ElementNotFound(
+        f"no element {element_id} at {where} (no {ELEMENT_FILE} there): pass --root DIR for "
+        "a local element or --s3-prefix PREFIX for one in S3"
+    )
+
+
 async def rebuild_element(settings: Settings, config: WorkerConfig) -> RebuildReport:
     """Scan the element and publish its facts in pipelined batches."""
-    backend = open_backend(
-        config.element_backend(
-            data_dir=settings.data_dir,
-            s3_endpoint=settings.s3_endpoint,
-            s3_bucket=settings.s3_bucket,
-            s3_secure=settings.s3_secure,
-            s3_region=settings.s3_region,
-        ),
-        s3_access_key=settings.s3_access_key,
-        s3_secret_key=settings.s3_secret_key,
-    )
+    backend = await asyncio.to_thread(open_existing, settings, config)
     facts, report = await asyncio.to_thread(collect, backend, config.element_id)
     broker = make_broker(broker_settings(settings, client_id=f"rebuild-{config.element_id}"))
     await broker.start()

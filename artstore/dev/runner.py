@@ -226,6 +226,10 @@ class _Session:
         c.print(f"  auth      {self.urls.auth}")
         elements = ", ".join(f"{e.element_id} ({e.mode}, {e.backend})" for e in ELEMENTS)
         c.print(f"  elements  {elements}")
+        health = ", ".join(
+            f"{e.element_id} :{self.ports.element_health(i)}" for i, e in enumerate(ELEMENTS)
+        )
+        c.print(f"  workers   /health/ready and /metrics on 127.0.0.1: {health}")
         c.print(f"  Kafka     {self.stack.kafka_bootstrap} ({kafka})")
         c.print(f"  data      {self.layout.root}  (logs in {_relative(self.layout.logs)}/)")
         if self.first_start and self.credentials is not None:

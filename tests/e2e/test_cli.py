@@ -89,3 +89,19 @@ def test_ci_runs_the_readme_test_command() -> None:
     readme = (REPO / "README.md").read_text()
     assert "make test" in ci.splitlines()[-1]
     assert "make test" in readme
+
+
+@pytest.mark.s3
+def test_rebuilding_an_element_that_is_not_there_says_where_it_looked(
+    user_env: dict[str, str], tmp_path: Path
+) -> None:
+    local = _run(
+        [*ARTSTORE, "rebuild", "--element", "se-nope", "--root", str(tmp_path / "nope")], user_env
+    )
+    assert local.returncode == 2, local.stdout + local.stderr
+    assert f"no element se-nope at {tmp_path / 'nope'}" in local.stderr
+    assert "--s3-prefix" in local.stderr
+    assert not (tmp_path / "nope").exists(), "looking for an element must not create one"
+    s3 = _run([*ARTSTORE, "rebuild", "--element", "se-nope", "--s3-prefix", "nope/"], user_env)
+    assert s3.returncode == 2, s3.stdout + s3.stderr
+    assert "no element se-nope at s3://" in s3.stderr

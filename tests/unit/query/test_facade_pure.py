@@ -88,10 +88,20 @@ def test_if_range_takes_a_strong_etag_or_the_exact_last_modified(
 
 
 def test_content_disposition_keeps_utf8_and_an_ascii_fallback() -> None:
-    value = content_disposition('Отчёт "итоги"/2024.pdf')
+    value = content_disposition('Отчёт "итоги" 2024.pdf')
     assert value.startswith('attachment; filename="')
     assert "filename*=UTF-8''%D0%9E%D1%82%D1%87%D1%91%D1%82%20%22" in value
     assert value.isascii()
+
+
+@pytest.mark.parametrize(
+    ("original", "offered"),
+    [("../x.txt", "x.txt"), ("a\\b\\c.txt", "c.txt"), ("..", "download"), ("dir/", "download")],
+)
+def test_content_disposition_offers_a_name_never_a_path(original: str, offered: str) -> None:
+    value = content_disposition(original)
+    assert f'filename="{offered}"' in value
+    assert value.endswith(f"filename*=UTF-8''{offered}")
 
 
 def test_search_defaults_and_normalisation() -> None:

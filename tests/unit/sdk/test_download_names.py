@@ -1,0 +1,30 @@
+"""A download is saved under a name, never a path the stored name could smuggle in."""
+
+from __future__ import annotations
+
+import pytest
+
+from producers.downloads import local_filename
+
+FILE_ID = "3f0c2a1e-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize(
+    ("original", "saved_as"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("Отчёт 2024.pdf", "Отчёт 2024.pdf"),
+        ("../x.txt", "x.txt"),
+        ("../../etc/passwd", "passwd"),
+        ("/abs/evil.txt", "evil.txt"),
+        ("a\\b\\c.txt", "c.txt"),
+        ("nul\x00byte.txt", "nulbyte.txt"),
+        ("..", FILE_ID),
+        (".", FILE_ID),
+        ("dir/", FILE_ID),
+        ("", FILE_ID),
+        (None, FILE_ID),
+    ],
+)
+def test_the_saved_name_is_one_segment(original: str | None, saved_as: str) -> None:
+    assert local_filename(original, FILE_ID) == saved_as
