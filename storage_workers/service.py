@@ -43,6 +43,7 @@ from storage_workers.journal import Journal, recover
 from storage_workers.metrics import StorageMetrics
 from storage_workers.placement import PeerStatus, PeerTable, should_consume
 from storage_workers.staging import Staging
+from storage_workers.uploads import AdmittedBatch, BatchOutcome, admit_uploads, store_uploads
 from storage_workers.worker import Clock, ElementWorker, Limits, Record, utc_now
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class StorageService:
         self.peers = PeerTable()
         self.worker: ElementWorker | None = None
         self._upload_sub: Any = None
+        self._storing: asyncio.Task[bool] | None = None
+        """The upload batch being stored; the next batch is admitted meanwhile."""
         self._subs: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._watcher: AIOKafkaConsumer | None = None
@@ -210,8 +213,8 @@ class StorageService:
         consumer: Any = message.consumer
         await consumer.commit(offsets)
 
-    async def _with_retries(self, message: KafkaMessage, what: str, action: Any) -> None:
-        """Run ``action``; retry transient failures with bounded backoff, then dead-letter."""
+    async def _retry(self, action: Any) -> None:
+        """Run ``action``; retry transient failures with bounded backoff; raise the last one."""
         attempts = self.config.retry_attempts
         for attempt in range(1, attempts + 1):
             try:
@@ -219,18 +222,27 @@ class StorageService:
                 return
             except (BackendError, TransientFailure, OSError) as exc:
                 if attempt == attempts:
-                    assert self.worker is not None
-                    records = records_of(message.raw_message)
-                    error = f"{what} failed {attempts} times: {exc}"
-                    log.error("dead-lettering", extra={"error": error})
-                    await self._publish(
-                        [], [self.worker.dead_letter(r, error, attempts) for r in records]
-                    )
-                    await self._commit(message, records)
-                    return
+                    raise
                 delay = min(self.config.retry_backoff_s * 2 ** (attempt - 1), 10.0)
                 log.warning("transient failure, retrying", extra={"error": str(exc)})
                 await asyncio.sleep(delay)
+
+    async def _with_retries(self, message: KafkaMessage, what: str, action: Any) -> None:
+        """Run ``action`` with retries (:meth:`_retry`); when they run out, dead-letter."""
+        try:
+            await self._retry(action)
+        except (BackendError, TransientFailure, OSError) as exc:
+            attempts = self.config.retry_attempts
+            await self._dead_letter(message, f"{what} failed {attempts} times: {exc}")
+
+    async def _dead_letter(self, message: KafkaMessage, error: str) -> None:
+        """Send every record of ``message`` to the DLQ and commit past them."""
+        assert self.worker is not None
+        records = records_of(message.raw_message)
+        log.error("dead-lettering", extra={"error": error})
+        attempts = self.config.retry_attempts
+        await self._publish([], [self.worker.dead_letter(r, error, attempts) for r in records])
+        await self._commit(message, records)
 
     # -- subscribers ---------------------------------------------------------------------------
 
@@ -296,26 +308,57 @@ class StorageService:
             persistent=False,
         )
 
-        async def handle(body: Any, message: KafkaMessage) -> None:
-            records = records_of(message.raw_message)
-            outcome: list[Any] = []
+        async def store(message: KafkaMessage, batch: AdmittedBatch) -> bool:
+            """Store an admitted batch (with retries); True if it handed uploads back."""
+            outcome: list[BatchOutcome] = []
 
             async def run() -> None:
                 started = time.perf_counter()
-                result = await worker.process_uploads(
-                    records,
-                    topic,
+                result = await store_uploads(
+                    worker,
+                    batch,
                     announce=self._publish,
                     acknowledge=lambda rs: self._commit(message, rs),
                 )
                 self.metrics.latency.labels(self.element_id, topic.value).observe(
                     time.perf_counter() - started
                 )
-                outcome.append(result)
+                outcome[:] = [result]
 
             await self._with_retries(message, "uploads", run)
             if outcome and outcome[0].handed_back is not None:
-                self._hand_back(message, records[outcome[0].processed :], outcome[0].handed_back)
+                rest = batch.records[outcome[0].processed :]
+                self._hand_back(message, rest, outcome[0].handed_back)
+                return True
+            return False
+
+        async def handle(body: Any, message: KafkaMessage) -> None:
+            # Batches overlap: this one is admitted (decoded, its tokens verified: no element
+            # state) while the previous one is still being written; it is decided and stored
+            # only once the previous one is durable, announced and committed, so offsets are
+            # committed in order and every decision sees the files stored before it.
+            records = records_of(message.raw_message)
+            admitted: list[AdmittedBatch] = []
+            failure: Exception | None = None
+
+            async def admit() -> None:
+                admitted[:] = [await admit_uploads(worker, records, topic)]
+
+            try:
+                await self._retry(admit)
+            except (BackendError, TransientFailure, OSError) as exc:
+                failure = exc
+            previous, self._storing = self._storing, None
+            if previous is not None and await asyncio.shield(previous):
+                # The previous batch handed uploads back; this one was fetched before the
+                # seek, so it goes back too.
+                self._hand_back(message, records, "an earlier batch was handed back")
+                return
+            if failure is not None:
+                attempts = self.config.retry_attempts
+                await self._dead_letter(message, f"uploads failed {attempts} times: {failure}")
+                return
+            self._storing = asyncio.create_task(store(message, admitted[0]))
 
         sub(handle)
         await sub.start()
@@ -338,6 +381,12 @@ class StorageService:
     async def _stop_uploads(self) -> None:
         sub, self._upload_sub = self._upload_sub, None
         if sub is not None:
+            # The batch being stored finishes first: its offsets are committed through the
+            # consumer that is about to stop. (The next batch still learns whether it handed
+            # uploads back: the task stays where the handler looks for it.)
+            if self._storing is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._storing)
             with contextlib.suppress(Exception):
                 await sub.stop()
             self.metrics.consuming_uploads.set(0)

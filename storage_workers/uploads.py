@@ -17,7 +17,7 @@ from events import (
     UploadRejected,
     UploadRequested,
 )
-from storage_workers.admission import Refused
+from storage_workers.admission import Admitted, Refused
 from storage_workers.durability import Change, NewFile
 from storage_workers.handlers import AlreadyDone, HandBack, Reject, Store, decide_upload
 
@@ -34,15 +34,34 @@ class BatchOutcome:
     """Why the rest of the batch went back to the topic, if it did."""
 
 
-async def process_uploads(
+@dataclass(frozen=True)
+class AdmittedBatch:
+    """A batch of upload records, decoded and authorised (admission needs no element state)."""
+
+    records: Sequence[Record]
+    admissions: list[Admitted | Refused]
+
+
+async def admit_uploads(
+    worker: ElementWorker, records: Sequence[Record], topic: Topic
+) -> AdmittedBatch:
+    """Decode and authorise a batch: pure work, which may run while the previous batch is
+    still being written. One signature check per distinct token; validity is still checked at
+    each record's own timestamp. Raises :class:`TransientFailure` if the keys are unreachable."""
+    signatures = SignatureCache()
+    return AdmittedBatch(records, [await worker.admit(r, topic, signatures) for r in records])
+
+
+async def store_uploads(
     worker: ElementWorker,
-    records: Sequence[Record],
-    topic: Topic,
+    batch: AdmittedBatch,
     *,
     announce: Announce,
     acknowledge: Acknowledge,
 ) -> BatchOutcome:
-    """Store a batch of uploads in one durable change; stop at the first hand-back."""
+    """Decide an admitted batch against the element and store it in one durable change; stop
+    at the first hand-back. May be called again with the same batch after a failure."""
+    records = batch.records
     async with worker.lock:
         capacity = worker.capacity()
         changes: list[Change] = []
@@ -50,11 +69,7 @@ async def process_uploads(
         dead: list[OutgoingRecord] = []
         planned: dict[UUID, str] = {}
         outcome = BatchOutcome(processed=len(records))
-        # One signature check per distinct token in the batch; validity is still checked at
-        # each record's own timestamp.
-        signatures = SignatureCache()
-        for index, record in enumerate(records):
-            admitted = await worker.admit(record, topic, signatures)
+        for index, (record, admitted) in enumerate(zip(records, batch.admissions, strict=True)):
             if isinstance(admitted, Refused):
                 if admitted.subject is not None and _is_uuid(admitted.subject):
                     corr = admitted.event.envelope.correlation_id if admitted.event else None

@@ -32,7 +32,7 @@ from events import (
     UploadRejected,
     new_event,
 )
-from storage_workers import commands, lifecycle, uploads
+from storage_workers import commands, lifecycle
 from storage_workers.admission import Admitted, Refused, admit
 from storage_workers.backends import ObjectMissing, StorageBackend
 from storage_workers.capacity import Capacity, Floors, measure
@@ -45,7 +45,6 @@ from storage_workers.metrics import StorageMetrics
 from storage_workers.naming import sidecar_path
 from storage_workers.sidecar import Sidecar, Templates, decode_sidecar
 from storage_workers.staging import Staging
-from storage_workers.uploads import BatchOutcome
 
 log = logging.getLogger(__name__)
 
@@ -284,19 +283,6 @@ class ElementWorker:
     async def load(self) -> None:
         """Scan the element (templates, files, tombstones); finish interrupted releases."""
         await lifecycle.load(self)
-
-    async def process_uploads(
-        self,
-        records: Sequence[Record],
-        topic: Topic,
-        *,
-        announce: Announce,
-        acknowledge: Acknowledge,
-    ) -> BatchOutcome:
-        """Store a batch of uploads in one durable change; stop at the first hand-back."""
-        return await uploads.process_uploads(
-            self, records, topic, announce=announce, acknowledge=acknowledge
-        )
 
     async def process_file_command(
         self, record: Record, *, announce: Announce, acknowledge: Acknowledge
