@@ -35,6 +35,8 @@ from events import (
     UploadRejected,
     UploadRequested,
 )
+from storage_workers.naming import storage_filename, storage_path
+from storage_workers.sidecar import Sidecar
 
 NOW = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
 CONTENT = "Привет, архив! — hello, archive".encode()
@@ -67,6 +69,37 @@ def file_record(file_id: uuid.UUID | None = None, **changes: object) -> FileReco
     }
     values.update(changes)
     return FileRecord.model_validate(values)
+
+
+def stored_sidecar(
+    content: bytes,
+    *,
+    element_id: str,
+    filename: str = "doc.txt",
+    stored_at: datetime | None = None,
+    **changes: object,
+) -> Sidecar:
+    """The sidecar a worker writes for ``content`` stored at ``stored_at`` (default: now)."""
+    at = stored_at or datetime.now(UTC)
+    file_id = uuid.uuid4()
+    name = storage_filename(filename, "tester", at, file_id)
+    values: dict[str, object] = {
+        "file_id": file_id,
+        "original_filename": filename,
+        "storage_filename": name,
+        "file_size": len(content),
+        "content_type": "text/plain",
+        "checksum": hashlib.sha256(content).hexdigest(),
+        "created_at": at,
+        "updated_at": at,
+        "created_by_id": "svc",
+        "created_by_username": "tester",
+        "storage_path": storage_path(at, name),
+        "element_id": element_id,
+        "retention_policy": RetentionPolicy.PERMANENT,
+    }
+    values.update(changes)
+    return Sidecar.model_validate(values)
 
 
 def _upload() -> UploadRequested:

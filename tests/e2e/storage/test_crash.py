@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,9 +32,8 @@ from events import (
     UpdateMetadata,
     create_topics,
 )
-from storage_workers.naming import storage_filename, storage_path
-from storage_workers.sidecar import Sidecar
 from tests.e2e.storage.worker_process import WorkerProcess
+from tests.factories import stored_sidecar
 from tests.helpers import read_events, wait_until
 from tests.storage_support import Producer
 
@@ -104,21 +102,11 @@ async def facts_until(settings: Settings, model: type, file_id: UUID) -> list[Re
 def plant_expired(root: Path, content: bytes) -> UUID:
     """A temporary file stored two days ago with a one-day TTL, as its sidecar says."""
     stored_at = datetime.now(UTC) - timedelta(days=2)
-    file_id = uuid.uuid4()
-    name = storage_filename("expiring.txt", "tester", stored_at, file_id)
-    sidecar = Sidecar(
-        file_id=file_id,
-        original_filename="expiring.txt",
-        storage_filename=name,
-        file_size=len(content),
-        content_type="text/plain",
-        checksum=hashlib.sha256(content).hexdigest(),
-        created_at=stored_at,
-        updated_at=stored_at,
-        created_by_id="svc",
-        created_by_username="tester",
-        storage_path=storage_path(stored_at, name),
+    sidecar = stored_sidecar(
+        content,
         element_id=ELEMENT,
+        filename="expiring.txt",
+        stored_at=stored_at,
         retention_policy="temporary",
         ttl_expires_at=stored_at + timedelta(days=1),
     )
@@ -126,7 +114,7 @@ def plant_expired(root: Path, content: bytes) -> UUID:
     data.parent.mkdir(parents=True)
     data.write_bytes(content)
     Path(f"{data}.attr.json").write_bytes(sidecar.encode())
-    return file_id
+    return sidecar.file_id
 
 
 async def run_scenario(

@@ -6,9 +6,6 @@ a full disk or a dropped connection would.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +15,8 @@ from events import FileStored, Outgoing, RejectionReason, new_event
 from storage_workers.backends import BackendError, LocalStorage, StorageBackend, WrittenObject
 from storage_workers.durability import Change, NewFile, commit_changes
 from storage_workers.journal import Journal
-from storage_workers.naming import sidecar_path, storage_filename, storage_path
-from storage_workers.sidecar import Sidecar
+from storage_workers.naming import sidecar_path
+from tests.factories import stored_sidecar
 from tests.integration.storage.test_backend_contract import s3_storage
 
 
@@ -54,24 +51,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
 
 
 def new_file(staged: Path, content: bytes) -> Change:
-    now = datetime.now(UTC)
-    file_id = uuid.uuid4()
-    name = storage_filename("doc.txt", "tester", now, file_id)
-    sidecar = Sidecar(
-        file_id=file_id,
-        original_filename="doc.txt",
-        storage_filename=name,
-        file_size=len(content),
-        content_type="text/plain",
-        checksum=hashlib.sha256(content).hexdigest(),
-        created_at=now,
-        updated_at=now,
-        created_by_id="svc",
-        created_by_username="tester",
-        storage_path=storage_path(now, name),
-        element_id="se-1",
-        retention_policy="permanent",
-    )
+    sidecar = stored_sidecar(content, element_id="se-1")
     staged.write_bytes(content)
 
     def rejected(reason: RejectionReason, detail: str) -> Outgoing:
