@@ -293,6 +293,9 @@ class StorageService:
     async def _start_uploads(self) -> None:
         worker = self.worker
         assert worker is not None
+        # A batch stored by an earlier subscription is done (stopping waited for it) and says
+        # nothing about the batches of this one (it may have handed uploads back).
+        self._storing = None
         topic = UPLOAD_TOPIC[worker.state.mode if worker.state.mode in UPLOAD_TOPIC else Mode.RW]
         sub = self.broker.subscriber(
             self.topics.name(topic),
