@@ -104,6 +104,8 @@ class StorageService:
         self._upload_sub: Any = None
         self._storing: asyncio.Task[bool] | None = None
         """The upload batch being stored; the next batch is admitted meanwhile."""
+        self._handed_back_to: dict[TopicPartition, int] = {}
+        """Where this upload subscription's hand-backs sought each partition to."""
         self._subs: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._watcher: AIOKafkaConsumer | None = None
@@ -296,6 +298,7 @@ class StorageService:
         # A batch stored by an earlier subscription is done (stopping waited for it) and says
         # nothing about the batches of this one (it may have handed uploads back).
         self._storing = None
+        self._handed_back_to = {}
         topic = UPLOAD_TOPIC[worker.state.mode if worker.state.mode in UPLOAD_TOPIC else Mode.RW]
         sub = self.broker.subscriber(
             self.topics.name(topic),
@@ -333,6 +336,7 @@ class StorageService:
                 rest = batch.records[outcome[0].processed :]
                 self._hand_back(message, rest, outcome[0].handed_back)
                 return True
+            self._handed_back_to.clear()  # consuming went on from where it was sought back to
             return False
 
         async def handle(body: Any, message: KafkaMessage) -> None:
@@ -370,12 +374,16 @@ class StorageService:
         log.info("consuming uploads", extra={"topic": topic.value})
 
     def _hand_back(self, message: KafkaMessage, rest: Sequence[Record], why: str) -> None:
-        """Put unprocessed uploads back on the topic and step aside."""
-        earliest: dict[TopicPartition, int] = {}
+        """Put unprocessed uploads back on the topic and step aside.
+
+        Never seeks a partition forward past an earlier hand-back of this subscription: a
+        batch fetched before that seek holds later records of the same partitions."""
         for record in rest:
             tp = TopicPartition(record.topic, record.partition)
-            earliest[tp] = min(earliest.get(tp, record.offset), record.offset)
-        for tp, offset in earliest.items():
+            self._handed_back_to[tp] = min(
+                self._handed_back_to.get(tp, record.offset), record.offset
+            )
+        for tp, offset in self._handed_back_to.items():
             message.consumer.seek(tp, offset)
         log.warning("handing uploads back", extra={"reason": why})
         self._handed_back_until = time.monotonic() + self.config.heartbeat_interval_s
