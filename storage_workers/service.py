@@ -234,15 +234,16 @@ class StorageService:
         try:
             await self._retry(action)
         except (BackendError, TransientFailure, OSError) as exc:
-            attempts = self.config.retry_attempts
-            await self._dead_letter(message, f"{what} failed {attempts} times: {exc}")
+            await self._dead_letter(message, what, exc)
 
-    async def _dead_letter(self, message: KafkaMessage, error: str) -> None:
-        """Send every record of ``message`` to the DLQ and commit past them."""
+    async def _dead_letter(self, message: KafkaMessage, what: str, failure: Exception) -> None:
+        """Send every record of ``message`` to the DLQ (``what`` failed with ``failure`` on
+        every attempt) and commit past them."""
         assert self.worker is not None
         records = records_of(message.raw_message)
-        log.error("dead-lettering", extra={"error": error})
         attempts = self.config.retry_attempts
+        error = f"{what} failed {attempts} times: {failure}"
+        log.error("dead-lettering", extra={"error": error})
         await self._publish([], [self.worker.dead_letter(r, error, attempts) for r in records])
         await self._commit(message, records)
 
@@ -362,8 +363,7 @@ class StorageService:
                 self._hand_back(message, records, "an earlier batch was handed back")
                 return
             if failure is not None:
-                attempts = self.config.retry_attempts
-                await self._dead_letter(message, f"uploads failed {attempts} times: {failure}")
+                await self._dead_letter(message, "uploads", failure)
                 return
             self._storing = asyncio.create_task(store(message, admitted[0]))
 

@@ -86,9 +86,10 @@ def sync_filesystem(path: str) -> bool:
     return True
 
 
-def fsync_path(path: str) -> None:
-    """fsync the file at ``path``."""
-    fd = os.open(path, os.O_RDONLY)
+def fsync_path(path: str, *, directory: bool = False) -> None:
+    """fsync the file at ``path``; for a directory, that makes its entries (renames,
+    creations, deletions) durable."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
         os.fsync(fd)
     finally:

@@ -32,15 +32,6 @@ BATCH_FLUSH_MIN = 16
 (``syncfs``) instead of fsyncing each file: one journal commit for the whole batch."""
 
 
-def fsync_dir(path: Path) -> None:
-    """Make the entries of directory ``path`` (renames, creations, deletions) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalStorage:
     """:class:`StorageBackend` over a directory; POSIX rename gives atomic visibility."""
 
@@ -120,7 +111,7 @@ class LocalStorage:
     def sync_dirs(self, keys: Iterable[str]) -> None:
         for directory in sorted({self.path(key).parent for key in keys}):
             if directory.is_dir():
-                fsync_dir(directory)
+                fsync_path(str(directory), directory=True)
 
     def read_bytes(self, key: str) -> bytes:
         try:

@@ -17,37 +17,37 @@ from storage_workers.durability import Change, NewFile, commit_changes
 from storage_workers.journal import Journal
 from storage_workers.naming import sidecar_path
 from tests.factories import stored_sidecar
-from tests.integration.storage.test_backend_contract import s3_storage
 
 
 class FailsOnce:
-    """A real backend whose ``method`` raises on its ``nth`` call with a sidecar key."""
+    """A real backend whose ``method`` raises on its ``nth`` call touching a key that ends in
+    ``suffix``; every other call goes through."""
 
-    def __init__(self, backend: StorageBackend, method: str, nth: int) -> None:
+    def __init__(self, backend: StorageBackend, method: str, nth: int, suffix: str) -> None:
         self._backend = backend
         self._method = method
         self._left = nth
+        self._suffix = suffix
 
     def __getattr__(self, name: str) -> Any:
         real = getattr(self._backend, name)
         if name != self._method:
             return real
 
-        def failing(*args: Any, **kwargs: Any) -> Any:
-            first = args[0]
-            key = first.key if isinstance(first, WrittenObject) else first
-            if isinstance(key, str) and key.endswith(".attr.json"):
+        def failing(first: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(first, WrittenObject):
+                keys = [first.key]
+            elif isinstance(first, str):
+                keys = [first]
+            else:
+                keys = first = list(first)
+            if any(key.endswith(self._suffix) for key in keys):
                 self._left -= 1
                 if self._left == 0:
-                    raise BackendError(f"injected failure at {name} {key}")
-            return real(*args, **kwargs)
+                    raise BackendError(f"injected failure at {name} {keys[0]}")
+            return real(first, *args, **kwargs)
 
         return failing
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
-    return LocalStorage(tmp_path / "element") if request.param == "local" else s3_storage()
 
 
 def new_file(staged: Path, content: bytes) -> Change:
@@ -63,18 +63,18 @@ def new_file(staged: Path, content: bytes) -> Change:
 
 
 @pytest.mark.parametrize(
-    ("method", "nth"),
-    [("publish_pending", 3), ("write_pending", 3), ("sync_dirs", 1)],
+    ("method", "nth", "suffix"),
+    [
+        ("publish_pending", 3, ".attr.json"),
+        ("write_pending", 3, ".attr.json"),
+        ("sync_dirs", 1, ".txt"),
+    ],
     ids=["publishing a sidecar", "writing a sidecar", "syncing directories"],
 )
 async def test_a_failed_batch_keeps_what_landed_and_says_so(
-    backend: StorageBackend, tmp_path: Path, method: str, nth: int
+    backend: StorageBackend, tmp_path: Path, method: str, nth: int, suffix: str
 ) -> None:
-    if method == "sync_dirs":
-        failing: Any = FailsOnce(backend, method, nth)
-        failing._backend = _SyncDirsFails(backend)
-    else:
-        failing = FailsOnce(backend, method, nth)
+    failing: Any = FailsOnce(backend, method, nth, suffix)
     changes = [new_file(tmp_path / f"staged-{i}", f"file {i}".encode()) for i in range(6)]
     announced: list[Outgoing] = []
 
@@ -104,25 +104,3 @@ async def test_a_failed_batch_keeps_what_landed_and_says_so(
         assert all(change.done for change in changes)
     elif method == "publish_pending" and isinstance(backend, LocalStorage):
         assert [c.done for c in changes] == [True, True, False, False, False, False]
-
-
-class _SyncDirsFails:
-    """Passes everything through; ``sync_dirs`` on data directories raises once."""
-
-    def __init__(self, backend: StorageBackend) -> None:
-        self._backend = backend
-        self._failed = False
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._backend, name)
-        if name != "sync_dirs":
-            return real
-
-        def failing(keys: Any) -> None:
-            keys = list(keys)
-            if not self._failed and any(k.endswith(".txt") for k in keys):
-                self._failed = True
-                raise BackendError("injected failure at sync_dirs")
-            real(keys)
-
-        return failing
