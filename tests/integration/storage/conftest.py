@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from artstore.settings import Settings
+from artstore.stack import ensure_stack
 from auth.testing import TestSigner
-from events import create_topics
+from events import S3Backend, create_topics
+from storage_workers.backends import LocalStorage, S3Storage, StorageBackend
 from tests.storage_support import FactLog, Producer
 
 
@@ -47,3 +51,34 @@ async def producer(settings: Settings, signer: TestSigner, topics: None) -> Asyn
     await p.start()
     yield p
     await p.stop()
+
+
+@contextlib.contextmanager
+def s3_storage() -> Iterator[S3Storage]:
+    """An element in a bucket of its own, emptied and removed afterwards: every bucket is a
+    SeaweedFS collection with volumes of its own, and a long-lived local stack runs out."""
+    env = ensure_stack()
+    bucket = f"contract-{uuid.uuid4().hex[:12]}"
+    storage = S3Storage(
+        S3Backend(endpoint=env.s3_endpoint, bucket=bucket, prefix="se-s3", region=env.s3_region),
+        access_key=env.s3_access_key,
+        secret_key=env.s3_secret_key,
+    )
+    storage.client.make_bucket(bucket)
+    try:
+        yield storage
+    finally:
+        with contextlib.suppress(Exception):
+            for item in storage.client.list_objects(bucket, recursive=True):
+                if item.object_name is not None:
+                    storage.client.remove_object(bucket, item.object_name)
+            storage.client.remove_bucket(bucket)
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
+    if request.param == "local":
+        yield LocalStorage(tmp_path / "element")
+    else:
+        with s3_storage() as storage:
+            yield storage

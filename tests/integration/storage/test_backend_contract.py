@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from artstore.stack import ensure_stack
-from events import S3Backend
 from storage_workers.backends import (
     ByteRange,
     FileSource,
@@ -19,30 +16,9 @@ from storage_workers.backends import (
     LocalStorage,
     ObjectMissing,
     RangeNotSatisfiable,
-    S3Storage,
     StorageBackend,
     is_temporary,
 )
-
-
-def s3_storage() -> S3Storage:
-    env = ensure_stack()
-    bucket = f"contract-{uuid.uuid4().hex[:12]}"
-    storage = S3Storage(
-        S3Backend(endpoint=env.s3_endpoint, bucket=bucket, prefix="se-s3", region=env.s3_region),
-        access_key=env.s3_access_key,
-        secret_key=env.s3_secret_key,
-    )
-    storage.client.make_bucket(bucket)
-    return storage
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageBackend]:
-    if request.param == "local":
-        yield LocalStorage(tmp_path / "element")
-    else:
-        yield s3_storage()
 
 
 def chunks(total: int, size: int = 1 << 20) -> Iterator[bytes]:
