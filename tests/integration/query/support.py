@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 
 from artstore.settings import Settings
@@ -24,6 +24,7 @@ from events import (
     encode,
     new_event,
 )
+from events.admin import topic_partitions
 
 BASE_TIME = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 
@@ -167,12 +168,7 @@ async def high_watermarks(settings: Settings, topics: Sequence[str]) -> dict[tup
     )
     await consumer.start()
     try:
-        await consumer.topics()  # loads the cluster metadata
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or set())
-        ]
+        partitions = await topic_partitions(settings.kafka_bootstrap, list(topics))
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         listed = await consumer.end_offsets(partitions)
@@ -247,8 +243,7 @@ async def read_all(settings: Settings, topic: Any) -> list[Any]:
     await consumer.start()
     try:
         name = settings.topic_names().name(topic)
-        await consumer.topics()
-        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        partitions = await topic_partitions(settings.kafka_bootstrap, [name])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         out: list[Any] = []
