@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,8 @@ def make_broker(settings: BrokerSettings, *, consumer_only: bool = False) -> Kaf
 
     Subscribers inherit ``AckPolicy.MANUAL``: a handler commits only once its side effect is
     durable (SPEC §2). Idempotent producers are off because not every broker we run supports them;
-    handlers are idempotent instead.
+    handlers are idempotent instead. The broker logs to ``artstore.broker``: a handler's exception
+    is logged (at ERROR) rather than swallowed; each message's receipt is DEBUG.
     """
     return KafkaBroker(
         settings.bootstrap_servers,
@@ -48,7 +50,8 @@ def make_broker(settings: BrokerSettings, *, consumer_only: bool = False) -> Kaf
         max_request_size=settings.max_message_bytes + _FRAMING_ALLOWANCE,
         graceful_timeout=settings.graceful_timeout_s,
         ack_policy=AckPolicy.MANUAL,
-        logger=None,
+        logger=logging.getLogger("artstore.broker"),
+        log_level=logging.DEBUG,
     )
 
 
