@@ -156,7 +156,10 @@ class Projection:
                 break
         for tp in result.positions:
             self._proven_gaps.pop(tp, None)
-            self._unexplained.pop(tp, None)
+            if tp not in result.holes:
+                self._unexplained.pop(tp, None)
+        if result.holes:
+            await self._rewind(consumer, result.holes)
         self._count(events, result)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(records))

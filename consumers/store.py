@@ -96,6 +96,9 @@ class ApplyResult:
     skipped: int = 0
     changed_files: bool = False
     positions: dict[TopicPartition, int] = field(default_factory=dict)
+    holes: dict[TopicPartition, int] = field(default_factory=dict)
+    """Partitions whose batch had a hole the broker did not prove: applied up to the hole, the
+    first missing offset; the consumer must read again from there."""
 
 
 class PositionMismatch(Exception):
@@ -306,6 +309,14 @@ class ProjectionStore:
                 if position is not None and first > position and (proven is None or first > proven):
                     rewind[tp] = position
                     continue
+                # A hole inside the batch is a gap too: apply up to it; the caller reads again
+                # from there.
+                for i in range(1, len(fresh)):
+                    expected = fresh[i - 1].offset + 1
+                    if fresh[i].offset != expected and (proven is None or fresh[i].offset > proven):
+                        result.holes[tp] = expected
+                        fresh = fresh[:i]
+                        break
                 kept.extend(fresh)
                 advance[tp] = (fresh[-1].offset + 1, len(fresh))
             if rewind:

@@ -45,3 +45,17 @@ async def test_a_gap_the_broker_proves_is_accepted_up_to_its_log_start(
             await store.apply(batch(10, partition=1), tolerate_gaps={(TOPIC, 1): 5})
     finally:
         await store.close()
+
+
+async def test_a_hole_inside_a_batch_is_applied_up_to_the_hole_only(migrated: Settings) -> None:
+    store = await ProjectionStore.connect(migrated.database_url)
+    try:
+        await store.apply(batch(0, 1, 2, partition=2))
+        result = await store.apply(batch(3, 4, 6, 7, partition=2))
+        assert result.applied == 2
+        assert result.holes == {(TOPIC, 2): 5}
+        assert await store.stored_positions([(TOPIC, 2)]) == {(TOPIC, 2): 5}
+        proven = await store.apply(batch(6, 7, partition=2), tolerate_gaps={(TOPIC, 2): 6})
+        assert (proven.applied, proven.holes) == (2, {})
+    finally:
+        await store.close()
