@@ -305,6 +305,7 @@ class Trial:
         """Every accepted upload: one copy on one element, its fact, its row, its status; the
         projection applied every record up to its position. Fills and returns the report."""
         report = self.report
+        report.broker_restarts = self.broker.restarts
         copies = self.copies()
         facts = await self.stored_facts()
         fact_elements: dict[UUID, set[str]] = {}
