@@ -28,11 +28,11 @@ from uuid import UUID
 import asyncpg
 
 from events import FileRecord
-from storage_workers.admission import TransientFailure
 
 
-class ClaimsUnavailable(TransientFailure):
-    """The claim registry can't be reached now; the upload waits on its topic."""
+class ClaimsUnavailable(Exception):
+    """The claim registry can't be reached now. Not a reason to dead-letter anything: the
+    batch goes back to its topic and is read again until the registry answers (an outage)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from events import (
 from storage_workers import element as element_file
 from storage_workers import lifecycle
 from storage_workers.backends import StorageBackend, open_backend
-from storage_workers.claims import PostgresClaims, UploadClaims
+from storage_workers.claims import ClaimsUnavailable, PostgresClaims, UploadClaims
 from storage_workers.config import WorkerConfig
 from storage_workers.health import HealthServer
 from storage_workers.journal import Journal, recover
@@ -403,7 +403,7 @@ class StorageService:
             try:
                 async with asyncio.timeout(self.config.placement_timeout_s):
                     settled = await self.worker.reconcile_claims()
-            except (TimeoutError, *RETRIED_IN_PLACE) as exc:
+            except (TimeoutError, ClaimsUnavailable, *RETRIED_IN_PLACE) as exc:
                 log.warning("upload claims not settled yet", extra={"error": str(exc)})
                 return
             self._claims_settled = True

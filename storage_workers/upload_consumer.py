@@ -35,6 +35,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from events import Topic, TopicNames, records_of
+from storage_workers.claims import ClaimsUnavailable
 from storage_workers.config import WorkerConfig
 from storage_workers.metrics import StorageMetrics
 from storage_workers.redelivery import (
@@ -161,8 +162,8 @@ class UploadConsumer:
         """Store an admitted batch; every way it can end is one of :class:`BatchEnd`."""
         try:
             outcome = await self._store_with_retries(message, batch)
-        except UploadBusyElsewhere as exc:
-            log.info("uploads are being stored elsewhere; the batch waits", extra={"why": str(exc)})
+        except (UploadBusyElsewhere, ClaimsUnavailable) as exc:
+            log.warning("the batch waits and is read again", extra={"why": str(exc)})
             self.metrics.batches_rewound.inc()
             self._seek_back(message, batch.records)
             return BatchEnd.FAILED
