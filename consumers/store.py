@@ -5,7 +5,9 @@
 Exactly-once effect comes from here. Each transaction first locks the stored positions of the
 partitions it touches, drops records below them (already applied — a restart, a rebalance or a
 zombie consumer re-delivering), refuses to skip ahead of them (a gap means this consumer's
-position is stale, e.g. after a replay swapped the tables: the caller seeks back), writes the
+position is stale, e.g. after a replay swapped the tables, or the broker served a later batch
+than asked for: the caller seeks back; only a gap the broker proves, records removed by
+retention, is accepted), writes the
 rows with multi-row statements and moves the positions, then commits. A crash anywhere before
 the commit leaves rows and positions as they were.
 """
@@ -94,6 +96,9 @@ class ApplyResult:
     skipped: int = 0
     changed_files: bool = False
     positions: dict[TopicPartition, int] = field(default_factory=dict)
+    holes: dict[TopicPartition, int] = field(default_factory=dict)
+    """Partitions whose batch had a hole the broker did not prove: applied up to the hole, the
+    first missing offset; the consumer must read again from there."""
 
 
 class PositionMismatch(Exception):
@@ -262,9 +267,11 @@ class ProjectionStore:
         """Apply ``events`` and advance the positions, all or nothing.
 
         ``plan`` is :func:`plan_batch` of ``events``, made beforehand; it is used when every
-        event is applied (otherwise the kept ones are planned here). ``tolerate_gaps`` names
-        partitions whose stored position the caller already sought back to once and found
-        missing on the broker (compaction): there a gap is accepted.
+        event is applied (otherwise the kept ones are planned here). ``tolerate_gaps`` maps a
+        partition to the first offset its broker still holds (its log-start offset), when that
+        is past the stored position: retention removed the records between, so a batch that
+        starts no later than there may skip them. Any other gap is refused
+        (:class:`PositionMismatch`): the caller reads again from the stored position.
         """
         by_partition = _by_partition(events)
         tps = sorted(by_partition)
@@ -298,13 +305,18 @@ class ProjectionStore:
                 if not fresh:
                     continue
                 first = fresh[0].offset
-                if (
-                    position is not None
-                    and first > position
-                    and ((tolerate_gaps or {}).get(tp) != position)
-                ):
+                proven = (tolerate_gaps or {}).get(tp)
+                if position is not None and first > position and (proven is None or first > proven):
                     rewind[tp] = position
                     continue
+                # A hole inside the batch is a gap too: apply up to it; the caller reads again
+                # from there.
+                for i in range(1, len(fresh)):
+                    expected = fresh[i - 1].offset + 1
+                    if fresh[i].offset != expected and (proven is None or fresh[i].offset > proven):
+                        result.holes[tp] = expected
+                        fresh = fresh[:i]
+                        break
                 kept.extend(fresh)
                 advance[tp] = (fresh[-1].offset + 1, len(fresh))
             if rewind:

@@ -59,6 +59,23 @@ class WorkerConfig(BaseSettings):
         "whose health is probed, or whose metrics are scraped, from outside.",
     )
     batch_max_records: int = Field(500, gt=0)
+    placement_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest a join or leave of the upload group (or a heartbeat) may take "
+        "before it is abandoned and retried.",
+    )
+    upload_claims: bool = Field(
+        True,
+        description="Claim each upload in the shared registry (PostgreSQL, "
+        "ARTSTORE_DATABASE_URL) before storing it, so a redelivery never stores it twice.",
+    )
+    claim_lease_s: float = Field(
+        300.0,
+        gt=0,
+        description="An upload claimed this long ago and still unfinished may be taken over "
+        "even from a live element.",
+    )
     retry_attempts: int = Field(5, ge=1)
     retry_backoff_s: float = Field(0.2, gt=0)
     session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer-group session timeout.")

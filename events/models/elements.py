@@ -73,9 +73,11 @@ class ModeChangeRejected(Strict):
 
 
 class ElementFull(Strict):
-    """Free space fell to the full floor: the element stopped taking uploads."""
+    """The element stopped taking uploads: free space fell to the full floor, or what is
+    offered does not fit above it (``detail`` says which)."""
 
     element_id: ElementId
     free_bytes: int = Field(ge=0)
     floor_bytes: int = Field(ge=0)
     detected_at: AwareDatetime
+    detail: str | None = Field(None, max_length=2000)
