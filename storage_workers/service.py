@@ -38,6 +38,7 @@ from storage_workers import lifecycle
 from storage_workers.admission import TransientFailure
 from storage_workers.backends import BackendError, StorageBackend, open_backend
 from storage_workers.config import WorkerConfig
+from storage_workers.fixity import AuditPolicy, ElementAuditor, ReadBudget
 from storage_workers.health import HealthServer
 from storage_workers.journal import Journal, recover
 from storage_workers.metrics import StorageMetrics
@@ -45,6 +46,7 @@ from storage_workers.placement import PeerStatus, PeerTable, should_consume
 from storage_workers.staging import Staging
 from storage_workers.uploads import AdmittedBatch, BatchOutcome, admit_uploads, store_uploads
 from storage_workers.worker import Clock, ElementWorker, Limits, Record, utc_now
+from storage_workers.writer_claim import LeaseLost, WriterClaim, claim_element
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,10 @@ class StorageService:
         self._placement_lock = asyncio.Lock()
         self.health = HealthServer(self.metrics.registry, lambda: self._ready)
         self.stopped = asyncio.Event()
+        self.claim: WriterClaim | None = None
+        self.auditor: ElementAuditor | None = None
+        self.lease_lost = asyncio.Event()
+        """Set when another worker took this one's S3 lease over: the service must stop."""
 
     @property
     def element_id(self) -> str:
@@ -127,6 +133,13 @@ class StorageService:
         if self.config.health_port is not None:
             await self.health.start(self.config.health_host, self.config.health_port)
         now = datetime.now(UTC)
+        # One writer per element: before anything in the element is read or written.
+        self.claim = await asyncio.to_thread(
+            claim_element,
+            self.backend,
+            self.element_id,
+            lease_ttl=timedelta(seconds=self.config.lease_ttl_s),
+        )
         state = await asyncio.to_thread(
             element_file.load_or_create,
             self.backend,
@@ -164,6 +177,8 @@ class StorageService:
             clock=self.clock,
         )
         await self.worker.load()
+        self.auditor = self._make_auditor(self.worker)
+        await self.auditor.load()
         await self.broker.start()
         await self._publish([self.fact_registered()], [])
         await lifecycle.announce_leftovers(self.worker, self._publish)
@@ -174,6 +189,12 @@ class StorageService:
             asyncio.create_task(self._watch_loop(), name="peers"),
             asyncio.create_task(self._ttl_loop(), name="ttl"),
         ]
+        if self.config.fixity_enabled:
+            self._tasks.append(
+                asyncio.create_task(
+                    self.auditor.run_forever(self.config.fixity_idle_s), name="fixity"
+                )
+            )
         self._ready = True
 
     async def stop(self) -> None:
@@ -195,8 +216,29 @@ class StorageService:
                 await self._watcher.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        if self.auditor is not None:
+            self.auditor.close()
+        if self.claim is not None:
+            await asyncio.to_thread(self.claim.release)
+            self.claim = None
         await self.health.stop()
         self.stopped.set()
+
+    def _make_auditor(self, worker: ElementWorker) -> ElementAuditor:
+        config = self.config
+
+        async def publish(payloads: Sequence[Any]) -> None:
+            await self._publish([worker.fact(p) for p in payloads], [])
+
+        mb = config.fixity_read_mb_per_s
+        return ElementAuditor(
+            worker,
+            publish,
+            period=timedelta(days=config.fixity_period_days),
+            budget=ReadBudget(None if mb is None else mb * 1e6, config.fixity_files_per_s),
+            policy=AuditPolicy(config.fixity_confirmations, config.fixity_read_attempts),
+            concurrency=config.fixity_concurrency,
+        )
 
     # -- publishing and committing -------------------------------------------------------------
 
@@ -477,6 +519,9 @@ class StorageService:
                     status=capacity.status,
                     accepting_uploads=self.accepting(),
                     sent_at=now,
+                    fixity_last_full_pass=(
+                        self.auditor.last_full_pass if self.auditor is not None else None
+                    ),
                 )
             )
         ]
@@ -502,8 +547,14 @@ class StorageService:
     async def _heartbeat_loop(self) -> None:
         while True:
             try:
+                if self.claim is not None:
+                    await asyncio.to_thread(self.claim.renew)
                 await self._place()
                 await self.heartbeat()
+            except LeaseLost:
+                log.critical("writer lease lost: stopping", exc_info=True)
+                self.lease_lost.set()
+                return
             except Exception:
                 log.exception("heartbeat failed")
             await asyncio.sleep(self.config.heartbeat_interval_s)
@@ -580,5 +631,11 @@ async def run_service(settings: Settings, config: WorkerConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    lost = asyncio.create_task(service.lease_lost.wait())
+    await asyncio.wait([stopping, lost], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    lost.cancel()
     await service.stop()
+    if service.lease_lost.is_set():
+        raise SystemExit(3)

@@ -15,9 +15,6 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from events.models.common import ElementId, Sha256Hex, Strict
 
-PREMIS_FIXITY_CHECK = "fixity check"
-"""The PREMIS event type (Library of Congress event-type vocabulary) of every fixity fact."""
-
 
 class FixityFindingKind(StrEnum):
     """What is wrong with a stored file. Each value is documented in docs/fixity.md."""
@@ -51,9 +48,10 @@ class FixityOutcome(StrEnum):
 
 
 class PremisEvent(Strict):
-    """The PREMIS 3 event fields of a fixity check."""
+    """The PREMIS 3 event fields of a fixity check (``event_type`` from the Library of
+    Congress event-type vocabulary)."""
 
-    event_type: Literal["fixity check"] = PREMIS_FIXITY_CHECK
+    event_type: Literal["fixity check"] = "fixity check"
     event_date_time: AwareDatetime
     agent: str = Field(description="Who checked, e.g. 'artstore-storage se-01 auditor'.")
     outcome: FixityOutcome
