@@ -201,14 +201,16 @@ class Auditor:
         verdict.sidecar_checked = True
         if raw is None:
             return [Finding(FixityFindingKind.SIDECAR_MISSING, f"{key} is missing")]
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest == entry.sidecar_sha256:
+            return []  # the very bytes the worker validated and wrote
         try:
             sidecar = decode_sidecar(raw, key=key, element_id=self.element_id)
         except SidecarError as exc:
             return [Finding(FixityFindingKind.SIDECAR_INVALID, str(exc))]
         if (problem := _disagreement(sidecar, entry)) is not None:
             return [Finding(FixityFindingKind.SIDECAR_CHANGED, f"{key}: {problem}")]
-        digest = hashlib.sha256(raw).hexdigest()
-        if entry.sidecar_sha256 is not None and digest != entry.sidecar_sha256:
+        if entry.sidecar_sha256 is not None:
             return [
                 Finding(
                     FixityFindingKind.SIDECAR_CHANGED,

@@ -78,7 +78,11 @@ class PassRunner:
         self.store = store
         self.confirm = confirm
         self.clock = clock
+        self._threads = concurrency
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fixity")
+
+    def _check_all(self, items: Sequence[AuditItem]) -> list[Verdict]:
+        return [self.auditor.check(item) for item in items]
 
     def close(self) -> None:
         """Release the reading threads."""
@@ -129,11 +133,13 @@ class PassRunner:
 
     async def _check(self, chunk: Sequence[AuditItem]) -> list[Verdict]:
         loop = asyncio.get_running_loop()
-        verdicts = list(
-            await asyncio.gather(
-                *(loop.run_in_executor(self._pool, self.auditor.check, item) for item in chunk)
-            )
+        # One task per slice, not per item: small files cost less than a hand-off each.
+        slices = [chunk[i :: self._threads] for i in range(self._threads)]
+        done = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, self._check_all, s) for s in slices if s)
         )
+        by_key = {v.key: v for part in done for v in part}
+        verdicts = [by_key[item.key] for item in chunk]
         failed = [i for i, v in enumerate(verdicts) if v.outcome is FixityOutcome.FAIL]
         if failed and self.confirm is not None:
             confirmed = await self.confirm([chunk[i] for i in failed])

@@ -79,6 +79,28 @@ def store_files(backend: StorageBackend, element_id: str, count: int, seed: int)
         return list(pool.map(one, range(count)))
 
 
+def store_files_of_size(
+    backend: StorageBackend, element_id: str, count: int, size: int
+) -> list[Sidecar]:
+    """``count`` files of ``size`` random bytes each, with their sidecars."""
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def one(i: int) -> Sidecar:
+        content = random.Random(i).randbytes(size)
+        sidecar = stored_sidecar(
+            content,
+            element_id=element_id,
+            filename=f"doc-{i}.bin",
+            stored_at=base + timedelta(seconds=i),
+        )
+        backend.write_atomic(sidecar.storage_path, content)
+        backend.write_atomic(sidecar_path(sidecar.storage_path), sidecar.encode())
+        return sidecar
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(count)))
+
+
 def plant_faults(backend: StorageBackend, element: PlantedElement, seed: int) -> None:
     """Corrupt the element's files as FAULT_MIX says, each fault on a file of its own."""
     rng = random.Random(seed)
