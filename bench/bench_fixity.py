@@ -78,7 +78,7 @@ async def audit(backend: LocalStorage, element_id: str, catalogue: Catalogue) ->
         checked = await runner.run(items, FixityState())
     finally:
         runner.close()
-    assert checked.failed == 0 and checked.unreadable == 0, checked
+    assert (checked.failed, checked.unreadable) == (0, 0), checked
     return checked.bytes_checked
 
 
