@@ -28,6 +28,8 @@ from consumers.sql import asyncpg_dsn, quote_ident
 from consumers.write_plan import (
     AUDIT_COLUMNS,
     FILE_COLUMNS,
+    FINDING_COLUMNS,
+    PASS_COLUMNS,
     UPLOAD_COLUMNS,
     WritePlan,
     plan_writes,
@@ -74,8 +76,23 @@ _ELEMENT_COLUMNS = (
     "full_at",
     "last_mode_change",
     "last_mode_rejection",
+    "fixity_last_full_pass",
 )
-_PROBLEM_TIME_KEY = {"fixity_failure": "detected_at", "last_rejection": "rejected_at"}
+_PROBLEM_TIME_KEY = {
+    "fixity": "checked_at",
+    "fixity_failure": "detected_at",
+    "last_rejection": "rejected_at",
+}
+_FINDING_TYPES = {"file_id": "uuid", "detected_at": "timestamptz", "fact": "jsonb"}
+_PASS_TYPES = {
+    "file_id": "uuid",
+    "complete": "boolean",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+    **{n: "bigint" for n in ("checked", "sound", "failed", "unreadable", "bytes_checked")},
+    "findings": "jsonb",
+    "fact": "jsonb",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +171,15 @@ class ProjectionStore:
         s = quote_ident(schema)
         self._t = {
             name: f"{s}.{name}"
-            for name in ("files", "uploads", "elements", "audit_log", "projection_offsets")
+            for name in (
+                "files",
+                "uploads",
+                "elements",
+                "audit_log",
+                "projection_offsets",
+                "fixity_passes",
+                "fixity_findings",
+            )
         }
         file_select = ", ".join(
             f"u.{c}::jsonb" if c in ("metadata", "custom_attributes") else f"u.{c}"
@@ -185,6 +210,41 @@ class ProjectionStore:
             )
             for column, key in _PROBLEM_TIME_KEY.items()
         }
+        # A failure outranks the "sound" its own pass wrote (the pass's fact can be applied
+        # first: it travels on another topic).
+        self._note_problem["fixity"] = self._note_problem["fixity"].replace(
+            "::timestamptz < u.at)",
+            "::timestamptz < u.at OR (u.details ->> 'status' <> 'sound' "
+            "AND f.fixity ->> 'status' = 'sound' "
+            "AND f.fixity ->> 'pass_id' = u.details ->> 'pass_id'))",
+        )
+        self._insert_findings = (
+            f"INSERT INTO {self._t['fixity_findings']} ({', '.join(FINDING_COLUMNS)}) "
+            f"SELECT * FROM {_unnest(FINDING_COLUMNS, _FINDING_TYPES)} "
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+        self._insert_passes = (
+            f"INSERT INTO {self._t['fixity_passes']} ({', '.join(PASS_COLUMNS)}) "
+            f"SELECT * FROM {_unnest(PASS_COLUMNS, _PASS_TYPES)} "
+            "ON CONFLICT (pass_id) DO NOTHING"
+        )
+        # A pass checked every file of its scope stored before it started: those not found
+        # failed (or unreadable) in it are sound as of its end.
+        self._mark_checked = (
+            f"UPDATE {self._t['files']} AS f SET fixity = jsonb_build_object("
+            "'status', 'sound', 'checked_at', p.finished_at, 'pass_id', p.pass_id) "
+            f"FROM {self._t['fixity_passes']} AS p "
+            "WHERE p.pass_id = ANY($1::text[]) AND f.element_id = p.element_id "
+            "AND (p.file_id IS NULL OR f.file_id = p.file_id) "
+            "AND f.deleted_at IS NULL AND f.created_at <= p.started_at "
+            "AND (f.fixity IS NULL OR (f.fixity ->> 'status' = 'sound' "
+            "AND (f.fixity ->> 'checked_at')::timestamptz < p.finished_at)) "
+            "AND NOT EXISTS (SELECT 1 FROM "
+            f"{self._t['fixity_findings']} AS x WHERE x.pass_id = p.pass_id "
+            "AND x.file_id = f.file_id) "
+            "AND NOT (p.fact -> 'unreadable_files') @> "
+            "jsonb_build_array(jsonb_build_object('file_id', f.file_id::text))"
+        )
         up_cols = UPLOAD_COLUMNS
         higher = "EXCLUDED.status_rank > up.status_rank"
         self._upsert_uploads = (
@@ -365,6 +425,11 @@ class ProjectionStore:
                 await conn.execute(self._upsert_uploads, *step.uploads)
             if step.audits:
                 await conn.execute(self._insert_audit, *step.audits)
+        if plan.findings:
+            await conn.execute(self._insert_findings, *plan.findings)
+        if plan.passes:
+            await conn.execute(self._insert_passes, *plan.passes)
+            await conn.execute(self._mark_checked, plan.passes[0])
         if plan.element_facts:
             await self._fold_elements(conn, plan.element_facts)
         return plan.changed_files

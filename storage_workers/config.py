@@ -88,6 +88,27 @@ class WorkerConfig(BaseSettings):
         "(500 ms; 200 ms plus a 200 ms sleep) dominate a single upload's latency.",
     )
 
+    fixity_enabled: bool = Field(True, description="Run the element's fixity auditor.")
+    fixity_period_days: float = Field(
+        30.0, gt=0, description="Every file and sidecar is re-checked at least this often."
+    )
+    fixity_read_mb_per_s: float | None = Field(
+        64.0, gt=0, description="Read rate cap of the auditor (MB/s); unset: unbounded."
+    )
+    fixity_files_per_s: float | None = Field(
+        500.0, gt=0, description="Files per second cap of the auditor; unset: unbounded."
+    )
+    fixity_confirmations: int = Field(3, ge=0, description="Re-reads of a mismatch.")
+    fixity_read_attempts: int = Field(4, ge=1, description="Tries of a read the storage fails.")
+    fixity_concurrency: int = Field(4, ge=1, description="Files read at once by the auditor.")
+    fixity_idle_s: float = Field(60.0, gt=0, description="How often to look whether a pass is due.")
+    lease_ttl_s: float = Field(
+        30.0,
+        gt=0,
+        description="S3 elements: the writer lease's lifetime; renewed every heartbeat, so it "
+        "must be a few heartbeat intervals long.",
+    )
+
     @property
     def peer_timeout(self) -> float:
         """Seconds without a heartbeat after which a peer counts as gone."""

@@ -38,6 +38,7 @@ from storage_workers import lifecycle
 from storage_workers.backends import StorageBackend, open_backend
 from storage_workers.claims import ClaimsUnavailable, PostgresClaims, UploadClaims
 from storage_workers.config import WorkerConfig
+from storage_workers.fixity import AuditPolicy, ElementAuditor, ReadBudget
 from storage_workers.health import HealthServer
 from storage_workers.journal import Journal, recover
 from storage_workers.metrics import StorageMetrics
@@ -46,6 +47,7 @@ from storage_workers.redelivery import RETRIED_IN_PLACE, Backoff, retry_in_place
 from storage_workers.staging import Staging
 from storage_workers.upload_consumer import UploadConsumer, commit
 from storage_workers.worker import Clock, ElementWorker, Limits, Record, utc_now
+from storage_workers.writer_claim import LeaseLost, WriterClaim, claim_element
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,10 @@ class StorageService:
         self._placement_due = asyncio.Event()
         self.health = HealthServer(self.metrics.registry, lambda: self._ready)
         self.stopped = asyncio.Event()
+        self.writer_claim: WriterClaim | None = None
+        self.auditor: ElementAuditor | None = None
+        self.lease_lost = asyncio.Event()
+        """Set when another worker took this one's S3 lease over: the service must stop."""
 
     @property
     def element_id(self) -> str:
@@ -132,6 +138,13 @@ class StorageService:
         if self.config.health_port is not None:
             await self.health.start(self.config.health_host, self.config.health_port)
         now = datetime.now(UTC)
+        # One writer per element: before anything in the element is read or written.
+        self.writer_claim = await asyncio.to_thread(
+            claim_element,
+            self.backend,
+            self.element_id,
+            lease_ttl=timedelta(seconds=self.config.lease_ttl_s),
+        )
         state = await asyncio.to_thread(
             element_file.load_or_create,
             self.backend,
@@ -172,6 +185,8 @@ class StorageService:
             peer_alive=self._peer_alive,
         )
         await self.worker.load()
+        self.auditor = self._make_auditor(self.worker)
+        await self.auditor.load()
         await self.broker.start()
         await self._publish([self.fact_registered()], [])
         await lifecycle.announce_leftovers(self.worker, self._publish)
@@ -183,6 +198,12 @@ class StorageService:
             asyncio.create_task(self._watch_loop(), name="peers"),
             asyncio.create_task(self._ttl_loop(), name="ttl"),
         ]
+        if self.config.fixity_enabled:
+            self._tasks.append(
+                asyncio.create_task(
+                    self.auditor.run_forever(self.config.fixity_idle_s), name="fixity"
+                )
+            )
         self._ready = True
 
     async def stop(self) -> None:
@@ -207,6 +228,11 @@ class StorageService:
         if self.claims is not None:
             with contextlib.suppress(Exception):
                 await self.claims.close()
+        if self.auditor is not None:
+            self.auditor.close()
+        if self.writer_claim is not None:
+            await asyncio.to_thread(self.writer_claim.release)
+            self.writer_claim = None
         await self.health.stop()
         self.stopped.set()
 
@@ -214,6 +240,22 @@ class StorageService:
     def consuming_uploads(self) -> bool:
         """True while this element consumes its class's upload topic."""
         return self.uploads is not None
+
+    def _make_auditor(self, worker: ElementWorker) -> ElementAuditor:
+        config = self.config
+
+        async def publish(payloads: Sequence[Any]) -> None:
+            await self._publish([worker.fact(p) for p in payloads], [])
+
+        mb = config.fixity_read_mb_per_s
+        return ElementAuditor(
+            worker,
+            publish,
+            period=timedelta(days=config.fixity_period_days),
+            budget=ReadBudget(None if mb is None else mb * 1e6, config.fixity_files_per_s),
+            policy=AuditPolicy(config.fixity_confirmations, config.fixity_read_attempts),
+            concurrency=config.fixity_concurrency,
+        )
 
     # -- publishing and committing -------------------------------------------------------------
 
@@ -468,6 +510,9 @@ class StorageService:
                     status=capacity.status,
                     accepting_uploads=self.accepting(),
                     sent_at=now,
+                    fixity_last_full_pass=(
+                        self.auditor.last_full_pass if self.auditor is not None else None
+                    ),
                 )
             )
         ]
@@ -501,7 +546,13 @@ class StorageService:
     async def _heartbeat_loop(self) -> None:
         while True:
             try:
+                if self.writer_claim is not None:
+                    await asyncio.to_thread(self.writer_claim.renew)
                 await self.heartbeat()
+            except LeaseLost:
+                log.critical("writer lease lost: stopping", exc_info=True)
+                self.lease_lost.set()
+                return
             except Exception:
                 log.exception("heartbeat failed")
             await asyncio.sleep(self.config.heartbeat_interval_s)
@@ -582,5 +633,11 @@ async def run_service(settings: Settings, config: WorkerConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    lost = asyncio.create_task(service.lease_lost.wait())
+    await asyncio.wait([stopping, lost], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    lost.cancel()
     await service.stop()
+    if service.lease_lost.is_set():
+        raise SystemExit(3)

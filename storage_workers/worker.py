@@ -263,6 +263,10 @@ class ElementWorker:
             FileRemoval(file_id, path, deleted.model_dump_json()), self.fact(deleted, corr)
         )
 
+    def catalogue_entry(self, file_id: UUID) -> CatalogueEntry | None:
+        """The element's current entry of ``file_id`` (None: it does not hold the file)."""
+        return self.catalogue.get(file_id)
+
     async def read_sidecar(self, file_id: UUID) -> Sidecar | None:
         """The stored sidecar of ``file_id``, if the element holds the file."""
         entry = self.catalogue.get(file_id)
@@ -282,7 +286,7 @@ class ElementWorker:
             if not change.done:
                 continue
             if isinstance(op, NewFile | SidecarRewrite):
-                self.catalogue.add(CatalogueEntry.of(op.sidecar))
+                self.catalogue.add(CatalogueEntry.of(op.sidecar, op.encoded))
             elif isinstance(op, FileRemoval):
                 self.catalogue.remove(op.file_id)
                 self.deleted.add(str(op.file_id))

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from events.models.common import ElementBackend, ElementId, Mode, Strict
+from events.models.fixity import FixityPassSummary
 
 
 class CapacityStatus(StrEnum):
@@ -48,6 +49,9 @@ class ElementHeartbeat(Strict):
     status: CapacityStatus
     accepting_uploads: bool
     sent_at: AwareDatetime
+    fixity_last_full_pass: FixityPassSummary | None = Field(
+        None, description="The element's last complete fixity pass; None before the first."
+    )
 
 
 class ModeChanged(Strict):
