@@ -20,12 +20,17 @@ import asyncpg
 from facade.console.pages import Page, Position, cut
 
 
+def _document(value: Any) -> dict[str, Any]:
+    """A jsonb value as a dict, whether or not the pool decodes jsonb itself."""
+    return dict(json.loads(value) if isinstance(value, str | bytes) else value)
+
+
 async def elements(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     """Every element as a document, with whatever columns the projection has (fixity, ...)."""
     rows = await conn.fetch(
         "SELECT to_jsonb(e) AS doc FROM elements e ORDER BY priority NULLS LAST, element_id"
     )
-    return [json.loads(row["doc"]) for row in rows]
+    return [_document(row["doc"]) for row in rows]
 
 
 async def element(conn: asyncpg.Connection, element_id: str) -> dict[str, Any] | None:
@@ -33,7 +38,7 @@ async def element(conn: asyncpg.Connection, element_id: str) -> dict[str, Any] |
     raw = await conn.fetchval(
         "SELECT to_jsonb(e) FROM elements e WHERE element_id = $1", element_id
     )
-    return None if raw is None else dict(json.loads(raw))
+    return None if raw is None else _document(raw)
 
 
 async def recent_uploads(
@@ -95,7 +100,7 @@ async def file_document(conn: asyncpg.Connection, file_id: UUID) -> dict[str, An
         "SELECT to_jsonb(f) - 'search_vector' - 'search_extra' FROM files f WHERE file_id = $1",
         file_id,
     )
-    return None if raw is None else dict(json.loads(raw))
+    return None if raw is None else _document(raw)
 
 
 async def upload_of(conn: asyncpg.Connection, file_id: UUID) -> asyncpg.Record | None:
