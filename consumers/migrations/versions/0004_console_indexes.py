@@ -1,7 +1,7 @@
 """Indexes the operator's console pages through: recent uploads, and the audit log's filters.
 
-Revision ID: console_0001
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "console_0001"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
