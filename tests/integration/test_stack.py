@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from artstore.settings import Settings
 from artstore.stack import (
     StackEnv,
+    StackError,
     asyncpg_dsn,
     ensure_stack,
     postgres_server,
@@ -197,3 +198,12 @@ def test_as_root_without_a_postgres_user_the_cluster_runs_as_nobody_from_a_reach
     finally:
         processes.stop(record.pid or 0, program=record.program, sig=signal.SIGINT)
         shutil.rmtree(record.data_dir or "", ignore_errors=True)
+
+
+def test_a_cluster_is_started_by_binaries_of_its_own_major_version() -> None:
+    newest = postgres_server.installations()[0]
+    version = postgres_server.major_version(newest)
+    assert version.isdigit()
+    assert postgres_server.major_version(postgres_server.postgres_bindir(version)) == version
+    with pytest.raises(StackError, match=r"made by PostgreSQL 9; found only .*stack down --purge"):
+        postgres_server.postgres_bindir("9")

@@ -161,12 +161,16 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
-def start(state_dir: Path) -> ServiceRecord:
-    """Format the log directory (first time) and start the broker; not yet known ready."""
+def start(state_dir: Path, ports: tuple[int, int] | None = None) -> ServiceRecord:
+    """Format the log directory (first time) and start the broker; not yet known ready.
+
+    ``ports`` (broker, controller) restarts a broker where clients already look for it;
+    by default two free ports are chosen.
+    """
     jars = ensure_jars()
     root = state_dir / "apache-kafka"
     root.mkdir(parents=True, exist_ok=True)
-    broker_port, controller_port = free_ports(2)
+    broker_port, controller_port = ports or free_ports(2)
     config = root / "server.properties"
     config.write_text(_server_properties(root, broker_port, controller_port))
     log = state_dir / "apache-kafka.log"

@@ -1,8 +1,9 @@
 """Kill-and-restart trials of the whole upload path, as an operator would try it.
 
-A trial runs its own durable broker (Tansu on the stack's S3, in a bucket of its own, so it can
-be restarted without disturbing anything else), two rw storage workers as processes (``se-a``
-fills first, ``se-b`` stands by), the projector in this process, and publishes uploads in waves
+A trial runs its own durable broker, of the kind the run tests (Apache Kafka with its log in
+the trial's directory, or Tansu on the stack's S3 in a bucket of its own), so it can be restarted
+without disturbing anything else; two rw storage workers as processes (``se-a`` fills first,
+``se-b`` stands by); the projector in this process; and publishes uploads in waves
 while it disrupts something. Then it checks, for every accepted upload (one the broker
 acknowledged): exactly one stored copy on exactly one element, its FileStored fact naming that
 element, its index row and its status; and for the projector: every partition's applied count
@@ -17,6 +18,7 @@ import dataclasses
 import json
 import os
 import secrets
+import shutil
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -26,7 +28,8 @@ from typing import Any
 from uuid import UUID
 
 from artstore.settings import Settings
-from artstore.stack import StackEnv, processes
+from artstore.stack import KafkaBroker, StackEnv, apache_kafka, processes
+from artstore.stack.lifecycle import KAFKA_BROKER_VARIABLE
 from artstore.stack.probes import LOOPBACK, free_ports, kafka_brokers
 from artstore.stack.tansu import tansu_binary
 from auth.testing import TestSigner
@@ -49,14 +52,18 @@ def uploads_per_trial() -> int:
 
 
 class OwnBroker:
-    """A Tansu broker of the trial's own, durable on S3, restartable on the same port."""
+    """A durable broker of the trial's own, restartable on the same port: of the kind the run
+    tests (``ARTSTORE_STACK_KAFKA``): Apache Kafka with its log in the trial's directory, or
+    Tansu on the stack's S3 in a bucket of its own."""
 
     def __init__(self, stack: StackEnv, directory: Path) -> None:
         self.stack = stack
         self.directory = directory
-        (self.port,) = free_ports(1)
+        self.kind = KafkaBroker(os.environ.get(KAFKA_BROKER_VARIABLE, KafkaBroker.TANSU.value))
+        self.port, self.controller_port = free_ports(2)
         self.bucket = f"tansu-{secrets.token_hex(6)}"
         self.pid: int | None = None
+        self.program = "java" if self.kind is KafkaBroker.APACHE else "tansu"
         self.restarts = 0
 
     @property
@@ -64,6 +71,21 @@ class OwnBroker:
         return f"{LOOPBACK}:{self.port}"
 
     async def start(self) -> None:
+        if self.kind is KafkaBroker.APACHE:
+            record = await asyncio.to_thread(
+                apache_kafka.start, self.directory, (self.port, self.controller_port)
+            )
+            self.pid = record.pid
+        else:
+            self._start_tansu()
+
+        def ready() -> bool:
+            brokers = kafka_brokers(LOOPBACK, self.port)
+            return brokers is not None and (LOOPBACK, self.port) in brokers
+
+        await wait_until(lambda: asyncio.to_thread(ready), 60, message="own broker ready")
+
+    def _start_tansu(self) -> None:
         client = s3_client(self.stack)
         if not client.bucket_exists(self.bucket):
             client.make_bucket(self.bucket)
@@ -88,15 +110,9 @@ class OwnBroker:
         ]
         self.pid = processes.launch(argv, log=self.directory / "tansu.log", env=env)
 
-        def ready() -> bool:
-            brokers = kafka_brokers(LOOPBACK, self.port)
-            return brokers is not None and (LOOPBACK, self.port) in brokers
-
-        await wait_until(lambda: asyncio.to_thread(ready), 60, message="own broker ready")
-
     async def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.pid is not None:
-            await asyncio.to_thread(processes.stop, self.pid, program="tansu", sig=sig)
+            await asyncio.to_thread(processes.stop, self.pid, program=self.program, sig=sig)
             self.pid = None
 
     async def restart(self, sig: int) -> None:
@@ -105,6 +121,9 @@ class OwnBroker:
         self.restarts += 1
 
     def remove(self) -> None:
+        if self.kind is KafkaBroker.APACHE:
+            shutil.rmtree(self.directory / "apache-kafka", ignore_errors=True)
+            return
         client = s3_client(self.stack)
         with contextlib.suppress(Exception):
             for item in client.list_objects(self.bucket, recursive=True):
