@@ -16,6 +16,9 @@ from auth.scopes import Role, Scope
 from auth.verifier import VerifiedToken
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
+#: Far beyond the ~2,000 accounts the service is sized for, and well inside what PostgreSQL's
+#: OFFSET (a bigint) accepts.
+MAX_OFFSET = 1_000_000
 
 
 class BearerRejected(Exception):
@@ -97,7 +100,7 @@ async def list_accounts(
     admin: Admin,
     status: AccountStatus | None = None,
     limit: Annotated[int, Query(gt=0, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     found = await _service(request).list(status=status, limit=limit, offset=offset)
     now = _now(request)

@@ -9,6 +9,7 @@ from events.codec import AUTHORIZATION, OutgoingRecord, ReceivedEvent, decode, e
 from events.consuming import decode_record, records_of
 from events.envelope import Envelope
 from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
+from events.filenames import download_filename
 from events.models.audit import AuditRecorded
 from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
 from events.models.common import (
@@ -95,6 +96,7 @@ __all__ = [
     "create_topics",
     "decode",
     "decode_record",
+    "download_filename",
     "encode",
     "make_broker",
     "new_event",

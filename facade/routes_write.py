@@ -108,8 +108,13 @@ async def upload(
     ] = None,
 ) -> Response:
     runtime = runtime_of(request)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > runtime.facade.max_upload_bytes:
+    declared = request.headers.get("content-length") or ""
+    too_long = len(declared) > len(str(runtime.facade.max_upload_bytes))
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and (too_long or int(declared) > runtime.facade.max_upload_bytes)
+    ):
         raise PayloadTooLarge(f"uploads are limited to {runtime.facade.max_upload_bytes} bytes")
     file_id = uuid.uuid4()
     fields: dict[str, Any] = {
