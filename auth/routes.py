@@ -79,7 +79,13 @@ def _credentials(request: Request, params: dict[str, str]) -> ClientCredentials:
         raise invalid_client("client authentication is required")
     if not client_id or not secret:
         raise invalid_client()
-    return ClientCredentials(client_id, secret, method)
+    return ClientCredentials(client_id, secret, method, source_of(request))
+
+
+def source_of(request: Request) -> str:
+    """The address a request came from, as the server saw it (no forwarding headers: a proxy
+    in front would make every client one source)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 @router.post("/oauth2/token", tags=["oauth2"])
@@ -123,7 +129,9 @@ async def token_json(request: Request) -> Response:
         grant = body.get("grant_type", GRANT)
         if grant != GRANT:
             raise OAuthError("unsupported_grant_type", f"only {GRANT} is supported")
-        issued = await _service(request).issue(ClientCredentials(client_id, secret, "json"), scope)
+        issued = await _service(request).issue(
+            ClientCredentials(client_id, secret, "json", source_of(request)), scope
+        )
     except OAuthError as exc:
         return oauth_error_response(exc)
     return JSONResponse(issued.body(), headers=NO_STORE)
