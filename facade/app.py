@@ -22,7 +22,7 @@ from artstore.settings import Settings, broker_settings
 from auth import HttpJwksSource, SlidingWindowLimiter, TokenVerifier
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
-from facade import metrics, routes_read, routes_write
+from facade import metrics, routes_audit, routes_read, routes_write
 from facade.cache import SearchCache
 from facade.problems import Problem
 from facade.runtime import FacadeRuntime
@@ -155,6 +155,7 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(routes_read.router)
     app.include_router(routes_write.router)
+    app.include_router(routes_audit.router)
 
     @app.middleware("http")
     async def observe(
