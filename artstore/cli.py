@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 topics_app = typer.Typer(help="Kafka topics.")
-schemas_app = typer.Typer(help="JSON Schemas and the AsyncAPI document.")
+schemas_app = typer.Typer(help="JSON Schemas, the AsyncAPI and the OpenAPI documents.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(auth_app, name="auth")
@@ -63,10 +63,12 @@ def topics_create() -> None:
 def schemas_export(
     directory: Annotated[Path, typer.Option(help="Where to write the files.")] = SCHEMAS_DIR,
 ) -> None:
-    """Write a JSON Schema per event type and the AsyncAPI document."""
+    """Write a JSON Schema per event type, the AsyncAPI document and the OpenAPI documents of
+    the facade and the auth service."""
+    from artstore.openapi_export import export_openapi
     from events.schema_export import export
 
-    for path in export(directory):
+    for path in [*export(directory), *export_openapi(directory)]:
         console.print(f"wrote {path}")
 
 

@@ -9,13 +9,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from artstore.openapi import details, merged, oauth_errors
 from auth.account_service import AccountService, AccountWithSecret
 from auth.accounts import AccountStatus
 from auth.errors import InvalidToken, TokenError
 from auth.scopes import Role, Scope
 from auth.verifier import VerifiedToken
 
-router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
+router = APIRouter(
+    prefix="/api/v1/accounts",
+    tags=["accounts"],
+    responses=merged(oauth_errors(401, 403, 503), details(400, 404, 409, 422)),
+)
+#: Far beyond the ~2,000 accounts the service is sized for, and well inside what PostgreSQL's
+#: OFFSET (a bigint) accepts.
+MAX_OFFSET = 1_000_000
 
 
 class BearerRejected(Exception):
@@ -97,7 +105,7 @@ async def list_accounts(
     admin: Admin,
     status: AccountStatus | None = None,
     limit: Annotated[int, Query(gt=0, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     found = await _service(request).list(status=status, limit=limit, offset=offset)
     now = _now(request)

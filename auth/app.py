@@ -13,12 +13,13 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaClient
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from artstore.openapi import body, merged
 from artstore.settings import Settings, broker_settings
 from auth.account_service import AccountService
 from auth.accounts import AccountError
@@ -265,7 +266,11 @@ def create_app(
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/health/ready", tags=["health"])
+    @app.get(
+        "/health/ready",
+        tags=["health"],
+        responses=merged(body(200, "application/json"), body(503, "application/json")),
+    )
     async def ready(request: Request) -> Response:
         runtime: AuthRuntime = request.app.state.runtime
         checks: dict[str, str] = {}
@@ -294,7 +299,7 @@ def create_app(
             status_code=503 if fatal else 200,
         )
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics_endpoint(request: Request) -> Response:
         runtime: AuthRuntime = request.app.state.runtime
         with contextlib.suppress(Exception):

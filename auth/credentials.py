@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import string
+import time
 
 import bcrypt
 
@@ -53,7 +54,9 @@ class SecretHasher:
 
     def __init__(self, cost: int) -> None:
         self.cost = cost
+        started = time.perf_counter()
         self._dummy = bcrypt.hashpw(b"artstore-dummy-secret", bcrypt.gensalt(cost))
+        self._typical_check_s = time.perf_counter() - started
         self.checks = 0
 
     def hash_sync(self, secret: str) -> str:
@@ -66,6 +69,13 @@ class SecretHasher:
 
     def verify_sync(self, secret: str, hashed: str) -> bool:
         """Does ``secret`` match ``hashed``? (blocking)."""
+        started = time.perf_counter()
+        try:
+            return self._verify_sync(secret, hashed)
+        finally:
+            self._observe(time.perf_counter() - started)
+
+    def _verify_sync(self, secret: str, hashed: str) -> bool:
         self.checks += 1
         raw = secret.encode("utf-8")
         if len(raw) > MAX_SECRET_BYTES:
@@ -83,3 +93,16 @@ class SecretHasher:
     async def dummy_verify(self, secret: str) -> None:
         """Spend one check's worth of work and learn nothing."""
         await asyncio.to_thread(self.verify_sync, secret, self._dummy.decode("ascii"))
+
+    async def wait_like_a_check(self) -> None:
+        """Take as long as a check takes lately, without the work.
+
+        Refusing a client id nobody holds must not be told apart by its response time from
+        refusing a wrong secret, nor cost a bcrypt check (that made each made-up client id cost
+        the service ~0.25 s of CPU). The wait follows the recent duration of real checks, so
+        it stays in step when the machine is busy.
+        """
+        await asyncio.sleep(self._typical_check_s)
+
+    def _observe(self, seconds: float) -> None:
+        self._typical_check_s += (seconds - self._typical_check_s) / 8

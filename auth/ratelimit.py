@@ -12,7 +12,7 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -30,6 +30,21 @@ if count < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], window)
   return {1, limit - count - 1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, 0, tonumber(oldest[2]) + window - now}
+"""
+
+
+_PEEK = """
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  return {1, limit - count, 0}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, 0, tonumber(oldest[2]) + window - now}
@@ -63,15 +78,20 @@ class SlidingWindowLimiter:
         self._window_ms = int(window_s * 1000)
         self._when_unavailable = when_unavailable
         self._script = redis.register_script(_SLIDING_WINDOW)
+        self._peek = redis.register_script(_PEEK)
         self.unavailable = 0
 
     async def hit(self, key: str, limit: int) -> RateDecision:
         """Count one request for ``key`` and decide."""
+        return await self._run(self._script, key, [self._window_ms, limit, uuid.uuid4().hex])
+
+    async def peek(self, key: str, limit: int) -> RateDecision:
+        """Would one more request for ``key`` be allowed? Counts nothing."""
+        return await self._run(self._peek, key, [self._window_ms, limit])
+
+    async def _run(self, script: Any, key: str, args: list[Any]) -> RateDecision:
         try:
-            allowed, remaining, retry_ms = await self._script(
-                keys=[f"{self._prefix}rl:{key}"],
-                args=[self._window_ms, limit, uuid.uuid4().hex],
-            )
+            allowed, remaining, retry_ms = await script(keys=[f"{self._prefix}rl:{key}"], args=args)
         except (RedisError, OSError) as exc:
             self.unavailable += 1
             log.warning(

@@ -14,9 +14,31 @@ from urllib.parse import parse_qsl, unquote_plus
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from artstore.openapi import body, empty, merged, oauth_errors
 from auth.tokens import ClientCredentials, OAuthError, TokenService, invalid_client
 
 router = APIRouter()
+OAUTH_ERRORS = oauth_errors(400, 401, 429, 503)
+_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "scope": {"type": "string"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                        "token": {"type": "string"},
+                        "token_type_hint": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 GRANT = "client_credentials"
 
@@ -79,10 +101,21 @@ def _credentials(request: Request, params: dict[str, str]) -> ClientCredentials:
         raise invalid_client("client authentication is required")
     if not client_id or not secret:
         raise invalid_client()
-    return ClientCredentials(client_id, secret, method)
+    return ClientCredentials(client_id, secret, method, source_of(request))
 
 
-@router.post("/oauth2/token", tags=["oauth2"])
+def source_of(request: Request) -> str:
+    """The address a request came from, as the server saw it (no forwarding headers: a proxy
+    in front would make every client one source)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+@router.post(
+    "/oauth2/token",
+    tags=["oauth2"],
+    responses=merged(body(200, "application/json"), OAUTH_ERRORS),
+    openapi_extra=_FORM,
+)
 async def token(request: Request) -> Response:
     """RFC 6749 §4.4 client credentials grant."""
     try:
@@ -101,7 +134,17 @@ async def token(request: Request) -> Response:
     return JSONResponse(issued.body(), headers=NO_STORE)
 
 
-@router.post("/api/v1/auth/token", tags=["oauth2"])
+@router.post(
+    "/api/v1/auth/token",
+    tags=["oauth2"],
+    responses=merged(body(200, "application/json"), OAUTH_ERRORS),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def token_json(request: Request) -> Response:
     """The earlier JSON token endpoint, kept for its clients: ``{client_id, client_secret}``."""
     try:
@@ -123,13 +166,20 @@ async def token_json(request: Request) -> Response:
         grant = body.get("grant_type", GRANT)
         if grant != GRANT:
             raise OAuthError("unsupported_grant_type", f"only {GRANT} is supported")
-        issued = await _service(request).issue(ClientCredentials(client_id, secret, "json"), scope)
+        issued = await _service(request).issue(
+            ClientCredentials(client_id, secret, "json", source_of(request)), scope
+        )
     except OAuthError as exc:
         return oauth_error_response(exc)
     return JSONResponse(issued.body(), headers=NO_STORE)
 
 
-@router.post("/oauth2/introspect", tags=["oauth2"])
+@router.post(
+    "/oauth2/introspect",
+    tags=["oauth2"],
+    responses=merged(body(200, "application/json"), OAUTH_ERRORS),
+    openapi_extra=_FORM,
+)
 async def introspect(request: Request) -> Response:
     """RFC 7662 token introspection; the caller authenticates as a client."""
     try:
@@ -143,7 +193,12 @@ async def introspect(request: Request) -> Response:
     return JSONResponse(answer, headers=NO_STORE)
 
 
-@router.post("/oauth2/revoke", tags=["oauth2"])
+@router.post(
+    "/oauth2/revoke",
+    tags=["oauth2"],
+    responses=merged(empty(200), OAUTH_ERRORS),
+    openapi_extra=_FORM,
+)
 async def revoke(request: Request) -> Response:
     """RFC 7009 token revocation: 200 whether or not the token was valid."""
     try:
@@ -160,7 +215,11 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.get("/.well-known/jwks.json", tags=["discovery"])
+@router.get(
+    "/.well-known/jwks.json",
+    tags=["discovery"],
+    responses=body(200, "application/jwk-set+json"),
+)
 async def jwks(request: Request) -> Response:
     """Every published key; cacheable for a short while (verifiers refetch on unknown kid)."""
     runtime = request.app.state.runtime
@@ -172,7 +231,11 @@ async def jwks(request: Request) -> Response:
     )
 
 
-@router.get("/.well-known/oauth-authorization-server", tags=["discovery"])
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    tags=["discovery"],
+    responses=body(200, "application/json"),
+)
 async def metadata(request: Request) -> Response:
     """RFC 8414 authorization server metadata."""
     s = request.app.state.runtime.auth_settings

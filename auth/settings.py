@@ -42,6 +42,12 @@ class AuthSettings(BaseSettings):
 
     default_rate_limit: int = Field(100, gt=0, description="Requests per window per client.")
     rate_limit_window: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
+    failed_auth_limit_per_source: int = Field(
+        30,
+        gt=0,
+        description="Failed client authentications per window from one address; beyond it, "
+        "that address is refused (429) without a check, while the client id itself stays usable.",
+    )
     redis_down_policy: Literal["allow", "deny"] = "allow"
     redis_prefix: str = Field("artstore:auth:", description="Prefix of every Redis key we own.")
 

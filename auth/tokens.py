@@ -64,6 +64,8 @@ class ClientCredentials:
     client_id: str
     secret: str
     method: str = "client_secret_post"
+    source: str | None = None
+    """The address the request came from (failed authentications are limited per source)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,48 +105,74 @@ class TokenService:
     async def authenticate(self, creds: ClientCredentials) -> Account:
         """The account behind ``creds``, or ``invalid_client`` / 429.
 
-        Every refusal costs exactly two bcrypt checks, whether the client is unknown, deleted,
-        or the secret is wrong, so response time does not tell which.
+        Limits, so that guessing is slow and nobody can lock a client out:
+        - failed authentications count against the *source address*; once it is over
+          ``failed_auth_limit_per_source`` it is refused before any check;
+        - only successful ones count against the *client id* (its ``rate_limit``), so wrong
+          secrets sent by a stranger never use up the real client's budget.
+
+        A wrong secret costs one bcrypt check per stored hash (two in a rotation's grace
+        window); an unknown or deleted client id costs none, but takes as long as a check
+        (:meth:`SecretHasher.wait_like_a_check`), so response time does not tell which.
         """
+        source = f"source:{creds.source}" if creds.source else None
+        if source is not None:
+            refused = await self._limited(
+                source,
+                self.settings.failed_auth_limit_per_source,
+                peek=True,
+                what=f"failed authentications from {creds.source}",
+            )
+            if refused is not None:
+                raise refused  # counted in metrics, not audited: a flood can't fill the outbox
         async with self.engine.connect() as conn:
             account = await store.by_client_id(conn, creds.client_id)
             grace: list[str] = []
             if account is not None and account.status is not AccountStatus.DELETED:
                 grace = await store.grace_hashes(conn, account.id, self.clock())
-        limit = account.rate_limit if account else self.settings.default_rate_limit
-        decision = await self.limiter.hit(creds.client_id, limit)
-        if decision.degraded:
-            self.metrics.redis_unavailable.labels("rate_limit").inc()
-        if not decision.allowed:
-            self.metrics.rate_limited.inc()
-            if decision.degraded:
-                raise OAuthError(
-                    "temporarily_unavailable",
-                    "rate limiting is unavailable; try again shortly",
-                    status_code=503,
-                    headers={"Retry-After": "1"},
-                )
-            raise OAuthError(
-                "slow_down",
-                f"more than {limit} requests in the rate-limit window",
-                status_code=429,
-                headers={"Retry-After": str(decision.retry_after_s)},
-            )
-        checks = 0
         matched = False
         if account is not None and account.status is not AccountStatus.DELETED:
             for hashed in (account.secret_hash, *grace[:1]):
-                checks += 1
                 if await self.hasher.verify(creds.secret, hashed):
                     matched = True
                     break
+        else:
+            await self.hasher.wait_like_a_check()
         if not matched:
-            for _ in range(2 - checks):
-                await self.hasher.dummy_verify(creds.secret)
+            if source is not None:
+                await self.limiter.hit(source, self.settings.failed_auth_limit_per_source)
             await self._failure(creds.client_id, "invalid_client", "unknown client or bad secret")
             raise invalid_client()
         assert account is not None
+        refused = await self._limited(
+            f"client:{creds.client_id}", account.rate_limit, peek=False, what="requests"
+        )
+        if refused is not None:
+            raise refused
         return account
+
+    async def _limited(self, key: str, limit: int, *, peek: bool, what: str) -> OAuthError | None:
+        """The 429 (or 503, Redis away and policy deny) for ``key`` over ``limit``, or None."""
+        check = self.limiter.peek if peek else self.limiter.hit
+        decision = await check(key, limit)
+        if decision.degraded:
+            self.metrics.redis_unavailable.labels("rate_limit").inc()
+        if decision.allowed:
+            return None
+        self.metrics.rate_limited.inc()
+        if decision.degraded:
+            return OAuthError(
+                "temporarily_unavailable",
+                "rate limiting is unavailable; try again shortly",
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        return OAuthError(
+            "slow_down",
+            f"more than {limit} {what} in the rate-limit window",
+            status_code=429,
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
 
     async def issue(self, creds: ClientCredentials, scope: str | None) -> IssuedToken:
         """Client credentials grant: authenticate, check status and scope, sign, audit."""

@@ -49,11 +49,9 @@ from events import (
     TopicNames,
     UploadRejected,
     UploadRequested,
+    dead_letters,
     decode,
 )
-
-DLQ_SOURCE_TOPIC = "dlq_source_topic"
-DLQ_ERROR = "dlq_error"
 
 #: Upload statuses and their rank: a status replaces another only if its rank is higher.
 UPLOAD_RANKS = {"queued": 0, "failed": 1, "rejected": 2, "stored": 3}
@@ -217,7 +215,7 @@ def dead_letter_changes(record: Any, names: TopicNames, max_message_bytes: int) 
     Anything else on the DLQ is not the query projection's business (and is never re-lettered).
     """
     headers = {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers or ()}
-    source = names.logical(headers.get(DLQ_SOURCE_TOPIC, ""))
+    source = names.logical(headers.get(dead_letters.SOURCE_TOPIC, ""))
     if source not in (Topic.UPLOADS_EDIT, Topic.UPLOADS_RW):
         return []
     try:
@@ -240,7 +238,7 @@ def dead_letter_changes(record: Any, names: TopicNames, max_message_bytes: int) 
             rank=UPLOAD_RANKS["failed"],
             status_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
             reason="dead_lettered",
-            detail=clean(headers.get(DLQ_ERROR, "")[:1000]) or None,
+            detail=clean(headers.get(dead_letters.ERROR, "")[:1000]) or None,
         )
     ]
 

@@ -60,7 +60,12 @@ async def dead_letter_producer(settings: Settings, *, service: str) -> AsyncIter
     )
     await producer.start()
     try:
-        yield DeadLetters(producer, settings.topic_names().name(Topic.DLQ), service=service)
+        yield DeadLetters(
+            producer,
+            settings.topic_names().name(Topic.DLQ),
+            service=service,
+            max_bytes=settings.max_message_bytes,
+        )
     finally:
         await producer.stop()
 

@@ -6,9 +6,11 @@ Every other package depends on this one; it depends on none of them.
 from events.admin import TopicCreationFailed, TopicsReport, create_topics
 from events.broker import BrokerSettings, EventPublisher, Outgoing, make_broker
 from events.codec import AUTHORIZATION, OutgoingRecord, ReceivedEvent, decode, encode
-from events.consuming import decode_record, records_of
+from events.consuming import decode_record, parse_any_record, raw_body, records_of
+from events.dead_letters import dead_letter
 from events.envelope import Envelope
 from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
+from events.filenames import download_filename
 from events.models.audit import AuditRecorded
 from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
 from events.models.common import (
@@ -113,11 +115,15 @@ __all__ = [
     "UploadRejected",
     "UploadRequested",
     "create_topics",
+    "dead_letter",
     "decode",
     "decode_record",
+    "download_filename",
     "encode",
     "make_broker",
     "new_event",
+    "parse_any_record",
+    "raw_body",
     "records_of",
     "spec_for",
 ]

@@ -201,7 +201,11 @@ def _json_object(value: bytes | None) -> dict[str, Any]:
         raise EventDecodeError(DecodeFailure.NOT_JSON, "the record has an empty value")
     try:
         parsed = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise EventDecodeError(
+            DecodeFailure.NOT_JSON, "the value nests JSON arrays or objects too deeply"
+        ) from None
+    except ValueError as exc:  # not UTF-8, not JSON, or a number too long to convert
         raise EventDecodeError(DecodeFailure.NOT_JSON, f"the value is not JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise EventDecodeError(

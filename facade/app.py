@@ -10,17 +10,19 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
 from minio import Minio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from artstore.openapi import body, merged, problems, without_default_422
 from artstore.serving import serve_until_stopped
 from artstore.settings import Settings, broker_settings
 from auth import HttpJwksSource, SlidingWindowLimiter, TokenVerifier
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
-from facade import metrics, routes_read, routes_write
+from facade import metrics, routes_audit, routes_read, routes_write
 from facade.cache import SearchCache
 from facade.console import install_console
 from facade.problems import Problem
@@ -150,10 +152,12 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
+    app.openapi = without_default_422(app)  # type: ignore[method-assign]
     _install_error_handlers(app)
     app.include_router(routes_read.router)
     app.include_router(routes_write.router)
     install_console(app)
+    app.include_router(routes_audit.router)
 
     @app.middleware("http")
     async def observe(
@@ -171,7 +175,11 @@ def create_app(
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/health/ready", tags=["health"])
+    @app.get(
+        "/health/ready",
+        tags=["health"],
+        responses=merged(body(200, "application/json"), problems(503)),
+    )
     async def ready(request: Request) -> Response:
         runtime: FacadeRuntime = request.app.state.runtime
         problems = []
@@ -189,7 +197,15 @@ def create_app(
             )
         return Response('{"status":"ready"}', media_type="application/json")
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (scope audit:read)")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics (scope audit:read)",
+        response_class=PlainTextResponse,
+        responses=merged(
+            body(200, CONTENT_TYPE_LATEST.split(";")[0]), problems(400, 401, 403, 429, 503)
+        ),
+    )
     async def prometheus(caller: Annotated[Caller, Depends(requires("audit:read"))]) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

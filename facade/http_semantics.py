@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import quote
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+from events import download_filename
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE | re.ASCII)
+#: Byte positions beyond any representation we hold (and within what ``int()`` parses quickly):
+#: a longer run of digits stands for "beyond the end", whatever its value.
+_MAX_POSITION_DIGITS = 18
 _ETAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
 
 
@@ -46,17 +51,26 @@ def parse_range(header: str | None, size: int) -> Span | None:
     if first == "" and last == "":
         return None
     if first == "":
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable
         return Span(max(0, size - suffix), size - 1)
-    start = int(first)
-    if last != "" and int(last) < start:
+    start = _position(first)
+    if last != "" and _position(last) < start:
         return None  # syntactically invalid: ignore the header
     if start >= size:
         raise Unsatisfiable
-    end = int(last) if last != "" else size - 1
+    end = _position(last) if last != "" else size - 1
     return Span(start, min(end, size - 1))
+
+
+def _position(digits: str) -> int:
+    """A byte position; any number too long to be a real one counts as ``10**18``, which lies
+    beyond every representation, so a client may send as many digits as it likes."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > _MAX_POSITION_DIGITS:
+        return int(10**_MAX_POSITION_DIGITS)
+    return int(digits)
 
 
 def entity_tag(checksum: str) -> str:
@@ -107,12 +121,12 @@ def if_range_holds(header: str | None, etag: str, last_modified: str) -> bool:
 def content_disposition(filename: str, *, inline: bool = False) -> str:
     """RFC 6266: an ASCII fallback ``filename`` and the name as UTF-8 ``filename*``.
 
-    Both carry only the last segment of the original name (``a/../b.txt`` -> ``b.txt``), and
-    ``download`` where nothing usable is left (``..``), so that no recipient is offered a path.
+    Both carry the name :func:`events.download_filename` makes of the original: its last
+    segment (``a/../b.txt`` -> ``b.txt``) without control or bidirectional characters, and
+    ``download`` where nothing usable is left (``..``), so that no recipient is offered a path,
+    a header break or a name that reads differently from what it is.
     """
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "")
-    if name in ("", ".", ".."):
-        name = "download"
+    name = download_filename(filename, "download")
     fallback = (
         "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"%' else "_" for c in name).strip()
         or "download"

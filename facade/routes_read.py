@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
+from artstore.openapi import body, empty, merged, problems
 from events import new_event
 from facade import metrics, queries
 from facade.fixity import refuse_if_failed, verified
@@ -31,7 +32,7 @@ from facade.search import parse_search
 from facade.security import Caller, requires
 from storage_workers import ByteRange, ObjectMissing
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=problems(400, 401, 403, 429, 503))
 ReadCaller = Annotated[Caller, Depends(requires("files:read"))]
 UploadCaller = Annotated[Caller, Depends(requires("files:write", "files:read", any_of=True))]
 
@@ -110,7 +111,11 @@ async def live_file(runtime: FacadeRuntime, file_id: UUID) -> asyncpg.Record:
     return row
 
 
-@router.get("/files/{file_id}", summary="A file's metadata (its attr.json)")
+@router.get(
+    "/files/{file_id}",
+    summary="A file's metadata (its attr.json)",
+    responses=merged(empty(304), problems(404, 410)),
+)
 async def file_metadata(file_id: UUID, request: Request, caller: ReadCaller) -> Response:
     row = await live_file(runtime_of(request), file_id)
     etag = f'W/"v{row["version"]}"'
@@ -124,12 +129,18 @@ async def file_metadata(file_id: UUID, request: Request, caller: ReadCaller) -> 
     summary="A file's content (single byte ranges, conditional requests)",
     response_class=StreamingResponse,
     operation_id="file_content",
+    responses=merged(
+        body(200, "*/*"), body(206, "*/*"), empty(304), problems(404, 409, 410, 412, 416)
+    ),
 )
 @router.head(
     "/files/{file_id}/content",
     summary="A file's content headers",
     response_class=StreamingResponse,
     operation_id="file_content_head",
+    responses=merged(
+        body(200, "*/*"), body(206, "*/*"), empty(304), problems(404, 409, 410, 412, 416)
+    ),
 )
 async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> Response:
     runtime = runtime_of(request)
@@ -207,7 +218,9 @@ async def _counted(first: bytes, rest: Iterator[bytes]) -> Any:
 
 
 @router.get(
-    "/uploads/{file_id}", summary="An upload's status: queued, stored, rejected, failed, deleted"
+    "/uploads/{file_id}",
+    summary="An upload's status: queued, stored, rejected, failed, deleted",
+    responses=problems(404),
 )
 async def upload_status(file_id: UUID, request: Request, caller: UploadCaller) -> Response:
     runtime = runtime_of(request)

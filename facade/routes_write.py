@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from artstore.openapi import problems
 from consumers import queued_upload
 from events import (
     ChangeMode,
@@ -32,7 +33,7 @@ from facade.runtime import FacadeRuntime
 from facade.security import Caller, requires
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=problems(400, 401, 403, 429, 503))
 SOURCE = "artstore/facade"
 
 
@@ -90,6 +91,7 @@ def _json_param(name: str, raw: str | None) -> dict[str, Any]:
 @router.post(
     "/uploads",
     status_code=202,
+    responses=problems(413),
     summary="Upload a file: the request body is the content, streamed to staging",
 )
 async def upload(
@@ -108,8 +110,13 @@ async def upload(
     ] = None,
 ) -> Response:
     runtime = runtime_of(request)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > runtime.facade.max_upload_bytes:
+    declared = request.headers.get("content-length") or ""
+    too_long = len(declared) > len(str(runtime.facade.max_upload_bytes))
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and (too_long or int(declared) > runtime.facade.max_upload_bytes)
+    ):
         raise PayloadTooLarge(f"uploads are limited to {runtime.facade.max_upload_bytes} bytes")
     file_id = uuid.uuid4()
     fields: dict[str, Any] = {
@@ -166,7 +173,12 @@ async def upload(
     return json_response(queries.dumps(body), 202, headers={"Location": status_url})
 
 
-@router.patch("/files/{file_id}", status_code=202, summary="Change a file's metadata")
+@router.patch(
+    "/files/{file_id}",
+    status_code=202,
+    summary="Change a file's metadata",
+    responses=problems(404, 409, 410, 413),
+)
 async def update_metadata(
     file_id: UUID,
     changes: MetadataChanges,
@@ -191,7 +203,12 @@ async def update_metadata(
     return _accepted(file_id, command_id)
 
 
-@router.delete("/files/{file_id}", status_code=202, summary="Delete a file (edit elements only)")
+@router.delete(
+    "/files/{file_id}",
+    status_code=202,
+    summary="Delete a file (edit elements only)",
+    responses=problems(404, 409, 410, 413),
+)
 async def delete_file(
     file_id: UUID,
     request: Request,
@@ -218,7 +235,12 @@ def _accepted(file_id: UUID, command_id: str) -> Response:
     return json_response(queries.dumps(body), 202, headers={"Location": url})
 
 
-@router.post("/elements/{element_id}/mode", status_code=202, summary="Change an element's mode")
+@router.post(
+    "/elements/{element_id}/mode",
+    status_code=202,
+    summary="Change an element's mode",
+    responses=problems(404, 409, 413),
+)
 async def change_mode(
     element_id: str,
     change: ModeChangeRequest,

@@ -462,6 +462,21 @@ class ArtStoreClient:
         body = await self.facade.json("GET", "/api/v1/elements", what="element list")
         return list(body.get("items", []))
 
+    async def audit(
+        self, *, limit: int = 100, cursor: str | None = None, **filters: str | None
+    ) -> dict[str, Any]:
+        """A page of the audit trail, newest first (needs ``audit:read``): ``items`` and
+        ``next_cursor``. Filters: action (a prefix ending in '.' matches many), actor,
+        subject, outcome, since, until (ISO 8601)."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        params["limit"] = str(limit)
+        if cursor:
+            params["cursor"] = cursor
+        page: dict[str, Any] = await self.facade.json(
+            "GET", "/api/v1/audit", what="audit trail", params=params
+        )
+        return page
+
     async def download(
         self,
         file_id: UUID | str,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from uuid import UUID
 
+from events import download_filename
 from producers.errors import ChecksumMismatch, Unavailable
 from producers.http import AuthorizedHttp
 from producers.models import DownloadResult
@@ -37,10 +38,10 @@ class _Sink:
 
 
 def local_filename(original: object, fallback: str) -> str:
-    """A name to save a download under: the last segment of the original name, or
-    ``fallback`` (the file id) when nothing safe is left (``..``, ``.``, empty)."""
-    name = str(original or "").replace("\\", "/").replace("\x00", "").rsplit("/", 1)[-1]
-    return fallback if name in ("", ".", "..") else name
+    """A name to save a download under (:func:`events.download_filename`): the last segment
+    of the original name without control or bidirectional characters, or ``fallback`` (the
+    file id) when nothing safe is left (``..``, ``.``, empty)."""
+    return download_filename(original, fallback)
 
 
 def _hash_existing(part: Path, digest: Any, chunk: int) -> int:

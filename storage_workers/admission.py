@@ -113,6 +113,6 @@ def _subject_of(value: bytes | None) -> str | None:
                 return str(UUID(data["file_id"]))
             if isinstance(data.get("element_id"), str):
                 return str(data["element_id"])
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     return None

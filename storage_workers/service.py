@@ -272,7 +272,9 @@ class StorageService:
         attempts = self.config.retry_attempts
         error = f"{what} failed {attempts} times: {failure}"
         log.error("dead-lettering", extra={"error": error})
-        await self._publish([], [self.worker.dead_letter(r, error, attempts) for r in records])
+        await self._publish(
+            [], [self.worker.dead_letter(r, "retries_exhausted", error, attempts) for r in records]
+        )
         await commit(message, records)
 
     # -- subscribers ---------------------------------------------------------------------------
@@ -296,6 +298,8 @@ class StorageService:
                 heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
                 fetch_max_wait_ms=self.config.idle_wait_ms,
                 persistent=False,
+                parser=events.parse_any_record,
+                decoder=events.raw_body,
             )
 
             def bind(proc: Any, name: str) -> Any:

@@ -34,6 +34,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
+import events
 from events import Topic, TopicNames, records_of
 from storage_workers.claims import ClaimsUnavailable
 from storage_workers.config import WorkerConfig
@@ -103,6 +104,9 @@ class UploadConsumer:
             fetch_max_wait_ms=config.idle_wait_ms,
             batch_timeout_ms=config.idle_wait_ms,
             persistent=False,
+            # Any record, however malformed, reaches our handler (and so a rejection or the DLQ).
+            parser=events.parse_any_record,
+            decoder=events.raw_body,
         )
         self.subscriber(self._handle)
 
@@ -217,7 +221,8 @@ class UploadConsumer:
         commit past them: the DLQ entry is their outcome."""
         error = f"{what} failed {self.config.retry_attempts} times: {failure}"
         log.error("dead-lettering", extra={"error": error})
-        dead = [self.worker.dead_letter(r, error, self.config.retry_attempts) for r in records]
+        attempts = self.config.retry_attempts
+        dead = [self.worker.dead_letter(r, "retries_exhausted", error, attempts) for r in records]
         await self.announce([], dead)
         await commit(message, records)
 

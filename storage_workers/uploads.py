@@ -100,7 +100,7 @@ async def store_uploads(
                         )
                     )
                 else:
-                    dead.append(worker.dead_letter(record, admitted.detail))
+                    dead.append(worker.dead_letter(record, admitted.reason.value, admitted.detail))
                 continue
             command: UploadRequested = admitted.command
             corr = admitted.event.envelope.correlation_id

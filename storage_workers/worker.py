@@ -154,26 +154,20 @@ class ElementWorker:
             signatures=signatures,
         )
 
-    def dead_letter(self, record: Record, error: str, attempts: int = 1) -> OutgoingRecord:
+    def dead_letter(
+        self, record: Record, reason: str, error: str, attempts: int = 1
+    ) -> OutgoingRecord:
         """The record as a DLQ entry, with where it came from and why it is there."""
-        headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (record.headers or ())}
-        headers.update(
-            {
-                "dlq_source_topic": record.topic,
-                "dlq_source_partition": str(record.partition),
-                "dlq_source_offset": str(record.offset),
-                "dlq_error": error[:1000],
-                "dlq_attempts": str(attempts),
-                "dlq_element_id": self.element_id,
-            }
-        )
         self.metrics.dead_lettered.inc()
-        return OutgoingRecord(
+        return events.dead_letter(
+            record,
             topic=self.topics.name(Topic.DLQ),
-            key=record.key or b"",
-            value=record.value or b"",
-            headers=headers,
-            event_type="artstore.dlq",
+            reason=reason,
+            error=error,
+            service="artstore-storage",
+            max_bytes=self.limits.max_message_bytes,
+            attempts=attempts,
+            extra={events.dead_letters.ELEMENT_ID: self.element_id},
         )
 
     def upload_rejected(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from producers.cli.admin import accounts_app, elements_app
+from producers.cli.audit import audit
 from producers.cli.files import download, meta, rm, search, status, upload
 
 
@@ -18,6 +19,7 @@ def mount(app: typer.Typer) -> None:
     app.command("rm")(rm)
     app.add_typer(elements_app, name="elements")
     app.add_typer(accounts_app, name="accounts")
+    app.command("audit")(audit)
 
 
 __all__ = ["mount"]

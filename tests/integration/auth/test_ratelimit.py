@@ -94,7 +94,8 @@ async def test_tokens_are_still_issued_when_redis_is_down_and_policy_allows(
             )
             assert response.status_code == 200, response.text
             metrics = (await http.get("/metrics")).text
-            assert 'artstore_auth_redis_unavailable_total{operation="rate_limit"} 1.0' in metrics
+            # Asked twice: for the source's failures and for the client's rate.
+            assert 'artstore_auth_redis_unavailable_total{operation="rate_limit"} 2.0' in metrics
             ready = await http.get("/health/ready")
             assert ready.status_code == 200
             assert ready.json()["checks"]["redis"].startswith("unavailable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import quote
 
 import pytest
 
@@ -43,6 +44,27 @@ def test_ranges(header: str | None, expected: Span | None) -> None:
 def test_unsatisfiable(header: str) -> None:
     with pytest.raises(Unsatisfiable):
         parse_range(header, 10)
+
+
+DIGITS = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (f"bytes=-{DIGITS}", Span(0, 9)),
+        (f"bytes=0-{DIGITS}", Span(0, 9)),
+        (f"bytes=0000000000000000000000000003-{DIGITS}", Span(3, 9)),
+        ("bytes=\u0661-\u0662", None),  # Arabic-Indic digits are not HTTP digits
+    ],
+)
+def test_ranges_with_numbers_of_any_length(header: str, expected: Span | None) -> None:
+    assert parse_range(header, 10) == expected
+
+
+def test_a_start_with_thousands_of_digits_is_beyond_the_end() -> None:
+    with pytest.raises(Unsatisfiable):
+        parse_range(f"bytes={DIGITS}-", 10)
 
 
 def test_empty_content_has_no_satisfiable_range() -> None:
@@ -102,6 +124,26 @@ def test_content_disposition_offers_a_name_never_a_path(original: str, offered: 
     value = content_disposition(original)
     assert f'filename="{offered}"' in value
     assert value.endswith(f"filename*=UTF-8''{offered}")
+
+
+@pytest.mark.parametrize(
+    ("original", "offered"),
+    [
+        ("invoice\u202egpj.exe", "invoicegpj.exe"),  # right-to-left override
+        ("a\r\nSet-Cookie: x=1.txt", "aSet-Cookie: x=1.txt"),
+        ("\u2066name\u2069\u200b.pdf", "name.pdf"),  # isolates, zero-width space
+        ("line\u2028break\u2029.txt", "linebreak.txt"),
+        ("\u202e\r\n", "download"),
+    ],
+)
+def test_content_disposition_strips_control_and_bidirectional_characters(
+    original: str, offered: str
+) -> None:
+    value = content_disposition(original)
+    assert f"filename*=UTF-8''{quote(offered, safe='')}" in value
+    assert "%E2%80%AE" not in value
+    assert "\r" not in value
+    assert "\n" not in value
 
 
 def test_search_defaults_and_normalisation() -> None:
