@@ -145,7 +145,11 @@ async def test_manual_commit_resumes_a_group_after_the_last_committed_record(
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1000,
     }
-    first, second = (new_event(sample(s.model), source="test") for s in SPECS[10:12])
+    on_elements = {s.type: s for s in SPECS}
+    first, second = (
+        new_event(sample(on_elements[f"artstore.element.{what}.v1"].model), source="test")
+        for what in ("registered", "heartbeat")
+    )
     assert first.subject == second.subject  # same key, hence the same partition
     broker = make_broker(broker_settings(settings, client_id="test-consumer"))
     async with broker:
