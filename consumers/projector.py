@@ -29,7 +29,7 @@ from consumers.store import (
     plan_batch,
 )
 from consumers.write_plan import WritePlan
-from events import EventDecodeError, Topic, TopicNames, decode_record
+from events import EventDecodeError, Failure, Topic, TopicNames, decode_record
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,7 @@ AfterBatch = Callable[[ApplyResult], Awaitable[None]]
 class DeadLetterSink(Protocol):
     """Where records the projection can never apply go (the DLQ, or a counter in replays)."""
 
-    async def send(
-        self, record: ConsumerRecord[Any, Any], *, reason: str, error: str, attempts: int = 1
-    ) -> None: ...
+    async def send(self, record: ConsumerRecord[Any, Any], failure: Failure) -> None: ...
 
 
 _TRANSIENT = (
@@ -219,7 +217,7 @@ class Projection:
         try:
             received = decode_record(record, max_bytes=self.max_message_bytes, topic=topic)
         except EventDecodeError as exc:
-            await self.dead_letters.send(record, reason=exc.reason.value, error=exc.detail)
+            await self.dead_letters.send(record, Failure.of(exc.reason.value, exc))
             metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
             log.warning(
                 "undecodable record sent to the DLQ",
@@ -244,7 +242,7 @@ class Projection:
             try:
                 result = await self.store.apply([event], tolerate_gaps=self._proven_gaps)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                await self.dead_letters.send(record, reason="database_refused", error=str(exc))
+                await self.dead_letters.send(record, Failure.of("database_refused", exc))
                 metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
                 empty = PositionedEvent(event.topic, event.partition, event.offset)
                 result = await self.store.apply([empty], tolerate_gaps=self._proven_gaps)

@@ -50,7 +50,9 @@ class SearchCacheInvalidator:
 
 
 @contextlib.asynccontextmanager
-async def dead_letter_producer(settings: Settings, *, service: str) -> AsyncIterator[DeadLetters]:
+async def dead_letter_producer(
+    settings: Settings, *, service: str, group: str
+) -> AsyncIterator[DeadLetters]:
     """A started producer for dead letters."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -63,6 +65,7 @@ async def dead_letter_producer(settings: Settings, *, service: str) -> AsyncIter
         yield DeadLetters(
             producer,
             settings.topic_names().name(Topic.DLQ),
+            group=group,
             service=service,
             max_bytes=settings.max_message_bytes,
         )
@@ -98,7 +101,9 @@ async def run_projector(
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     try:
-        async with dead_letter_producer(settings, service="artstore-projector") as dlq:
+        async with dead_letter_producer(
+            settings, service="artstore-projector", group=projector_settings.group_id
+        ) as dlq:
             projection = Projection(
                 store,
                 names,

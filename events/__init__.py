@@ -7,7 +7,7 @@ from events.admin import TopicCreationFailed, TopicsReport, create_topics
 from events.broker import BrokerSettings, EventPublisher, Outgoing, make_broker
 from events.codec import AUTHORIZATION, OutgoingRecord, ReceivedEvent, decode, encode
 from events.consuming import decode_record, parse_any_record, raw_body, records_of
-from events.dead_letters import dead_letter
+from events.dead_letters import DeadLetterHeaders, Failure, dead_letter, read_headers
 from events.envelope import Envelope
 from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
 from events.filenames import download_filename
@@ -66,6 +66,7 @@ __all__ = [
     "BrokerSettings",
     "CapacityStatus",
     "ChangeMode",
+    "DeadLetterHeaders",
     "DecodeFailure",
     "DeleteFile",
     "DeletionReason",
@@ -78,6 +79,7 @@ __all__ = [
     "EventPublisher",
     "EventSpec",
     "EventTooLarge",
+    "Failure",
     "FileCommandRejected",
     "FileDeleted",
     "FileRecord",
@@ -124,6 +126,7 @@ __all__ = [
     "new_event",
     "parse_any_record",
     "raw_body",
+    "read_headers",
     "records_of",
     "spec_for",
 ]

@@ -10,6 +10,7 @@ from events import (
     ChangeMode,
     DeleteFile,
     DeletionReason,
+    Failure,
     FileCommandRejected,
     FileDeleted,
     MetadataUpdated,
@@ -52,7 +53,9 @@ async def process_file_command(
         if isinstance(admitted, Refused):
             event = admitted.event
             if event is None:
-                dead.append(worker.dead_letter(record, admitted.reason.value, admitted.detail))
+                dead.append(
+                    worker.dead_letter(record, Failure.of(admitted.reason.value, admitted.detail))
+                )
             elif event.data.element_id == worker.element_id:
                 extra.append(
                     _command_rejected(worker, event.data, admitted.reason, admitted.detail, event)
@@ -141,7 +144,9 @@ async def process_element_command(
         if isinstance(admitted, Refused):
             event = admitted.event
             if event is None:
-                dead.append(worker.dead_letter(record, admitted.reason.value, admitted.detail))
+                dead.append(
+                    worker.dead_letter(record, Failure.of(admitted.reason.value, admitted.detail))
+                )
             elif event.data.element_id == worker.element_id:
                 facts.append(
                     _mode_refused(

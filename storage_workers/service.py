@@ -39,6 +39,7 @@ from storage_workers.backends import StorageBackend, open_backend
 from storage_workers.claims import ClaimsUnavailable, PostgresClaims, UploadClaims
 from storage_workers.config import WorkerConfig
 from storage_workers.fixity import AuditPolicy, ElementAuditor, ReadBudget
+from storage_workers.groups import storage_group
 from storage_workers.health import HealthServer
 from storage_workers.journal import Journal, recover
 from storage_workers.metrics import StorageMetrics
@@ -264,23 +265,22 @@ class StorageService:
         if records:
             await self.publisher.send_records(records)
 
-    async def _dead_letter(self, message: KafkaMessage, what: str, failure: Exception) -> None:
+    async def _dead_letter(
+        self, message: KafkaMessage, what: str, failure: Exception, first_failed_at: datetime
+    ) -> None:
         """Send every record of ``message`` to the DLQ (``what`` failed with ``failure`` on
         every attempt) and commit past them: the DLQ entry is their outcome."""
         assert self.worker is not None
         records = records_of(message.raw_message)
         attempts = self.config.retry_attempts
-        error = f"{what} failed {attempts} times: {failure}"
-        log.error("dead-lettering", extra={"error": error})
-        await self._publish(
-            [], [self.worker.dead_letter(r, "retries_exhausted", error, attempts) for r in records]
+        log.error("dead-lettering", extra={"error": f"{what} failed {attempts} times: {failure}"})
+        given_up = events.Failure.of(
+            "retries_exhausted", failure, attempts=attempts, first_failed_at=first_failed_at
         )
+        await self._publish([], [self.worker.dead_letter(r, given_up) for r in records])
         await commit(message, records)
 
     # -- subscribers ---------------------------------------------------------------------------
-
-    def _group(self, what: str) -> str:
-        return f"{self.topics.prefix}.storage.{what}"
 
     async def _start_command_subscribers(self) -> None:
         worker = self.worker
@@ -291,7 +291,7 @@ class StorageService:
         ):
             sub = self.broker.subscriber(
                 self.topics.name(topic),
-                group_id=self._group(f"{self.element_id}.{topic.value}"),
+                group_id=storage_group(self.topics, self.element_id, topic),
                 ack_policy=AckPolicy.MANUAL,
                 auto_offset_reset="earliest",
                 session_timeout_ms=self.config.session_timeout_ms,
@@ -315,13 +315,14 @@ class StorageService:
                             acknowledge=lambda rs: commit(message, rs),
                         )
 
+                    tried_at = datetime.now(UTC)
                     try:
                         try:
                             await retry_in_place(
                                 run, self.config.retry_attempts, self.config.retry_backoff_s
                             )
                         except RETRIED_IN_PLACE as exc:
-                            await self._dead_letter(message, name, exc)
+                            await self._dead_letter(message, name, exc, tried_at)
                     except Exception:
                         # Read it again later: committing a later record would skip this one.
                         log.exception("command failed; it is read again", extra={"topic": name})
@@ -350,7 +351,7 @@ class StorageService:
             worker=worker,
             topic=topic,
             topics=self.topics,
-            group=self._group(f"uploads.{topic.value.rsplit('.', 1)[-1]}"),
+            group=storage_group(self.topics, self.element_id, topic),
             config=self.config,
             metrics=self.metrics,
             announce=self._publish,

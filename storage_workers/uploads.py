@@ -11,6 +11,7 @@ from uuid import UUID
 
 from auth import SignatureCache
 from events import (
+    Failure,
     FileStored,
     Outgoing,
     OutgoingRecord,
@@ -100,7 +101,11 @@ async def store_uploads(
                         )
                     )
                 else:
-                    dead.append(worker.dead_letter(record, admitted.reason.value, admitted.detail))
+                    dead.append(
+                        worker.dead_letter(
+                            record, Failure.of(admitted.reason.value, admitted.detail)
+                        )
+                    )
                 continue
             command: UploadRequested = admitted.command
             corr = admitted.event.envelope.correlation_id

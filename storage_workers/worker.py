@@ -40,6 +40,7 @@ from storage_workers.catalogue import Catalogue, CatalogueEntry
 from storage_workers.claims import StoredUpload, UploadClaims
 from storage_workers.durability import Change, FileRemoval, NewFile, SidecarRewrite, commit_changes
 from storage_workers.element import ElementState
+from storage_workers.groups import storage_group_of
 from storage_workers.handlers import ElementView
 from storage_workers.journal import Journal, JournalEntry
 from storage_workers.metrics import StorageMetrics
@@ -154,19 +155,16 @@ class ElementWorker:
             signatures=signatures,
         )
 
-    def dead_letter(
-        self, record: Record, reason: str, error: str, attempts: int = 1
-    ) -> OutgoingRecord:
+    def dead_letter(self, record: Record, failure: events.Failure) -> OutgoingRecord:
         """The record as a DLQ entry, with where it came from and why it is there."""
         self.metrics.dead_lettered.inc()
         return events.dead_letter(
             record,
             topic=self.topics.name(Topic.DLQ),
-            reason=reason,
-            error=error,
+            group=storage_group_of(self.topics, self.element_id, record.topic),
+            failure=failure,
             service="artstore-storage",
             max_bytes=self.limits.max_message_bytes,
-            attempts=attempts,
             extra={events.dead_letters.ELEMENT_ID: self.element_id},
         )
 
