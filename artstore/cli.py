@@ -94,8 +94,16 @@ def _mount_query() -> None:
     app.command("replay")(replay_command)
 
 
+def _mount_operations() -> None:
+    from operations.cli import dlq_app, lag_command
+
+    app.add_typer(dlq_app, name="dlq")
+    app.command("lag")(lag_command)
+
+
 _mount_stack()
 _mount_query()
+_mount_operations()
 
 
 def _mount_client() -> None:
