@@ -12,6 +12,7 @@ from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
 from events.models.audit import AuditRecorded
 from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
 from events.models.common import (
+    STAGING_PREFIX,
     ElementBackend,
     FileStagedObject,
     LocalBackend,
@@ -20,6 +21,7 @@ from events.models.common import (
     S3Backend,
     S3StagedObject,
     StagedObject,
+    staged_key,
 )
 from events.models.elements import (
     CapacityStatus,
@@ -47,6 +49,7 @@ __all__ = [
     "AUTHORIZATION",
     "BY_TYPE",
     "SPECS",
+    "STAGING_PREFIX",
     "TOPIC_SPECS",
     "AuditRecorded",
     "BrokerSettings",
@@ -100,4 +103,5 @@ __all__ = [
     "new_event",
     "records_of",
     "spec_for",
+    "staged_key",
 ]

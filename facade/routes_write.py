@@ -24,6 +24,7 @@ from events import (
     UpdateMetadata,
     UploadRequested,
     new_event,
+    staged_key,
 )
 from facade import metrics, queries
 from facade.problems import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
@@ -131,7 +132,8 @@ async def upload(
         )
     except ValidationError as exc:
         raise _invalid(exc) from None
-    key = f"{datetime.now(UTC):%Y/%m/%d}/{file_id}"
+    # The caller's own namespace: workers honour no claim check outside it.
+    key = staged_key(caller.claims.client_id, file_id, datetime.now(UTC))
     staged = await runtime.staging.stage(
         key, request.stream(), max_bytes=runtime.facade.max_upload_bytes
     )

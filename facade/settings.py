@@ -40,7 +40,10 @@ class FacadeSettings(BaseSettings):
     staging: Literal["s3", "local"] = Field(
         "s3", description="Where uploads are staged: the S3 bucket or data_dir/staging."
     )
-    staging_prefix: str = Field("staging/", description="Key prefix of staged uploads in S3.")
+    staging_prefix: str = Field(
+        "staging/",
+        description="Key prefix of the S3 staging area; uploads go under <prefix><client_id>/.",
+    )
     max_upload_bytes: int = Field(50 * 1024**3, gt=0)
 
     rate_limit: int = Field(0, ge=0, description="Requests per window per client; 0 = off.")

@@ -144,6 +144,8 @@ class StorageService:
             state=state,
             staging=Staging(
                 directory=staging_dir,
+                s3_bucket=self.config.staging_bucket or self.settings.s3_bucket,
+                s3_prefix=self.config.staging_prefix,
                 s3_endpoint=self.settings.s3_endpoint,
                 s3_access_key=self.settings.s3_access_key,
                 s3_secret_key=self.settings.s3_secret_key,

@@ -18,6 +18,7 @@ from events import (
     UploadRequested,
 )
 from storage_workers.admission import Admitted, Refused
+from storage_workers.claims import ConfinedClaim, InvalidClaimCheck
 from storage_workers.durability import Change, NewFile
 from storage_workers.handlers import AlreadyDone, HandBack, Reject, Store, decide_upload
 
@@ -94,6 +95,17 @@ async def store_uploads(
                         )
                     )
                 continue
+            try:
+                # Trust nothing the command names: its claim check must be the caller's own
+                # staged bytes, decided before anything is read.
+                claim = worker.staging.confine(command.staged, admitted.caller.client_id)
+            except InvalidClaimCheck as exc:
+                extra.append(
+                    worker.upload_rejected(
+                        command.file_id, RejectionReason.INVALID_CLAIM_CHECK, str(exc), corr
+                    )
+                )
+                continue
             decision = decide_upload(
                 command,
                 element=worker.view(capacity),
@@ -116,7 +128,7 @@ async def store_uploads(
             elif isinstance(decision, Store):
                 planned[command.file_id] = command.checksum
                 capacity = capacity.after(command.file_size)
-                changes.append(_new_file(worker, command, decision, corr))
+                changes.append(_new_file(worker, command, claim, decision, corr))
         handled = list(records[: outcome.processed])
         await worker.commit(changes, extra, dead, handled, announce, acknowledge, release=True)
         for change in changes:
@@ -131,9 +143,13 @@ async def store_uploads(
 
 
 def _new_file(
-    worker: ElementWorker, command: UploadRequested, decision: Store, corr: str
+    worker: ElementWorker,
+    command: UploadRequested,
+    claim: ConfinedClaim,
+    decision: Store,
+    corr: str,
 ) -> Change:
-    staged, sidecar = command.staged, decision.sidecar
+    sidecar = decision.sidecar
 
     def rejected(reason: RejectionReason, detail: str) -> Outgoing:
         return worker.fact(
@@ -151,9 +167,9 @@ def _new_file(
         NewFile(
             sidecar,
             decision.encoded,
-            lambda: worker.staging.open(staged),
+            lambda: worker.staging.open(claim),
             rejected,
-            staged.model_dump_json(),
+            claim.model_dump_json(),
         ),
         worker.fact(FileStored(file=sidecar.to_record()), corr),
     )

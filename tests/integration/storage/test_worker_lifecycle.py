@@ -179,7 +179,8 @@ async def test_unreachable_storage_is_retried_then_dead_lettered_and_the_partiti
     service: StorageService, producer: Producer, facts: FactLog
 ) -> None:
     content = b"staged where nobody answers"
-    command = temporary(producer, content, staged=S3StagedObject(bucket="away", key="k"))
+    bucket, key = service.settings.s3_bucket, f"staging/{producer.client_id}/k"
+    command = temporary(producer, content, staged=S3StagedObject(bucket=bucket, key=key))
     await producer.send(command)
     await wait_until(
         lambda: any(r.key == str(command.file_id).encode() for r in facts.dlq),
