@@ -36,11 +36,17 @@ def _settings() -> Settings:
 
 @topics_app.command("create")
 def topics_create() -> None:
-    """Create every ArtStore topic (idempotent) and show partition counts."""
+    """Create every ArtStore topic with its production configuration (idempotent)."""
     from events import create_topics
 
     settings = _settings()
-    report = asyncio.run(create_topics(settings.kafka_bootstrap, settings.topic_names()))
+    report = asyncio.run(
+        create_topics(
+            settings.kafka_bootstrap,
+            settings.topic_names(),
+            max_message_bytes=settings.max_message_bytes,
+        )
+    )
     table = Table("topic", "partitions", "state")
     for name, count in sorted({**report.existing, **report.created}.items()):
         state = "created" if name in report.created else "exists"

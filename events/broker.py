@@ -13,11 +13,7 @@ from faststream.middlewares import AckPolicy
 
 from events.codec import OutgoingRecord, encode
 from events.envelope import Envelope
-from events.topics import TopicNames
-
-# Room for the record's framing on top of our own size check, so the client never rejects a
-# record we have already accepted, and our check (with its clear error) always fires first.
-_FRAMING_ALLOWANCE = 64 * 1024
+from events.topics import FRAMING_ALLOWANCE, TopicNames
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,9 @@ def make_broker(settings: BrokerSettings, *, consumer_only: bool = False) -> Kaf
         allow_auto_create_topics=False,
         acks="all",
         linger_ms=5,
-        max_request_size=settings.max_message_bytes + _FRAMING_ALLOWANCE,
+        # Room for framing on top of our own size check, so the client never rejects a record
+        # we have already accepted, and our check (with its clear error) always fires first.
+        max_request_size=settings.max_message_bytes + FRAMING_ALLOWANCE,
         graceful_timeout=settings.graceful_timeout_s,
         ack_policy=AckPolicy.MANUAL,
         logger=None,

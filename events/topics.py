@@ -23,9 +23,29 @@ class Topic(StrEnum):
 
 TopicKind = Literal["command", "fact", "dead-letter"]
 
+_DAY_MS = 24 * 3600 * 1000
+
 # Commands are verified against the time the broker wrote them, so a back-dated record cannot
-# revive an expired token (Apache Kafka honours this; see docs/decisions.md for Tansu).
-_COMMAND_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
+# revive an expired token (Apache Kafka honours this; see docs/decisions.md for Tansu). They carry
+# callers' tokens, so they are kept a week: long enough to replay a backlog, no longer.
+_COMMAND_CONFIGS = {
+    "message.timestamp.type": "LogAppendTime",
+    "cleanup.policy": "delete",
+    "retention.ms": str(7 * _DAY_MS),
+}
+# Facts are the history every projection is rebuilt from: kept for good.
+_FACT_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "-1"}
+# An element's facts are keyed by element id; only its latest state matters to a newcomer.
+_ELEMENT_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(_DAY_MS)}
+# Dead letters wait for an operator for a month.
+_DEAD_LETTER_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)}
+#: Room for a record batch's framing on top of the largest event value we accept.
+FRAMING_ALLOWANCE = 64 * 1024
+
+
+def max_message_config(max_message_bytes: int) -> dict[str, str]:
+    """The per-topic ``max.message.bytes`` for events of at most ``max_message_bytes``."""
+    return {"max.message.bytes": str(max_message_bytes + FRAMING_ALLOWANCE)}
 
 
 @dataclass(frozen=True)
@@ -45,10 +65,10 @@ TOPIC_SPECS: Mapping[Topic, TopicSpec] = {
         TopicSpec(Topic.UPLOADS_RW, 6, "command", _COMMAND_CONFIGS),
         TopicSpec(Topic.FILE_COMMANDS, 6, "command", _COMMAND_CONFIGS),
         TopicSpec(Topic.ELEMENT_COMMANDS, 3, "command", _COMMAND_CONFIGS),
-        TopicSpec(Topic.FILES, 12, "fact"),
-        TopicSpec(Topic.ELEMENTS, 3, "fact"),
-        TopicSpec(Topic.AUDIT, 3, "fact"),
-        TopicSpec(Topic.DLQ, 3, "dead-letter"),
+        TopicSpec(Topic.FILES, 12, "fact", _FACT_CONFIGS),
+        TopicSpec(Topic.ELEMENTS, 3, "fact", _ELEMENT_CONFIGS),
+        TopicSpec(Topic.AUDIT, 3, "fact", _FACT_CONFIGS),
+        TopicSpec(Topic.DLQ, 3, "dead-letter", _DEAD_LETTER_CONFIGS),
     )
 }
 

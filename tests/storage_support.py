@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,17 @@ class Producer:
         tok = token if token is not None else self.token()
         await self.publisher.publish_many(
             [Outgoing(new_event(p, source="test://producer"), tok or None) for p in payloads]
+        )
+
+    async def send_at(self, payload: Any, *, token: str, timestamp: datetime) -> None:
+        """Publish one command whose record claims to have been written at ``timestamp``."""
+        record = self.publisher.encode(new_event(payload, source="test://producer"), token)
+        await self.broker.publish(
+            record.value,
+            record.topic,
+            key=record.key,
+            headers=record.headers,
+            timestamp_ms=int(timestamp.timestamp() * 1000),
         )
 
     async def send_raw(

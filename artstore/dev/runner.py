@@ -40,6 +40,7 @@ from artstore.dev.services import (
 )
 from artstore.dev.supervisor import ChildSpec, StartupFailed, Supervisor
 from artstore.stack import (
+    KafkaBroker,
     KafkaStorage,
     StackEnv,
     ensure_database,
@@ -112,7 +113,10 @@ def run_dev(options: DevOptions, console: Console) -> int:
         started = time.monotonic()
         try:
             with console.status("starting the stack (Kafka, S3, PostgreSQL, Redis)..."):
-                stack = ensure_stack(layout.stack_dir, kafka_storage=storage)
+                # The embedded broker, whatever ARTSTORE_STACK_KAFKA says: pip is all it needs.
+                stack = ensure_stack(
+                    layout.stack_dir, kafka_storage=storage, kafka_broker=KafkaBroker.TANSU
+                )
             session = _Session(layout, instance, stack, first_start, console, started)
             return asyncio.run(session.run())
         except KeyboardInterrupt:

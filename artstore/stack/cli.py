@@ -19,7 +19,7 @@ from artstore.stack.lifecycle import (
     stop_stack,
 )
 from artstore.stack.state import StateStore, resolve_state_dir
-from artstore.stack.tansu import KafkaStorage
+from artstore.stack.tansu import KafkaBroker, KafkaStorage
 
 stack_app = typer.Typer(
     name="stack",
@@ -41,16 +41,24 @@ StateDir = Annotated[
 @stack_app.command()
 def up(
     state_dir: StateDir = None,
+    kafka: Annotated[
+        KafkaBroker | None,
+        typer.Option(
+            "--kafka",
+            envvar="ARTSTORE_STACK_KAFKA",
+            help="Broker: tansu (embedded, default) or apache (Apache Kafka; needs java and mvn).",
+        ),
+    ] = None,
     kafka_storage: Annotated[
         KafkaStorage | None,
-        typer.Option(help="Broker storage: memory (default), or s3 to survive restarts."),
+        typer.Option(help="Tansu's storage: memory (default), or s3 to survive restarts."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service.")] = 60.0,
 ) -> None:
     """Start what is not running, reuse what is; write stack.env."""
     started = time.monotonic()
     try:
-        ensure_stack(state_dir, kafka_storage=kafka_storage, timeout=timeout)
+        ensure_stack(state_dir, kafka_storage=kafka_storage, kafka_broker=kafka, timeout=timeout)
     except StackError as exc:
         typer.echo(f"stack up failed: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -9,7 +9,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from artstore.stack import postgres_server, processes, redis_server, seaweedfs, tansu
+from artstore.stack import (
+    apache_kafka,
+    postgres_server,
+    processes,
+    redis_server,
+    seaweedfs,
+    tansu,
+)
 from artstore.stack.env import (
     DEFAULT_S3_ACCESS_KEY,
     DEFAULT_S3_BUCKET,
@@ -21,7 +28,7 @@ from artstore.stack.errors import StackError
 from artstore.stack.probes import wait_until
 from artstore.stack.seaweedfs import S3Access
 from artstore.stack.state import ServiceRecord, StateStore, resolve_state_dir
-from artstore.stack.tansu import KafkaStorage
+from artstore.stack.tansu import KafkaBroker, KafkaStorage
 
 #: Services in start order; stopped in reverse.
 SERVICE_ORDER = (seaweedfs.NAME, postgres_server.NAME, redis_server.NAME, tansu.NAME)
@@ -32,8 +39,10 @@ _READY: dict[str, Callable[[ServiceRecord], bool]] = {
     seaweedfs.NAME: seaweedfs.ready,
     postgres_server.NAME: postgres_server.ready,
     redis_server.NAME: redis_server.ready,
-    tansu.NAME: tansu.ready,
+    tansu.NAME: tansu.ready,  # the same probe serves both brokers (apache_kafka.ready)
 }
+#: ``ARTSTORE_STACK_KAFKA=apache`` asks for Apache Kafka where no ``--kafka`` option is given.
+KAFKA_BROKER_VARIABLE = "ARTSTORE_STACK_KAFKA"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +61,29 @@ def ensure_stack(
     state_dir: Path | None = None,
     *,
     kafka_storage: KafkaStorage | None = None,
+    kafka_broker: KafkaBroker | None = None,
     timeout: float = 60.0,
     environ: Mapping[str, str] | None = None,
 ) -> StackEnv:
     """Start whatever part of the stack is not running, reuse the rest; return its URLs.
 
     Safe to call from several processes at once: they serialise on a lock in the state dir.
-    ``kafka_storage`` defaults to what was last asked for in this state dir, else memory.
+    ``kafka_storage`` (Tansu only) and ``kafka_broker`` default to ``$ARTSTORE_STACK_KAFKA`` for
+    the broker, else what was last asked for in this state dir, else Tansu in memory. A running
+    broker of another kind (or storage) is stopped and replaced.
     """
     environ = os.environ if environ is None else environ
+    if kafka_broker is None and environ.get(KAFKA_BROKER_VARIABLE):
+        try:
+            kafka_broker = KafkaBroker(environ[KAFKA_BROKER_VARIABLE])
+        except ValueError as exc:
+            raise StackError(
+                f"{KAFKA_BROKER_VARIABLE}={environ[KAFKA_BROKER_VARIABLE]!r} is not one of "
+                f"{', '.join(b.value for b in KafkaBroker)}"
+            ) from exc
     store = StateStore(resolve_state_dir(state_dir))
     with store.locked():
-        return _Startup(store, environ, timeout).run(kafka_storage)
+        return _Startup(store, environ, timeout).run(kafka_storage, kafka_broker)
 
 
 class _Startup:
@@ -79,13 +99,23 @@ class _Startup:
         }
         self.pending: list[ServiceRecord] = []
 
-    def run(self, kafka_storage: KafkaStorage | None) -> StackEnv:
+    def run(self, kafka_storage: KafkaStorage | None, kafka_broker: KafkaBroker | None) -> StackEnv:
         recorded = self.state.kafka_storage
         storage = kafka_storage or (KafkaStorage(recorded) if recorded else KafkaStorage.MEMORY)
+        recorded_broker = self.state.kafka_broker
+        broker = kafka_broker or (
+            KafkaBroker(recorded_broker) if recorded_broker else KafkaBroker.TANSU
+        )
+        if broker is KafkaBroker.APACHE:
+            # Resolve the jars first: the first time it takes Maven a while, and a machine
+            # without a JDK should fail before anything else is started.
+            apache_kafka.ensure_jars()
         self.state.kafka_storage = storage.value
+        self.state.kafka_broker = broker.value
         self.state.env = None
         buckets = [DEFAULT_S3_BUCKET]
-        if storage is KafkaStorage.S3:
+        durable_tansu = broker is KafkaBroker.TANSU and storage is KafkaStorage.S3
+        if durable_tansu:
             buckets.append(tansu.TANSU_BUCKET)
 
         s3 = _running(self.state.services.get(seaweedfs.NAME))
@@ -104,17 +134,19 @@ class _Startup:
         self._reuse_or_start(postgres_server.NAME, postgres_server.existing, postgres_server.start)
         self._reuse_or_start(redis_server.NAME, redis_server.existing, redis_server.start)
         kafka = _running(self.state.services.get(tansu.NAME))
-        if kafka is not None and tansu.storage_of(kafka) is not storage:
+        if kafka is not None and not _is_broker(kafka, broker, storage):
             _stop(kafka)
             kafka = None
-        if kafka is None and storage is KafkaStorage.MEMORY:
+        if kafka is None and broker is KafkaBroker.APACHE:
+            self._launch(lambda: apache_kafka.start(self.store.root))
+        elif kafka is None and storage is KafkaStorage.MEMORY:
             self._launch(lambda: tansu.start(self.store.root, storage, None))
 
         # Everything missing is launched; wait for all of it (they come up in parallel).
         for record in self.pending:
             _wait_ready(record, self.timeout)
         seaweedfs.ensure_buckets(s3_access, buckets)
-        if kafka is None and storage is KafkaStorage.S3:
+        if kafka is None and durable_tansu:
             # The durable broker keeps its records in an S3 bucket: S3 must be up first.
             record = self._launch(lambda: tansu.start(self.store.root, storage, s3_access))
             _wait_ready(record, self.timeout)
@@ -224,6 +256,20 @@ def stack_is_running(state_dir: Path | None = None) -> bool:
     return store.load().stack_env() is not None and all(
         status.up for status in stack_status(state_dir)
     )
+
+
+def broker_of(record: ServiceRecord) -> KafkaBroker:
+    """Which broker a recorded Kafka service is (records from before Apache Kafka: Tansu)."""
+    return KafkaBroker(record.details().get("broker", KafkaBroker.TANSU.value))
+
+
+def _is_broker(record: ServiceRecord, broker: KafkaBroker, storage: KafkaStorage) -> bool:
+    """Whether a running Kafka service is the broker (and, for Tansu, the storage) asked for."""
+    if not record.owned:
+        return True
+    if broker_of(record) is not broker:
+        return False
+    return broker is KafkaBroker.APACHE or tansu.storage_of(record) is storage
 
 
 def _answers(record: ServiceRecord) -> bool:

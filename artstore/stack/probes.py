@@ -47,12 +47,16 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
 
 
 def kafka_brokers(host: str, port: int, timeout: float = 1.0) -> list[tuple[str, int]] | None:
-    """Send a Kafka Metadata (v0) request; the advertised brokers, or None on no valid answer."""
+    """Send a Kafka Metadata (v4) request; the advertised brokers, or None on no valid answer.
+
+    Version 4 is the oldest one Apache Kafka 4.x still serves and one Tansu serves too.
+    """
     client_id = b"artstore-stack"
     correlation_id = 7
-    # Header v1 (api_key=3 Metadata, version 0, correlation id, client id); body: no topics.
-    body = struct.pack(">hhih", 3, 0, correlation_id, len(client_id)) + client_id
-    body += struct.pack(">i", 0)
+    # Header v1 (api_key=3 Metadata, version 4, correlation id, client id); body: an empty
+    # topic array (no topics, only brokers) and allow_auto_topic_creation=false.
+    body = struct.pack(">hhih", 3, 4, correlation_id, len(client_id)) + client_id
+    body += struct.pack(">ib", 0, 0)
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(struct.pack(">i", len(body)) + body)
@@ -61,9 +65,9 @@ def kafka_brokers(host: str, port: int, timeout: float = 1.0) -> list[tuple[str,
     except (OSError, struct.error):
         return None
     try:
-        offset = 0
-        (answered_id, count) = struct.unpack_from(">ii", payload, offset)
-        offset += 8
+        # correlation id, throttle_time_ms, broker count
+        (answered_id, _throttle, count) = struct.unpack_from(">iii", payload, 0)
+        offset = 12
         if answered_id != correlation_id:
             return None
         brokers = []
@@ -73,8 +77,8 @@ def kafka_brokers(host: str, port: int, timeout: float = 1.0) -> list[tuple[str,
             offset += 2
             broker_host = payload[offset : offset + host_len].decode()
             offset += host_len
-            (broker_port,) = struct.unpack_from(">i", payload, offset)
-            offset += 4
+            (broker_port, rack_len) = struct.unpack_from(">ih", payload, offset)
+            offset += 6 + max(rack_len, 0)
             brokers.append((broker_host, int(broker_port)))
         return brokers
     except (struct.error, UnicodeDecodeError):

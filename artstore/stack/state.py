@@ -40,12 +40,18 @@ class ServiceRecord(BaseModel):
     log: str | None = None
     detail: str = ""
 
+    def details(self) -> dict[str, str]:
+        """The ``key=value`` words of ``detail``."""
+        pairs = (word.partition("=") for word in self.detail.split())
+        return {key: value for key, sep, value in pairs if sep}
+
 
 class StackState(BaseModel):
     """Everything ``state.json`` records."""
 
     version: int = 1
     kafka_storage: str | None = Field(None, description="Broker storage last asked for.")
+    kafka_broker: str | None = Field(None, description="Broker (tansu, apache) last asked for.")
     services: dict[str, ServiceRecord] = Field(default_factory=dict)
     env: dict[str, str | bool] | None = None
 
@@ -88,7 +94,10 @@ class StateStore:
         self.env_path.unlink(missing_ok=True)
         _write_atomically(
             self.state_path,
-            StackState(kafka_storage=state.kafka_storage).model_dump_json(indent=2) + "\n",
+            StackState(
+                kafka_storage=state.kafka_storage, kafka_broker=state.kafka_broker
+            ).model_dump_json(indent=2)
+            + "\n",
         )
 
     @contextlib.contextmanager

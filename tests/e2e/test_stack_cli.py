@@ -15,7 +15,13 @@ from artstore.stack.errors import StackError
 from artstore.stack.postgres_server import postgres_bindir
 from artstore.stack.processes import is_running
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.s3, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.embedded_broker,
+    pytest.mark.e2e,
+    pytest.mark.kafka,
+    pytest.mark.s3,
+    pytest.mark.redis,
+]
 
 
 def _stack(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,6 +16,8 @@ from artstore.settings import Settings
 from artstore.stack import StackEnv, asyncpg_dsn, ensure_stack, stack_status
 from tests.helpers import fresh_database, s3_client, wait_for_assignment
 
+pytestmark = [pytest.mark.embedded_broker]
+
 
 @pytest.mark.kafka
 async def test_broker_answers_metadata_and_round_trips_a_record(

@@ -16,7 +16,7 @@ from artstore.dev.services import Urls as DevUrls
 from artstore.stack import StackEnv, ensure_database, maintenance_dsn, with_database
 from tests.pipeline import free_port
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.embedded_broker, pytest.mark.postgres, pytest.mark.redis]
 
 
 async def _database_exists(url: str, name: str) -> bool:

@@ -10,8 +10,12 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 from artstore.dev import ChildSpec, RestartPolicy, Supervisor
 from tests.helpers import wait_until
+
+pytestmark = [pytest.mark.embedded_broker]
 
 FAST = RestartPolicy(initial_delay_s=0.05, max_delay_s=0.2, stable_after_s=60.0)
 

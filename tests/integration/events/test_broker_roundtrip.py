@@ -27,7 +27,7 @@ from events import (
 from tests.factories import sample
 from tests.helpers import event_ids, read_events, wait_for_assignment
 
-pytestmark = [pytest.mark.kafka]
+pytestmark = [pytest.mark.kafka, pytest.mark.embedded_broker]
 
 
 @pytest.fixture(scope="module")

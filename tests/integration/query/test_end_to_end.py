@@ -24,7 +24,13 @@ from storage_workers.service import StorageService
 from tests.helpers import wait_until
 from tests.integration.query.support import FacadeHarness, facade_harness, fetchval
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.embedded_broker,
+    pytest.mark.kafka,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.e2e,
+]
 CONTENT = ("Годовой отчёт: выручка растёт. Annual report: revenue grows.\n" * 200).encode()
 SCOPES = ("files:write", "files:read", "metadata:write", "files:delete", "elements:admin")
 

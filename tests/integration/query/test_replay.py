@@ -38,7 +38,12 @@ from tests.integration.query.support import (
     running_projector,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.embedded_broker,
+    pytest.mark.kafka,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+]
 
 
 def facts(count: int, *, offset: int = 0) -> list[object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,11 @@ from events import (
 )
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
+from tests.brokers import stamps_record_time
 from tests.helpers import wait_until
 from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
 
-pytestmark = [pytest.mark.kafka]
+pytestmark = [pytest.mark.kafka, pytest.mark.embedded_broker]
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +167,6 @@ async def test_redelivered_upload_reannounces_and_writes_nothing(
 async def test_bad_uploads_are_rejected_and_the_worker_keeps_consuming(
     service: StorageService, producer: Producer, facts: FactLog, case: str, reason: RejectionReason
 ) -> None:
-    from datetime import UTC, datetime, timedelta
 
     from events import FileStagedObject
 
@@ -275,3 +276,38 @@ async def test_edit_elements_never_change_mode(
     assert refused.allowed == []
     assert "never" in refused.reason
     assert not facts.of(ModeChanged, element_id="se-edit")
+
+
+async def test_a_back_dated_command_cannot_revive_an_expired_token_where_the_broker_stamps_time(
+    service: StorageService, producer: Producer, facts: FactLog, settings: Settings
+) -> None:
+    if not await stamps_record_time(settings.kafka_bootstrap):
+        pytest.skip(
+            "this broker keeps the producer's timestamp on LogAppendTime topics: there only the "
+            "maximum command age bounds a back-dated record (the next test)"
+        )
+    issued = datetime.now(UTC) - timedelta(hours=2)
+    token = producer.token(issued_at=issued)  # valid for 15 minutes, two hours ago
+    command = temporary(producer, b"back-dated")
+    await producer.send_at(command, token=token, timestamp=issued + timedelta(minutes=5))
+    rejected = await facts.wait(UploadRejected, file_id=command.file_id)
+    assert rejected.reason is RejectionReason.INVALID_TOKEN
+    assert "expired" in rejected.detail
+    assert not facts.of(FileStored, file__file_id=command.file_id)
+
+
+async def test_a_command_back_dated_beyond_the_maximum_age_is_refused_on_every_broker(
+    service: StorageService, producer: Producer, facts: FactLog, settings: Settings
+) -> None:
+    issued = datetime.now(UTC) - timedelta(hours=30)
+    token = producer.token(issued_at=issued)
+    command = temporary(producer, b"back-dated a day")
+    await producer.send_at(command, token=token, timestamp=issued + timedelta(minutes=5))
+    rejected = await facts.wait(UploadRejected, file_id=command.file_id)
+    if await stamps_record_time(settings.kafka_bootstrap):
+        # The broker's time is now: the token is judged now, and it has long expired.
+        assert rejected.reason is RejectionReason.INVALID_TOKEN
+    else:
+        # The record keeps its claimed time, 30 hours ago: older than the 24-hour maximum age.
+        assert rejected.reason is RejectionReason.COMMAND_TOO_OLD
+    assert not facts.of(FileStored, file__file_id=command.file_id)
