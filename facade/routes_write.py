@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from auth import may_change_file, not_owner_detail
 from consumers import queued_upload
 from events import (
     ChangeMode,
@@ -30,7 +31,7 @@ from facade import metrics, queries
 from facade.problems import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
 from facade.routes_read import json_response, live_file, runtime_of
 from facade.runtime import FacadeRuntime
-from facade.security import Caller, requires
+from facade.security import Caller, Forbidden, requires
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -74,6 +75,16 @@ async def _publish(runtime: FacadeRuntime, payload: Any, caller: Caller) -> str:
     except KafkaError as exc:
         raise Unavailable(f"the command could not be queued: {exc}; retry later") from None
     return envelope.id
+
+
+def _check_owner(row: Any, file_id: UUID, caller: Caller) -> None:
+    """403 unless the caller may change the file (SPEC §3 ownership). The element's worker
+    checks again against the sidecar and has the last word."""
+    claims, uploaded_by = caller.claims, row["created_by_id"]
+    if not may_change_file(claims.role, claims.client_id, uploaded_by):
+        raise Forbidden(
+            not_owner_detail(file_id, claims.client_id, uploaded_by), reason="not_owner"
+        )
 
 
 def _json_param(name: str, raw: str | None) -> dict[str, Any]:
@@ -177,6 +188,7 @@ async def update_metadata(
 ) -> Response:
     runtime = runtime_of(request)
     row = await live_file(runtime, file_id)
+    _check_owner(row, file_id, caller)
     if row["element_mode"] in ("ro", "ar"):
         raise Conflict(
             f"file {file_id} is on element {row['element_id']}, which is {row['element_mode']}: "
@@ -202,6 +214,7 @@ async def delete_file(
 ) -> Response:
     runtime = runtime_of(request)
     row = await live_file(runtime, file_id)
+    _check_owner(row, file_id, caller)
     mode = row["element_mode"]
     if mode is not None and mode != "edit":
         raise Conflict(

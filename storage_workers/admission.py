@@ -100,7 +100,7 @@ async def admit(
         return Refused(RejectionReason.INSUFFICIENT_SCOPE, exc.description, subject, event)
     except TokenError as exc:
         return Refused(RejectionReason.INVALID_TOKEN, exc.description, subject, event)
-    return Admitted(event, Caller(token.client_id, token.name or token.client_id))
+    return Admitted(event, Caller(token.client_id, token.name or token.client_id, token.role))
 
 
 def _subject_of(value: bytes | None) -> str | None:

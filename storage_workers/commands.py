@@ -67,6 +67,7 @@ async def process_file_command(
                     element=worker.view(),
                     current=current,
                     command_id=admitted.event.envelope.id,
+                    caller=admitted.caller,
                     now=worker.clock(),
                 )
                 if isinstance(decision, Rewrite):
@@ -100,11 +101,15 @@ async def process_file_command(
             else:
                 assert isinstance(command, DeleteFile)
                 deleted = str(command.file_id) in worker.deleted
+                entry = worker.catalogue.get(command.file_id)
+                sidecar = await worker.read_sidecar(command.file_id) if entry else None
                 verdict = decide_delete(
                     command,
                     element=worker.view(),
-                    current=worker.catalogue.get(command.file_id),
+                    current=entry,
+                    uploaded_by=sidecar.created_by_id if sidecar else None,
                     deleted=deleted,
+                    caller=admitted.caller,
                 )
                 if isinstance(verdict, Remove):
                     changes.append(
