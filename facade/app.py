@@ -17,7 +17,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artstore.serving import serve_until_stopped
 from artstore.settings import Settings, broker_settings
-from auth import HttpJwksSource, SlidingWindowLimiter, TokenVerifier
+from auth import (
+    DenyListCache,
+    HttpJwksSource,
+    RedisDenyList,
+    SlidingWindowLimiter,
+    TokenVerifier,
+)
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
 from facade import metrics, routes_read, routes_write
@@ -91,6 +97,13 @@ async def open_runtime(
     pool = await create_pool(settings.database_url, application_name="artstore-facade", size=10)
     await pool.execute("SELECT 1")
     redis = Redis.from_url(settings.redis_url)
+    revocations = DenyListCache(RedisDenyList(redis, prefix=facade.revocation_prefix), redis)
+    await revocations.start()
+    verifier = verifier or TokenVerifier(
+        HttpJwksSource(facade.jwks_url), issuer=facade.issuer, audience=facade.audience
+    )
+    if verifier.revocations is None:
+        verifier = verifier.with_revocations(revocations)
     broker = make_broker(broker_settings(settings, client_id="artstore-facade"))
     await broker.start()
     s3 = _s3(settings) if facade.staging == "s3" else None
@@ -103,10 +116,7 @@ async def open_runtime(
     runtime = FacadeRuntime(
         settings=settings,
         facade=facade,
-        verifier=verifier
-        or TokenVerifier(
-            HttpJwksSource(facade.jwks_url), issuer=facade.issuer, audience=facade.audience
-        ),
+        verifier=verifier,
         pool=pool,
         store=ProjectionStore(pool),
         redis=redis,
@@ -128,6 +138,7 @@ async def open_runtime(
         yield runtime
     finally:
         await broker.stop()
+        await revocations.stop()
         await redis.aclose()
         await pool.close()
 

@@ -16,6 +16,11 @@ class FacadeSettings(BaseSettings):
     jwks_url: str = Field("http://127.0.0.1:8080/.well-known/jwks.json")
     issuer: str = Field("http://127.0.0.1:8080", description="Expected `iss` of access tokens.")
     audience: str = Field("artstore", description="Expected `aud` of access tokens.")
+    revocation_prefix: str = Field(
+        "artstore:auth:",
+        description="The auth service's Redis prefix (ARTSTORE_AUTH_REDIS_PREFIX): where its "
+        "deny-list of revoked tokens lives and is announced.",
+    )
     host: str = "127.0.0.1"
     port: int = 8081
 

@@ -22,7 +22,7 @@ from events import (
     UpdateMetadata,
 )
 from storage_workers import element as element_file
-from storage_workers.admission import Refused
+from storage_workers.admission import Refused, catch_up_revocations
 from storage_workers.durability import Change, SidecarRewrite
 from storage_workers.handlers import (
     AlreadyDone,
@@ -45,6 +45,7 @@ async def process_file_command(
 ) -> None:
     """An UpdateMetadata or DeleteFile addressed to this element (others are skipped)."""
     async with worker.lock:
+        await catch_up_revocations(worker.verifier)
         admitted = await worker.admit(record, Topic.FILE_COMMANDS)
         extra: list[Outgoing] = []
         dead: list[OutgoingRecord] = []
@@ -140,6 +141,7 @@ async def process_element_command(
 ) -> None:
     """A ChangeMode for this element: element.json first, then ModeChanged."""
     async with worker.lock:
+        await catch_up_revocations(worker.verifier)
         admitted = await worker.admit(record, Topic.ELEMENT_COMMANDS)
         facts: list[Outgoing] = []
         dead: list[OutgoingRecord] = []

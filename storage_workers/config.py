@@ -61,6 +61,11 @@ class WorkerConfig(BaseSettings):
     jwks_file: Path | None = Field(None, description="A JWKS document on disk instead of a URL.")
     token_issuer: str = "http://127.0.0.1:8080"
     token_audience: str = "artstore"
+    revocation_prefix: str = Field(
+        "artstore:auth:",
+        description="The auth service's Redis prefix (ARTSTORE_AUTH_REDIS_PREFIX): where its "
+        "deny-list of revoked tokens lives and is announced.",
+    )
     health_port: int | None = Field(None, ge=0, le=65535)
     health_host: str = Field(
         "127.0.0.1",

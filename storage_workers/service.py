@@ -16,10 +16,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from redis.asyncio import Redis
 
 import events
 from artstore.settings import Settings, broker_settings
-from auth import HttpJwksSource, JwksSource, StaticJwksSource, TokenVerifier
+from auth import (
+    DenyListCache,
+    HttpJwksSource,
+    JwksSource,
+    RedisDenyList,
+    StaticJwksSource,
+    TokenVerifier,
+)
 from events import (
     CapacityStatus,
     ElementFull,
@@ -92,7 +100,13 @@ class StorageService:
             s3_access_key=settings.s3_access_key,
             s3_secret_key=settings.s3_secret_key,
         )
+        self.redis = Redis.from_url(settings.redis_url)
+        self.revocations = DenyListCache(
+            RedisDenyList(self.redis, prefix=config.revocation_prefix), self.redis
+        )
         self.verifier = verifier or make_verifier(config)
+        if self.verifier.revocations is None:
+            self.verifier = self.verifier.with_revocations(self.revocations)
         self.broker: KafkaBroker = make_broker(
             broker_settings(settings, client_id=f"storage-{config.element_id}")
         )
@@ -126,6 +140,8 @@ class StorageService:
         """Recover the element, announce it, start consuming."""
         if self.config.health_port is not None:
             await self.health.start(self.config.health_host, self.config.health_port)
+        # No command is judged before the deny-list is loaded (fails if Redis can't be reached).
+        await self.revocations.start()
         now = datetime.now(UTC)
         state = await asyncio.to_thread(
             element_file.load_or_create,
@@ -198,6 +214,9 @@ class StorageService:
         with contextlib.suppress(Exception):
             await self.broker.stop()
         await self.health.stop()
+        await self.revocations.stop()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
         self.stopped.set()
 
     # -- publishing and committing -------------------------------------------------------------

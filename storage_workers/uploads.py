@@ -17,7 +17,7 @@ from events import (
     UploadRejected,
     UploadRequested,
 )
-from storage_workers.admission import Admitted, Refused
+from storage_workers.admission import Admitted, Refused, catch_up_revocations
 from storage_workers.claims import ConfinedClaim, InvalidClaimCheck
 from storage_workers.durability import Change, NewFile
 from storage_workers.handlers import AlreadyDone, HandBack, Reject, Store, decide_upload
@@ -50,6 +50,7 @@ async def admit_uploads(
     still being written. One signature check per distinct token; validity is still checked at
     each record's own timestamp. Raises :class:`TransientFailure` if the keys are unreachable."""
     signatures = SignatureCache()
+    await catch_up_revocations(worker.verifier)
     return AdmittedBatch(records, [await worker.admit(r, topic, signatures) for r in records])
 
 
