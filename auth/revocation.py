@@ -215,14 +215,13 @@ class DenyListCache:
 
     async def _load(self) -> None:
         pattern = self._deny_list.key("*")
-        revoked: dict[str, datetime] = {}
-        async for key in self._redis.scan_iter(match=pattern, count=1000):
-            value = await self._redis.get(key)
-            if value is not None:
-                name = key.decode() if isinstance(key, bytes) else key
-                revoked[name.rsplit(":", 1)[-1]] = _parse_value(value)
-        for jti, at in revoked.items():
-            self._remember(jti, at)
+        keys = [key async for key in self._redis.scan_iter(match=pattern, count=1000)]
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            for key, value in zip(chunk, await self._redis.mget(chunk), strict=True):
+                if value is not None:
+                    name = key.decode() if isinstance(key, bytes) else key
+                    self._remember(name.rsplit(":", 1)[-1], _parse_value(value))
         self._forget_old()
 
     def _remember(self, jti: str, at: datetime) -> None:
