@@ -44,7 +44,6 @@ schemas: $(STAMP)
 	$(VENV)/bin/artstore schemas export
 
 bench: $(STAMP)
-	$(PY) -m artstore.stack up
 	$(PY) -m bench.run_all
 
 clean:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import BrokerSettings, TopicNames
+from events.capabilities import supports_idempotent_producer
 
 #: Kafka's default ``message.max.bytes`` is about 1 MB; the broker we test against enforces none,
 #: so the limit is ours to enforce before anything is published.
@@ -25,6 +27,9 @@ class Settings(BaseSettings):
 
     env: str = Field("dev", description="Environment name, used in client ids (sa_<env>_...).")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_idempotence: Literal["auto", "on", "off"] = Field(
+        "auto", description="Idempotent producer: auto = where the broker supports it."
+    )
     topic_prefix: str = Field("artstore", description="Prefix of every topic name.")
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, gt=1024)
     graceful_timeout_s: float = Field(15.0, gt=0)
@@ -92,4 +97,9 @@ def broker_settings(settings: Settings, *, client_id: str) -> BrokerSettings:
         max_message_bytes=settings.max_message_bytes,
         graceful_timeout_s=settings.graceful_timeout_s,
         client_id=client_id,
+        idempotent=settings.kafka_idempotence == "on"
+        or (
+            settings.kafka_idempotence == "auto"
+            and supports_idempotent_producer(settings.kafka_bootstrap)
+        ),
     )

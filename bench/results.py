@@ -10,6 +10,9 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
+#: Set by ``bench/run_all.py`` to the broker a benchmark runs on (e.g. "Apache Kafka 4.1.1 ...").
+BROKER_VARIABLE = "ARTSTORE_BENCH_BROKER"
+
 
 @dataclass(frozen=True)
 class BenchResult:
@@ -43,7 +46,8 @@ def report(results: list[BenchResult]) -> None:
             line += f"   target {r.target} {verdict}".rstrip()
         print(line)
     path = os.environ.get("ARTSTORE_BENCH_RESULTS")
+    broker = os.environ.get(BROKER_VARIABLE, "").split(" at ")[0] or None
     if path:
         with open(path, "a", encoding="utf-8") as out:
             for r in results:
-                out.write(json.dumps({**asdict(r), "ratio": r.ratio}) + "\n")
+                out.write(json.dumps({**asdict(r), "ratio": r.ratio, "broker": broker}) + "\n")

@@ -2,6 +2,8 @@
 
 Usage: ``python -m bench.run_all`` (``make bench``). Each ``bench/bench_*.py`` runs as its own
 process with its default, machine-sized parameters; a benchmark that fails is listed as failed.
+The benchmarks that go through Kafka run once per broker the machine can run (Apache Kafka where
+``java`` and ``mvn`` are installed, and Tansu), so the table shows both side by side.
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from artstore.stack import KafkaBroker, ensure_stack
+from artstore.stack.apache_kafka import missing_tools
+from artstore.stack.lifecycle import KAFKA_BROKER_VARIABLE, describe_kafka
+from bench.results import BROKER_VARIABLE
+
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "docs" / "benchmarks.md"
 TIMEOUT_S = 1800
+#: Benchmarks whose numbers depend on the broker: run on each one.
+THROUGH_KAFKA = {"bench_ingest", "bench_projection"}
 
 
 def machine() -> str:
@@ -42,9 +51,22 @@ def machine() -> str:
     )
 
 
-def run(name: str, results_file: Path) -> tuple[bool, float, str]:
+def brokers() -> list[KafkaBroker]:
+    """Apache Kafka first where this machine can run it, then the embedded broker."""
+    if missing_tools():
+        print(f"Apache Kafka skipped ({' and '.join(missing_tools())} not on PATH)", flush=True)
+        return [KafkaBroker.TANSU]
+    return [KafkaBroker.APACHE, KafkaBroker.TANSU]
+
+
+def run(
+    name: str, results_file: Path, broker: KafkaBroker | None = None
+) -> tuple[bool, float, str]:
     """Run one benchmark module; returns (ok, seconds, tail of its output)."""
     env = {**os.environ, "ARTSTORE_BENCH_RESULTS": str(results_file)}
+    if broker is not None:
+        ensure_stack(kafka_broker=broker)
+        env.update({KAFKA_BROKER_VARIABLE: broker.value, BROKER_VARIABLE: describe_kafka()})
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", f"bench.{name}"],
@@ -70,8 +92,8 @@ def _fmt(value: float | None) -> str:
 def table(rows: list[dict[str, Any]], failures: dict[str, str]) -> str:
     """The markdown results table."""
     lines = [
-        "| benchmark | measure | result | baseline (same run) | ratio | target | met |",
-        "|---|---|---|---|---|---|---|",
+        "| benchmark | broker | measure | result | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         baseline = ""
@@ -79,11 +101,12 @@ def table(rows: list[dict[str, Any]], failures: dict[str, str]) -> str:
             baseline = f"{r['baseline']}: {_fmt(r['baseline_value'])} {r['unit']}"
         met = {True: "yes", False: "**no**", None: ""}[r.get("meets_target")]
         lines.append(
-            f"| {r['benchmark']} | {r['measure']} | {_fmt(r['value'])} {r['unit']} | "
+            f"| {r['benchmark']} | {r.get('broker') or ''} | {r['measure']} | "
+            f"{_fmt(r['value'])} {r['unit']} | "
             f"{baseline} | {_fmt(r.get('ratio'))} | {r.get('target') or ''} | {met} |"
         )
     for name, why in failures.items():
-        lines.append(f"| {name} | **failed** | {why} | | | | |")
+        lines.append(f"| {name} | | **failed** | {why} | | | | |")
     return "\n".join(lines)
 
 
@@ -94,15 +117,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results_file = Path(tmp) / "results.jsonl"
         results_file.touch()
-        for name in names:
-            print(f"== {name}", flush=True)
+        runs: list[tuple[str, KafkaBroker | None]] = [
+            (name, broker)
+            for name in names
+            for broker in (brokers() if name in THROUGH_KAFKA else [None])
+        ]
+        for name, broker in runs:
+            label = f"{name} on {broker.value}" if broker is not None else name
+            print(f"== {label}", flush=True)
             try:
-                ok, seconds, tail = run(name, results_file)
+                ok, seconds, tail = run(name, results_file, broker)
             except subprocess.TimeoutExpired:
                 ok, seconds, tail = False, float(TIMEOUT_S), f"timed out after {TIMEOUT_S}s"
-            durations[name] = seconds
+            durations[label] = seconds
             if not ok:
-                failures[name] = tail.replace("|", "/")
+                failures[label] = tail.replace("|", "/")
         rows = [json.loads(line) for line in results_file.read_text().splitlines() if line]
     body = [
         "# Benchmarks",

@@ -25,14 +25,17 @@ class BrokerSettings:
     max_message_bytes: int = 1024 * 1024
     graceful_timeout_s: float = 15.0
     client_id: str = "artstore"
+    idempotent: bool = False
+    """Publish with the idempotent producer (no duplicates from the producer's own retries);
+    only where the broker supports it (:func:`events.capabilities.supports_idempotent_producer`)."""
 
 
 def make_broker(settings: BrokerSettings, *, consumer_only: bool = False) -> KafkaBroker:
     """A broker with manual-commit defaults, ``acks=all`` and a short linger for batching.
 
     Subscribers inherit ``AckPolicy.MANUAL``: a handler commits only once its side effect is
-    durable (SPEC §2). Idempotent producers are off because not every broker we run supports them;
-    handlers are idempotent instead.
+    durable (SPEC §2). The idempotent producer is used where the broker supports it
+    (``settings.idempotent``); handlers are idempotent either way.
     """
     return KafkaBroker(
         settings.bootstrap_servers,
@@ -40,6 +43,7 @@ def make_broker(settings: BrokerSettings, *, consumer_only: bool = False) -> Kaf
         consumer_only=consumer_only,
         allow_auto_create_topics=False,
         acks="all",
+        enable_idempotence=settings.idempotent,
         linger_ms=5,
         # Room for framing on top of our own size check, so the client never rejects a record
         # we have already accepted, and our check (with its clear error) always fires first.

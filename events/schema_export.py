@@ -9,9 +9,23 @@ from typing import Any, Literal
 from pydantic.json_schema import models_json_schema
 
 from events.registry import SPECS, EventSpec
-from events.topics import TOPIC_SPECS, TopicNames
+from events.topics import TOPIC_SPECS, TopicNames, max_message_config
 
 _JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+_DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+def _binding_configuration(configs: dict[str, str]) -> dict[str, Any]:
+    """Broker configs as the AsyncAPI Kafka binding types them (policies a list, numbers ints)."""
+    typed: dict[str, Any] = {}
+    for key, value in sorted(configs.items()):
+        if key == "cleanup.policy":
+            typed[key] = value.split(",")
+        elif value.lstrip("-").isdigit():
+            typed[key] = int(value)
+        else:
+            typed[key] = value
+    return typed
 
 
 def event_schema(spec: EventSpec[Any]) -> dict[str, Any]:
@@ -69,7 +83,9 @@ def asyncapi_document(names: TopicNames | None = None) -> dict[str, Any]:
             "bindings": {
                 "kafka": {
                     "partitions": topic_spec.partitions,
-                    "topicConfiguration": dict(topic_spec.configs),
+                    "topicConfiguration": _binding_configuration(
+                        {**topic_spec.configs, **max_message_config(_DEFAULT_MAX_MESSAGE_BYTES)}
+                    ),
                 }
             },
         }

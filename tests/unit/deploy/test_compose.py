@@ -40,6 +40,12 @@ def test_infrastructure_images_are_pinned(services) -> None:
         assert not image.endswith(":latest"), f"{name}: {image} is not pinned"
 
 
+def test_production_runs_the_apache_kafka_version_the_local_stack_pins(services) -> None:
+    from artstore.stack.apache_kafka import kafka_version
+
+    assert services["kafka"]["image"] == f"apache/kafka:{kafka_version()}"
+
+
 def test_artstore_services_build_from_the_one_dockerfile(services) -> None:
     for name in ARTSTORE_SERVICES | ONE_SHOT:
         build = services[name]["build"]
