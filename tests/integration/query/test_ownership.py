@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from artstore.settings import Settings
 from events import FileStored, Topic
@@ -15,7 +16,6 @@ from tests.integration.query.support import (
     FactPublisher,
     facade_harness,
     make_record,
-    read_all,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
@@ -39,8 +39,19 @@ async def facade(
         yield harness
 
 
-async def commands_for(settings: Settings) -> list[bytes]:
-    return [r.key for r in await read_all(settings, Topic.FILE_COMMANDS)]
+async def commands_for(settings: Settings) -> int:
+    """How many file commands were ever published (the topic's end offsets, summed)."""
+    name = settings.topic_names().name(Topic.FILE_COMMANDS)
+    consumer = AIOKafkaConsumer(
+        name, bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await wait_until(lambda: bool(consumer.assignment()), 30, message="partitions assigned")
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
 
 
 @pytest.mark.parametrize(
@@ -69,9 +80,11 @@ async def test_a_user_may_not_change_another_accounts_file(
 async def test_the_uploader_and_admins_may_change_it(
     facade: FacadeHarness, client_id: str, role: str
 ) -> None:
+    before = await commands_for(facade.settings)
     response = await facade.http.patch(
         f"/api/v1/files/{RECORD.file_id}",
         headers=facade.token("metadata:write", client_id=client_id, role=role),
         json={"description": f"changed by {role}"},
     )
     assert response.status_code == 202, response.text
+    assert await commands_for(facade.settings) == before + 1, "its command was published"
