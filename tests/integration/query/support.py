@@ -24,6 +24,7 @@ from events import (
     encode,
     new_event,
 )
+from tests.helpers import wait_until
 
 BASE_TIME = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 
@@ -241,16 +242,16 @@ async def facade_harness(
 
 async def read_all(settings: Settings, topic: Any) -> list[Any]:
     """Every record currently in a topic (all partitions), read without a group."""
+    name = settings.topic_names().name(topic)
+    # Subscribed without a group, the consumer loads the topic's metadata and takes every
+    # partition (``topics()`` alone leaves Apache Kafka's partitions unknown to the consumer).
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+        name, bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        name = settings.topic_names().name(topic)
-        await consumer.topics()
-        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await wait_until(lambda: bool(consumer.assignment()), 30, message=f"{name} assigned")
+        await consumer.seek_to_beginning(*consumer.assignment())
         out: list[Any] = []
         while True:
             fetched = await consumer.getmany(timeout_ms=1000)
