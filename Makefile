@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint typecheck test test-only stack-up stack-down dev schemas bench clean
+.PHONY: install lint typecheck test test-only soak stack-up stack-down dev schemas bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,19 @@ test: lint typecheck
 
 test-only: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The kill and restart trials, longer: SOAK_ROUNDS rounds of every scenario with SOAK_UPLOADS
+# uploads each; one JSON line per trial in SOAK_REPORT (docs/storage.md has the figures).
+SOAK_ROUNDS  ?= 10
+SOAK_UPLOADS ?= 200
+SOAK_REPORT  ?= .artstore/soak.jsonl
+soak: $(STAMP)
+	$(PY) -m artstore.stack up
+	mkdir -p $(dir $(SOAK_REPORT)); : > $(SOAK_REPORT)
+	ARTSTORE_SOAK_ROUNDS=$(SOAK_ROUNDS) ARTSTORE_TRIAL_UPLOADS=$(SOAK_UPLOADS) \
+	ARTSTORE_SOAK_REPORT=$(abspath $(SOAK_REPORT)) \
+	$(PY) -m pytest tests/e2e/storage/test_kill_restart.py -q $(PYTEST_ARGS)
+	$(PY) -m tests.e2e.storage.soak_summary $(SOAK_REPORT)
 
 # Run all of ArtStore on this machine (stack and every service, supervised) until Ctrl-C.
 dev: $(STAMP)

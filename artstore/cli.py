@@ -85,8 +85,10 @@ def _mount_stack() -> None:
 def _mount_query() -> None:
     from consumers.cli import query_app
     from consumers.cli import replay as replay_command
+    from consumers.fixity_cli import fixity_app
 
     app.add_typer(query_app, name="query")
+    app.add_typer(fixity_app, name="fixity")
     app.command("replay")(replay_command)
 
 

@@ -32,7 +32,8 @@ def explain(exc: BaseException) -> str | None:
     if isinstance(exc, ConnectionRefusedError | TimeoutError):
         return f"a service did not answer ({exc}): {_START_STACK}"
     from storage_workers.rebuild import ElementNotFound
+    from storage_workers.writer_claim import ElementHasAWriter
 
-    if isinstance(exc, ElementNotFound):
+    if isinstance(exc, ElementNotFound | ElementHasAWriter):
         return str(exc)
     return None

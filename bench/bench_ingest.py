@@ -147,9 +147,9 @@ class UploadGate:
         self.service = service
 
     def _consumer(self) -> AIOKafkaConsumer:
-        sub = self.service._upload_sub
-        assert sub is not None, "the worker is not consuming"
-        consumer: AIOKafkaConsumer = sub.consumer
+        uploads = self.service.uploads
+        assert uploads is not None, "the worker is not consuming"
+        consumer: AIOKafkaConsumer = uploads.subscriber.consumer
         return consumer
 
     async def close(self) -> None:
@@ -240,7 +240,7 @@ async def main(args: argparse.Namespace) -> None:
     await producer.start()
     await service.start()
     try:
-        await wait_until(lambda: service._upload_sub is not None, 60, message="consuming")
+        await wait_until(lambda: service.consuming_uploads, 60, message="consuming")
         gate = UploadGate(service)
         results: list[BenchResult] = []
         if args.small:

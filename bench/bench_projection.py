@@ -31,7 +31,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from artstore.settings import Settings, load_settings
 from artstore.stack import ensure_stack
@@ -55,6 +55,7 @@ from events import (
     encode,
     new_event,
 )
+from events.admin import topic_partitions
 from facade import FacadeSettings, create_app
 
 BASE = datetime(2020, 1, 1, tzinfo=UTC)
@@ -246,8 +247,7 @@ async def _assigned_consumer(settings: Settings, topic: str) -> AIOKafkaConsumer
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()
-    await consumer.topics()
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    partitions = await topic_partitions(settings.kafka_bootstrap, [topic])
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
     return consumer

@@ -7,9 +7,23 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from events import ElementFull, ElementHeartbeat, ElementRegistered, ModeChanged, ModeChangeRejected
+from events import (
+    ElementFull,
+    ElementHeartbeat,
+    ElementRegistered,
+    FixityChecked,
+    ModeChanged,
+    ModeChangeRejected,
+)
 
-ElementFact = ElementRegistered | ElementHeartbeat | ModeChanged | ModeChangeRejected | ElementFull
+ElementFact = (
+    ElementRegistered
+    | ElementHeartbeat
+    | ModeChanged
+    | ModeChangeRejected
+    | ElementFull
+    | FixityChecked
+)
 
 
 class FileRow(NamedTuple):
@@ -74,13 +88,55 @@ class NoteFileProblem:
     """Remember the newest fixity failure or command rejection on the file's row."""
 
     file_id: UUID
-    column: str  # "fixity_failure" | "last_rejection"
+    column: str  # "fixity" | "fixity_failure" | "last_rejection"
     at: datetime
     details: dict[str, Any]
 
     @property
     def key(self) -> UUID:
         return self.file_id
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFixityFinding:
+    """Keep a FixityFailed finding (by event id: a repeated record is a no-op)."""
+
+    event_id: str
+    element_id: str
+    file_id: UUID | None
+    storage_path: str
+    kind: str
+    pass_id: str | None
+    detected_at: datetime
+    fact: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.event_id
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFixityPass:
+    """Keep a pass (FixityChecked); its sound files' last check moves to its end."""
+
+    pass_id: str
+    element_id: str
+    scope: str
+    file_id: UUID | None
+    complete: bool
+    started_at: datetime
+    finished_at: datetime
+    checked: int
+    sound: int
+    failed: int
+    unreadable: int
+    bytes_checked: int
+    findings: dict[str, int]
+    fact: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.pass_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,5 +196,12 @@ class AppendAudit:
 
 
 Change = (
-    UpsertFile | MarkFileDeleted | NoteFileProblem | UploadStatus | ApplyElementFact | AppendAudit
+    UpsertFile
+    | MarkFileDeleted
+    | NoteFileProblem
+    | UploadStatus
+    | ApplyElementFact
+    | AppendAudit
+    | RecordFixityFinding
+    | RecordFixityPass
 )

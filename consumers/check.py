@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
@@ -28,6 +28,7 @@ class Difference:
     """One way the index and the element disagree."""
 
     kind: str  # missing_in_index | missing_on_storage | deleted_in_index | field | unreadable
+    # | fixity_failed | fixity_unreadable (the file's last fixity check)
     file_id: str | None
     detail: str
     field: str | None = None
@@ -121,7 +122,26 @@ async def check_element(
             differences.append(
                 Difference("missing_on_storage", str(file_id), "indexed, but no sidecar")
             )
+    differences.extend(fixity_differences(indexed.values()))
     return differences
+
+
+def fixity_differences(rows: Iterable[Any]) -> list[Difference]:
+    """Live files whose last fixity check did not find them sound."""
+    found = []
+    for record in sorted(rows, key=lambda r: str(r["file_id"])):
+        fixity = record["fixity"] or {}
+        status = fixity.get("status")
+        if record["deleted_at"] is None and status in ("failed", "unreadable"):
+            found.append(
+                Difference(
+                    f"fixity_{status}",
+                    str(record["file_id"]),
+                    f"{fixity.get('kind') or status} at {fixity.get('checked_at')}: "
+                    f"{fixity.get('detail')}",
+                )
+            )
+    return found
 
 
 def as_json(differences: list[Difference]) -> str:

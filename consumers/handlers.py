@@ -22,6 +22,8 @@ from consumers.changes import (
     FileRow,
     MarkFileDeleted,
     NoteFileProblem,
+    RecordFixityFinding,
+    RecordFixityPass,
     UploadStatus,
     UpsertFile,
 )
@@ -35,7 +37,10 @@ from events import (
     FileDeleted,
     FileRecord,
     FileStored,
+    FixityChecked,
     FixityFailed,
+    FixityFailedV1,
+    FixityRecovered,
     MetadataUpdated,
     ModeChanged,
     ModeChangeRejected,
@@ -96,15 +101,30 @@ def project(event: ReceivedEvent) -> list[Change]:
                     clean(data.model_dump(mode="json")),
                 )
             ]
+        case FixityFailedV1():
+            finding = clean(data.model_dump(mode="json"))
+            return [
+                NoteFileProblem(data.file_id, "fixity_failure", data.detected_at, finding),
+                NoteFileProblem(
+                    data.file_id,
+                    "fixity",
+                    data.detected_at,
+                    _fixity_status("failed", data.detected_at, None, data.detail),
+                ),
+            ]
         case FixityFailed():
+            return fixity_failure_changes(envelope.id, data)
+        case FixityRecovered():
             return [
                 NoteFileProblem(
                     data.file_id,
-                    "fixity_failure",
-                    data.detected_at,
-                    clean(data.model_dump(mode="json")),
+                    "fixity",
+                    data.checked_at,
+                    _fixity_status("sound", data.checked_at, data.pass_id, "sound again"),
                 )
             ]
+        case FixityChecked():
+            return [ApplyElementFact(data.element_id, data), fixity_pass(data)]
         case (
             ElementRegistered()
             | ElementHeartbeat()
@@ -129,6 +149,66 @@ def project(event: ReceivedEvent) -> list[Change]:
                 )
             ]
     return []
+
+
+def _fixity_status(
+    status: str, at: datetime, pass_id: str | None, detail: str, kind: str | None = None
+) -> dict[str, Any]:
+    return clean(
+        {
+            "status": status,
+            "checked_at": at.isoformat(),
+            "pass_id": pass_id,
+            "kind": kind,
+            "detail": detail,
+        }
+    )
+
+
+def fixity_failure_changes(event_id: str, data: FixityFailed) -> list[Change]:
+    """A finding: kept for reports; on a known file, also its status and last failure."""
+    fact = clean(data.model_dump(mode="json"))
+    changes: list[Change] = [
+        RecordFixityFinding(
+            event_id=event_id,
+            element_id=data.element_id,
+            file_id=data.file_id,
+            storage_path=clean(data.storage_path),
+            kind=data.kind.value,
+            pass_id=data.pass_id,
+            detected_at=data.detected_at,
+            fact=fact,
+        )
+    ]
+    if data.file_id is not None:
+        status = _fixity_status(
+            "failed", data.detected_at, data.pass_id, clean(data.detail), data.kind.value
+        )
+        changes += [
+            NoteFileProblem(data.file_id, "fixity_failure", data.detected_at, fact),
+            NoteFileProblem(data.file_id, "fixity", data.detected_at, status),
+        ]
+    return changes
+
+
+def fixity_pass(data: FixityChecked) -> RecordFixityPass:
+    """A pass, as the report and the files' last checks need it."""
+    return RecordFixityPass(
+        pass_id=data.pass_id,
+        element_id=data.element_id,
+        scope=data.scope,
+        file_id=data.file_id,
+        complete=data.complete,
+        started_at=data.started_at,
+        finished_at=data.finished_at,
+        checked=data.checked,
+        sound=data.sound,
+        failed=data.failed,
+        unreadable=data.unreadable,
+        bytes_checked=data.bytes_checked,
+        findings={k.value: v for k, v in data.findings.items()},
+        fact=clean(data.model_dump(mode="json")),
+    )
 
 
 def dead_letter_changes(record: Any, names: TopicNames, max_message_bytes: int) -> list[Change]:
@@ -308,6 +388,8 @@ _TABLE: dict[type, str] = {
     UploadStatus: "uploads",
     ApplyElementFact: "elements",
     AppendAudit: "audit_log",
+    RecordFixityFinding: "fixity_findings",
+    RecordFixityPass: "fixity_passes",
 }
 
 
@@ -345,6 +427,12 @@ def merge_element(current: dict[str, Any] | None, fact: ElementFact) -> dict[str
                 )
             if _newer(fact.sent_at, row.get("last_heartbeat_at")):
                 row["last_heartbeat_at"] = fact.sent_at
+            summary = fact.fixity_last_full_pass
+            last = row.get("fixity_last_full_pass") or {}
+            if summary is not None and _newer(
+                summary.finished_at, _parse_time(last.get("finished_at"))
+            ):
+                row["fixity_last_full_pass"] = summary.model_dump(mode="json")
         case ModeChanged():
             if _set_mode(row, fact.to_mode.value, fact.changed_at):
                 row["last_mode_change"] = clean(fact.model_dump(mode="json"))
@@ -352,6 +440,14 @@ def merge_element(current: dict[str, Any] | None, fact: ElementFact) -> dict[str
             previous = row.get("last_mode_rejection") or {}
             if _newer(fact.rejected_at, _parse_time(previous.get("rejected_at"))):
                 row["last_mode_rejection"] = clean(fact.model_dump(mode="json"))
+        case FixityChecked():
+            last = row.get("fixity_last_full_pass") or {}
+            if (
+                fact.complete
+                and fact.scope == "element"
+                and _newer(fact.finished_at, _parse_time(last.get("finished_at")))
+            ):
+                row["fixity_last_full_pass"] = fact.summary().model_dump(mode="json")
         case ElementFull():
             if _newer(fact.detected_at, row.get("capacity_as_of")):
                 row.update(

@@ -27,6 +27,11 @@ LAG = Gauge(
 DB_RETRIES = Counter(
     "artstore_projector_db_retries_total", "Batches retried because the database failed."
 )
+GAPS = Counter(
+    "artstore_projector_gap_records_total",
+    "Records skipped because the broker had removed them (retention) before they were applied.",
+    ["topic"],
+)
 REWINDS = Counter(
     "artstore_projector_rewinds_total",
     "Times the consumer sought back to the projection's stored position.",

@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from consumers.sql import quote_ident
 
 _HERE = Path(__file__).resolve().parent
-PROJECTION_TABLES = ("files", "uploads", "elements", "audit_log", "projection_offsets")
+PROJECTION_TABLES = (
+    "files",
+    "uploads",
+    "elements",
+    "audit_log",
+    "projection_offsets",
+    "fixity_passes",
+    "fixity_findings",
+)
 
 
 def alembic_config() -> Config:

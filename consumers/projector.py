@@ -100,7 +100,12 @@ class Projection:
         self.max_message_bytes = max_message_bytes
         self.after_batch = after_batch
         self.max_backoff_s = max_backoff_s
-        self._rewound: dict[tuple[str, int], int] = {}
+        self._proven_gaps: dict[tuple[str, int], int] = {}
+        """Per partition: the broker's log-start offset, when retention removed records past
+        the stored position (the only gap a batch may skip)."""
+        self._unexplained: dict[tuple[str, int], int] = {}
+        """Per partition: how many times in a row a batch started past the stored position
+        without the broker proving a gap."""
 
     async def handle(
         self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
@@ -131,15 +136,11 @@ class Projection:
         while True:
             try:
                 result = await self.store.apply(
-                    events, plan=batch.plan, tolerate_gaps=self._rewound
+                    events, plan=batch.plan, tolerate_gaps=self._proven_gaps
                 )
                 break
             except PositionMismatch as exc:
-                metrics.REWINDS.inc()
-                log.info("projection rewinds", extra={"seek_to": str(exc.seek_to)})
-                for (topic, partition), offset in exc.seek_to.items():
-                    consumer.seek(TopicPartition(topic, partition), offset)
-                    self._rewound[(topic, partition)] = offset
+                await self._rewind(consumer, exc.seek_to)
                 return None
             except _TRANSIENT as exc:
                 attempt += 1
@@ -154,13 +155,61 @@ class Projection:
                 result = await self._isolate_poison(records, events)
                 break
         for tp in result.positions:
-            self._rewound.pop(tp, None)
+            self._proven_gaps.pop(tp, None)
+            if tp not in result.holes:
+                self._unexplained.pop(tp, None)
+        if result.holes:
+            await self._rewind(consumer, result.holes)
         self._count(events, result)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(records))
         if self.after_batch is not None:
             await self.after_batch(result)
         return result
+
+    async def _rewind(
+        self, consumer: AIOKafkaConsumer, seek_to: dict[tuple[str, int], int]
+    ) -> None:
+        """A batch started past the stored positions: read again from them, unless the broker
+        proves the records in between are gone (its log-start offset is past the position).
+
+        Nothing else counts as proof: a batch that starts late after a broker restart or a
+        seek is read again from the stored position, as often as it takes (with a growing
+        pause and an error in the log when it keeps happening), rather than skipped."""
+        metrics.REWINDS.inc()
+        for (topic, partition), position in seek_to.items():
+            tp = TopicPartition(topic, partition)
+            start = await _log_start(consumer, tp)
+            if start is not None and start > position:
+                log.warning(
+                    "retention removed records the projection never applied",
+                    extra={"partition": f"{topic}[{partition}]", "from": position, "to": start},
+                )
+                metrics.GAPS.labels(topic).inc(start - position)
+                self._proven_gaps[(topic, partition)] = start
+                consumer.seek(tp, start)
+                continue
+            times = self._unexplained.get((topic, partition), 0) + 1
+            self._unexplained[(topic, partition)] = times
+            consumer.seek(tp, position)
+            if times > 1:
+                delay = min(self.max_backoff_s, 0.1 * 2 ** min(times, 10))
+                log.error(
+                    "the broker keeps serving records past the projection's position; "
+                    "reading again from it",
+                    extra={
+                        "partition": f"{topic}[{partition}]",
+                        "position": position,
+                        "attempt": times,
+                        "delay_s": delay,
+                    },
+                )
+                await asyncio.sleep(delay)
+            else:
+                log.info(
+                    "projection rewinds",
+                    extra={"partition": f"{topic}[{partition}]", "position": position},
+                )
 
     async def _decode(self, record: ConsumerRecord[Any, Any]) -> PositionedEvent:
         topic = self.names.logical(record.topic)
@@ -193,12 +242,12 @@ class Projection:
         total = ApplyResult()
         for record, event in zip(records, events, strict=True):
             try:
-                result = await self.store.apply([event], tolerate_gaps=self._rewound)
+                result = await self.store.apply([event], tolerate_gaps=self._proven_gaps)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 await self.dead_letters.send(record, reason="database_refused", error=str(exc))
                 metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
                 empty = PositionedEvent(event.topic, event.partition, event.offset)
-                result = await self.store.apply([empty], tolerate_gaps=self._rewound)
+                result = await self.store.apply([empty], tolerate_gaps=self._proven_gaps)
             total.applied += result.applied
             total.skipped += result.skipped
             total.changed_files = total.changed_files or result.changed_files
@@ -302,6 +351,17 @@ async def _commit_quietly(consumer: AIOKafkaConsumer, result: ApplyResult) -> No
         await consumer.commit(offsets)
     except Exception as exc:  # the database holds the real positions; this is for lag tools
         log.debug("group commit skipped", extra={"error": str(exc)})
+
+
+async def _log_start(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The first offset the broker still holds for ``tp`` (None if it can't say now)."""
+    try:
+        found = await consumer.beginning_offsets([tp])
+    except Exception as exc:
+        log.warning("could not ask the broker for a log-start offset", extra={"error": str(exc)})
+        return None
+    start = found.get(tp)
+    return int(start) if start is not None else None
 
 
 def tune_garbage_collector() -> None:

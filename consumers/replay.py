@@ -31,6 +31,7 @@ from consumers.projector import PROJECTED_TOPICS, Projection, tune_garbage_colle
 from consumers.settings import ProjectorSettings
 from consumers.sql import asyncpg_dsn, quote_ident
 from consumers.store import ProjectionStore
+from events.admin import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,12 @@ async def replay(
     applied = 0
     try:
         await consumer.start()
-        partitions = await _assign(consumer, [names.name(t) for t in PROJECTED_TOPICS], from_time)
+        partitions = await _assign(
+            consumer,
+            settings.kafka_bootstrap,
+            [names.name(t) for t in PROJECTED_TOPICS],
+            from_time,
+        )
         targets = await consumer.end_offsets(partitions)
         start = _StartAtTime(from_time, partitions)
 
@@ -145,14 +151,12 @@ async def replay(
 
 
 async def _assign(
-    consumer: AIOKafkaConsumer, topics: list[str], from_time: datetime | None
+    consumer: AIOKafkaConsumer,
+    bootstrap_servers: str,
+    topics: list[str],
+    from_time: datetime | None,
 ) -> list[TopicPartition]:
-    await consumer.topics()
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in topics
-        for p in sorted(consumer.partitions_for_topic(topic) or set())
-    ]
+    partitions = await topic_partitions(bootstrap_servers, topics)
     if not partitions:
         raise ReplayFailed(f"none of the topics {', '.join(topics)} exist")
     consumer.assign(partitions)

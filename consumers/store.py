@@ -5,7 +5,9 @@
 Exactly-once effect comes from here. Each transaction first locks the stored positions of the
 partitions it touches, drops records below them (already applied — a restart, a rebalance or a
 zombie consumer re-delivering), refuses to skip ahead of them (a gap means this consumer's
-position is stale, e.g. after a replay swapped the tables: the caller seeks back), writes the
+position is stale, e.g. after a replay swapped the tables, or the broker served a later batch
+than asked for: the caller seeks back; only a gap the broker proves, records removed by
+retention, is accepted), writes the
 rows with multi-row statements and moves the positions, then commits. A crash anywhere before
 the commit leaves rows and positions as they were.
 """
@@ -26,6 +28,8 @@ from consumers.sql import asyncpg_dsn, quote_ident
 from consumers.write_plan import (
     AUDIT_COLUMNS,
     FILE_COLUMNS,
+    FINDING_COLUMNS,
+    PASS_COLUMNS,
     UPLOAD_COLUMNS,
     WritePlan,
     plan_writes,
@@ -72,8 +76,23 @@ _ELEMENT_COLUMNS = (
     "full_at",
     "last_mode_change",
     "last_mode_rejection",
+    "fixity_last_full_pass",
 )
-_PROBLEM_TIME_KEY = {"fixity_failure": "detected_at", "last_rejection": "rejected_at"}
+_PROBLEM_TIME_KEY = {
+    "fixity": "checked_at",
+    "fixity_failure": "detected_at",
+    "last_rejection": "rejected_at",
+}
+_FINDING_TYPES = {"file_id": "uuid", "detected_at": "timestamptz", "fact": "jsonb"}
+_PASS_TYPES = {
+    "file_id": "uuid",
+    "complete": "boolean",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+    **{n: "bigint" for n in ("checked", "sound", "failed", "unreadable", "bytes_checked")},
+    "findings": "jsonb",
+    "fact": "jsonb",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +113,9 @@ class ApplyResult:
     skipped: int = 0
     changed_files: bool = False
     positions: dict[TopicPartition, int] = field(default_factory=dict)
+    holes: dict[TopicPartition, int] = field(default_factory=dict)
+    """Partitions whose batch had a hole the broker did not prove: applied up to the hole, the
+    first missing offset; the consumer must read again from there."""
 
 
 class PositionMismatch(Exception):
@@ -149,7 +171,15 @@ class ProjectionStore:
         s = quote_ident(schema)
         self._t = {
             name: f"{s}.{name}"
-            for name in ("files", "uploads", "elements", "audit_log", "projection_offsets")
+            for name in (
+                "files",
+                "uploads",
+                "elements",
+                "audit_log",
+                "projection_offsets",
+                "fixity_passes",
+                "fixity_findings",
+            )
         }
         file_select = ", ".join(
             f"u.{c}::jsonb" if c in ("metadata", "custom_attributes") else f"u.{c}"
@@ -180,6 +210,41 @@ class ProjectionStore:
             )
             for column, key in _PROBLEM_TIME_KEY.items()
         }
+        # A failure outranks the "sound" its own pass wrote (the pass's fact can be applied
+        # first: it travels on another topic).
+        self._note_problem["fixity"] = self._note_problem["fixity"].replace(
+            "::timestamptz < u.at)",
+            "::timestamptz < u.at OR (u.details ->> 'status' <> 'sound' "
+            "AND f.fixity ->> 'status' = 'sound' "
+            "AND f.fixity ->> 'pass_id' = u.details ->> 'pass_id'))",
+        )
+        self._insert_findings = (
+            f"INSERT INTO {self._t['fixity_findings']} ({', '.join(FINDING_COLUMNS)}) "
+            f"SELECT * FROM {_unnest(FINDING_COLUMNS, _FINDING_TYPES)} "
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+        self._insert_passes = (
+            f"INSERT INTO {self._t['fixity_passes']} ({', '.join(PASS_COLUMNS)}) "
+            f"SELECT * FROM {_unnest(PASS_COLUMNS, _PASS_TYPES)} "
+            "ON CONFLICT (pass_id) DO NOTHING"
+        )
+        # A pass checked every file of its scope stored before it started: those not found
+        # failed (or unreadable) in it are sound as of its end.
+        self._mark_checked = (
+            f"UPDATE {self._t['files']} AS f SET fixity = jsonb_build_object("
+            "'status', 'sound', 'checked_at', p.finished_at, 'pass_id', p.pass_id) "
+            f"FROM {self._t['fixity_passes']} AS p "
+            "WHERE p.pass_id = ANY($1::text[]) AND f.element_id = p.element_id "
+            "AND (p.file_id IS NULL OR f.file_id = p.file_id) "
+            "AND f.deleted_at IS NULL AND f.created_at <= p.started_at "
+            "AND (f.fixity IS NULL OR (f.fixity ->> 'status' = 'sound' "
+            "AND (f.fixity ->> 'checked_at')::timestamptz < p.finished_at)) "
+            "AND NOT EXISTS (SELECT 1 FROM "
+            f"{self._t['fixity_findings']} AS x WHERE x.pass_id = p.pass_id "
+            "AND x.file_id = f.file_id) "
+            "AND NOT (p.fact -> 'unreadable_files') @> "
+            "jsonb_build_array(jsonb_build_object('file_id', f.file_id::text))"
+        )
         up_cols = UPLOAD_COLUMNS
         higher = "EXCLUDED.status_rank > up.status_rank"
         self._upsert_uploads = (
@@ -262,9 +327,11 @@ class ProjectionStore:
         """Apply ``events`` and advance the positions, all or nothing.
 
         ``plan`` is :func:`plan_batch` of ``events``, made beforehand; it is used when every
-        event is applied (otherwise the kept ones are planned here). ``tolerate_gaps`` names
-        partitions whose stored position the caller already sought back to once and found
-        missing on the broker (compaction): there a gap is accepted.
+        event is applied (otherwise the kept ones are planned here). ``tolerate_gaps`` maps a
+        partition to the first offset its broker still holds (its log-start offset), when that
+        is past the stored position: retention removed the records between, so a batch that
+        starts no later than there may skip them. Any other gap is refused
+        (:class:`PositionMismatch`): the caller reads again from the stored position.
         """
         by_partition = _by_partition(events)
         tps = sorted(by_partition)
@@ -298,13 +365,18 @@ class ProjectionStore:
                 if not fresh:
                     continue
                 first = fresh[0].offset
-                if (
-                    position is not None
-                    and first > position
-                    and ((tolerate_gaps or {}).get(tp) != position)
-                ):
+                proven = (tolerate_gaps or {}).get(tp)
+                if position is not None and first > position and (proven is None or first > proven):
                     rewind[tp] = position
                     continue
+                # A hole inside the batch is a gap too: apply up to it; the caller reads again
+                # from there.
+                for i in range(1, len(fresh)):
+                    expected = fresh[i - 1].offset + 1
+                    if fresh[i].offset != expected and (proven is None or fresh[i].offset > proven):
+                        result.holes[tp] = expected
+                        fresh = fresh[:i]
+                        break
                 kept.extend(fresh)
                 advance[tp] = (fresh[-1].offset + 1, len(fresh))
             if rewind:
@@ -353,6 +425,11 @@ class ProjectionStore:
                 await conn.execute(self._upsert_uploads, *step.uploads)
             if step.audits:
                 await conn.execute(self._insert_audit, *step.audits)
+        if plan.findings:
+            await conn.execute(self._insert_findings, *plan.findings)
+        if plan.passes:
+            await conn.execute(self._insert_passes, *plan.passes)
+            await conn.execute(self._mark_checked, plan.passes[0])
         if plan.element_facts:
             await self._fold_elements(conn, plan.element_facts)
         return plan.changed_files

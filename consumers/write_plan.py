@@ -19,6 +19,8 @@ from consumers.changes import (
     FileRow,
     MarkFileDeleted,
     NoteFileProblem,
+    RecordFixityFinding,
+    RecordFixityPass,
     UploadStatus,
     UpsertFile,
 )
@@ -32,7 +34,9 @@ UPLOAD_COLUMNS = [
     *(f.name for f in fields(UploadStatus) if f.name not in ("file_id", "status", "rank")),
 ]
 AUDIT_COLUMNS = [f.name for f in fields(AppendAudit)]
-PROBLEM_COLUMNS = ("fixity_failure", "last_rejection")
+PROBLEM_COLUMNS = ("fixity", "fixity_failure", "last_rejection")
+FINDING_COLUMNS = [f.name for f in fields(RecordFixityFinding)]
+PASS_COLUMNS = [f.name for f in fields(RecordFixityPass)]
 
 _JSON_POSITIONS = [
     i for i, name in enumerate(FILE_COLUMNS) if name in ("metadata", "custom_attributes")
@@ -61,6 +65,9 @@ class WritePlan:
     """File rows for the session table, each prefixed with its round number."""
     rounds: list[Round] = field(default_factory=list)
     element_facts: list[ApplyElementFact] = field(default_factory=list)
+    findings: Columns | None = None
+    passes: Columns | None = None
+    """Written after the rounds: a pass marks its sound files checked (see the store)."""
     changed_files: bool = False
 
 
@@ -68,11 +75,24 @@ def plan_writes(changes: Sequence[Change]) -> WritePlan:
     """Arrange ``changes`` into rounds (see :func:`consumers.handlers.rounds`) and columns."""
     plan = WritePlan()
     others: list[Change] = []
+    findings: list[RecordFixityFinding] = []
+    passes: dict[str, RecordFixityPass] = {}
     for change in changes:
         if type(change) is ApplyElementFact:
             plan.element_facts.append(change)
+        elif type(change) is RecordFixityFinding:
+            findings.append(change)
+        elif type(change) is RecordFixityPass:
+            passes.setdefault(change.pass_id, change)
         else:
             others.append(change)
+    if findings:
+        unique = list({f.event_id: f for f in findings}.values())
+        plan.findings = _columns(unique, FINDING_COLUMNS)
+    if passes:
+        rows = list(passes.values())
+        plan.passes = _columns(rows, PASS_COLUMNS)
+        plan.changed_files = True
     for number, batch in enumerate(rounds(others)):
         kinds: dict[type, list[Any]] = defaultdict(list)
         for change in batch:

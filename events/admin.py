@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import TopicPartition
 
 from events.topics import TOPIC_SPECS, Topic, TopicNames, max_message_config
 
@@ -136,3 +137,21 @@ async def topic_configs(bootstrap_servers: str, names: list[str]) -> dict[str, d
                 raise TopicCreationFailed(f"could not describe topic {name}: {message}")
             described[name] = {entry[0]: entry[1] for entry in entries}
     return described
+
+
+async def topic_partitions(bootstrap_servers: str, names: list[str]) -> list[TopicPartition]:
+    """Every partition of the named topics that exist, in order, as the broker describes them.
+
+    A consumer's own metadata knows only the topics it has asked about (Apache Kafka answers a
+    client's first metadata request with no topics), so readers that assign partitions learn them
+    here instead of from ``partitions_for_topic``.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        present = set(await admin.list_topics())
+        wanted = [name for name in names if name in present]
+        counts = await partition_counts(admin, wanted)
+    finally:
+        await admin.close()
+    return [TopicPartition(name, p) for name in wanted for p in range(counts.get(name, 0))]

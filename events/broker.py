@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,9 @@ def make_broker(settings: BrokerSettings, *, consumer_only: bool = False) -> Kaf
 
     Subscribers inherit ``AckPolicy.MANUAL``: a handler commits only once its side effect is
     durable (SPEC §2). The idempotent producer is used where the broker supports it
-    (``settings.idempotent``); handlers are idempotent either way.
+    (``settings.idempotent``); handlers are idempotent either way. The broker logs to
+    ``artstore.broker``: a handler's exception is logged (at ERROR) rather than swallowed;
+    each message's receipt is DEBUG.
     """
     return KafkaBroker(
         settings.bootstrap_servers,
@@ -50,7 +53,8 @@ def make_broker(settings: BrokerSettings, *, consumer_only: bool = False) -> Kaf
         max_request_size=settings.max_message_bytes + FRAMING_ALLOWANCE,
         graceful_timeout=settings.graceful_timeout_s,
         ack_policy=AckPolicy.MANUAL,
-        logger=None,
+        logger=logging.getLogger("artstore.broker"),
+        log_level=logging.DEBUG,
     )
 
 

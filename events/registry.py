@@ -26,10 +26,11 @@ from events.models.files import (
     FileCommandRejected,
     FileDeleted,
     FileStored,
-    FixityFailed,
+    FixityFailedV1,
     MetadataUpdated,
     UploadRejected,
 )
+from events.models.fixity import FixityChecked, FixityFailed, FixityRecovered
 from events.topics import Topic
 
 M = TypeVar("M", bound=BaseModel)
@@ -78,6 +79,13 @@ def _by_file_id(payload: Any) -> str:
 
 def _by_stored_file(payload: FileStored | MetadataUpdated) -> str:
     return str(payload.file.file_id)
+
+
+def _by_finding(payload: FixityFailed) -> str:
+    # A stray object has no file id: its findings are keyed by where it is.
+    if payload.file_id is not None:
+        return str(payload.file_id)
+    return f"{payload.element_id}:{payload.storage_path}"
 
 
 def _by_element_id(payload: Any) -> str:
@@ -132,7 +140,10 @@ SPECS: tuple[EventSpec[Any], ...] = (
     _fact("artstore.file.deleted.v1", FileDeleted, Topic.FILES, _by_file_id),
     _fact("artstore.upload.rejected.v1", UploadRejected, Topic.FILES, _by_file_id),
     _fact("artstore.file.command-rejected.v1", FileCommandRejected, Topic.FILES, _by_file_id),
-    _fact("artstore.file.fixity-failed.v1", FixityFailed, Topic.FILES, _by_file_id),
+    _fact("artstore.file.fixity-failed.v1", FixityFailedV1, Topic.FILES, _by_file_id),
+    _fact("artstore.file.fixity-failed.v2", FixityFailed, Topic.FILES, _by_finding),
+    _fact("artstore.file.fixity-recovered.v1", FixityRecovered, Topic.FILES, _by_file_id),
+    _fact("artstore.element.fixity-checked.v1", FixityChecked, Topic.ELEMENTS, _by_element_id),
     # facts about elements
     _fact("artstore.element.registered.v1", ElementRegistered, Topic.ELEMENTS, _by_element_id),
     _fact("artstore.element.heartbeat.v1", ElementHeartbeat, Topic.ELEMENTS, _by_element_id),

@@ -28,6 +28,7 @@ from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
 from facade import metrics, routes_read, routes_write
 from facade.cache import SearchCache
+from facade.console import install_console
 from facade.problems import Problem
 from facade.runtime import FacadeRuntime
 from facade.security import Caller, RateLimit, requires
@@ -163,6 +164,7 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(routes_read.router)
     app.include_router(routes_write.router)
+    install_console(app)
 
     @app.middleware("http")
     async def observe(

@@ -12,7 +12,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
+from events import new_event
 from facade import metrics, queries
+from facade.fixity import refuse_if_failed, verified
 from facade.http_semantics import (
     Unsatisfiable,
     content_disposition,
@@ -142,6 +144,7 @@ async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> R
         )
     if row["element_backend"] is None:
         raise Unavailable(f"element {element} has not announced where it stores files yet")
+    refuse_if_failed(row)
     size: int = row["file_size"]
     etag = entity_tag(row["checksum"])
     last_modified = http_date(row["created_at"])  # content is immutable once stored
@@ -185,9 +188,14 @@ async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> R
             f"the content of file {file_id} is missing from element {element}; "
             "an operator should run a fixity check"
         ) from None
-    return StreamingResponse(
-        _counted(first, chunks), status_code=status, headers=headers, media_type=media_type
-    )
+    body = _counted(first, chunks)
+    if span is None:
+        body = verified(body, row=row, report=lambda f: _announce(runtime, f))
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type)
+
+
+async def _announce(runtime: FacadeRuntime, payload: Any) -> None:
+    await runtime.publisher.publish(new_event(payload, source="artstore://facade"))
 
 
 async def _counted(first: bytes, rest: Iterator[bytes]) -> Any:

@@ -17,6 +17,7 @@ from producers.downloads import DownloadProgress
 from producers.errors import (
     ArtStoreError,
     BadRequest,
+    BrokerUnavailable,
     ChecksumMismatch,
     ConfigurationError,
     InvalidUpload,
@@ -37,6 +38,7 @@ __all__ = [
     "ArtStoreError",
     "ArtStoreSyncClient",
     "BadRequest",
+    "BrokerUnavailable",
     "ChecksumMismatch",
     "ClientSettings",
     "ConfigurationError",

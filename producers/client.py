@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -12,6 +13,7 @@ from typing import Any, BinaryIO
 from uuid import UUID
 
 import httpx
+from aiokafka.errors import KafkaError
 from minio import Minio
 from pydantic import ValidationError
 
@@ -21,6 +23,7 @@ from events import (
     FileStagedObject,
     Mode,
     Outgoing,
+    OutgoingRecord,
     RetentionPolicy,
     TopicNames,
     UploadRequested,
@@ -30,7 +33,14 @@ from events import (
 )
 from producers.accounts import AccountsAdmin
 from producers.downloads import DownloadProgress, download, local_filename
-from producers.errors import ConfigurationError, InvalidUpload, NotFound, Rejected, Timeout
+from producers.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    InvalidUpload,
+    NotFound,
+    Rejected,
+    Timeout,
+)
 from producers.http import AuthorizedHttp
 from producers.models import (
     DownloadResult,
@@ -200,10 +210,7 @@ class ArtStoreClient:
 
     async def aclose(self) -> None:
         """Close the Kafka producer and the HTTP connections."""
-        if self._broker is not None:
-            await self._broker.stop()
-            self._broker = None
-            self._publisher = None
+        await self._drop_broker()
         if self._owns_http:
             await self._http.aclose()
 
@@ -304,15 +311,48 @@ class ArtStoreClient:
             for f, s in zip(commands, staged, strict=True)
         ]
         try:
+            outgoing = [Outgoing(new_event(c, source=SOURCE), token) for c in built]
             publisher = await self._publisher_started()
-            await publisher.publish_many(
-                [Outgoing(new_event(c, source=SOURCE), token) for c in built]
-            )
+            records = [publisher.encode(o.envelope, o.token) for o in outgoing]
         except BaseException:
+            # Nothing was sent: nobody will ever ask for these bytes.
             for item in staged:
                 await self.staging.discard(item.staged)
             raise
+        await self._send_commands(publisher, records, [str(c.file_id) for c in built])
         return [UploadHandle(self, r, c) for r, c in zip(requests, built, strict=True)]
+
+    async def _send_commands(
+        self, publisher: EventPublisher, records: list[OutgoingRecord], file_ids: list[str]
+    ) -> None:
+        """Send upload commands within the publish deadline, or raise BrokerUnavailable.
+
+        Past the deadline some commands may still reach the broker, so their staged bytes are
+        kept; the producer is dropped, and the next call connects afresh."""
+        deadline = self.settings.publish_timeout_s
+        try:
+            async with asyncio.timeout(deadline):
+                await publisher.send_records(records)
+            return
+        except TimeoutError:
+            why = f"did not acknowledge them within {deadline:g} s"
+        except KafkaError as exc:
+            why = f"refused them: {exc}"
+        await self._drop_broker()
+        shown = ", ".join(file_ids[:5]) + (" ..." if len(file_ids) > 5 else "")
+        raise BrokerUnavailable(
+            f"the broker at {self.settings.kafka_bootstrap} {why}; {len(file_ids)} upload "
+            f"command(s) may or may not have been delivered ({shown}). Publishing the same "
+            "uploads again is safe; their staged bytes were kept.",
+            file_ids=file_ids,
+        )
+
+    async def _drop_broker(self) -> None:
+        broker, self._broker, self._publisher = self._broker, None, None
+        if broker is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.settings.publish_timeout_s):
+                    await broker.stop()
 
     async def check_placement(self, policy: RetentionPolicy | str) -> None:
         """Raise :class:`Rejected` if the policy's element class exists but none of its elements
@@ -350,7 +390,19 @@ class ArtStoreClient:
                         client_id="artstore-producer",
                     )
                 )
-                await broker.start()
+                try:
+                    async with asyncio.timeout(s.publish_timeout_s):
+                        await broker.start()
+                except TimeoutError:
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(s.publish_timeout_s):
+                            await broker.stop()
+                    raise BrokerUnavailable(
+                        f"could not connect to the broker at {s.kafka_bootstrap} within "
+                        f"{s.publish_timeout_s:g} s (ARTSTORE_CLIENT_PUBLISH_TIMEOUT_S); "
+                        "is it running and reachable?",
+                        file_ids=[],
+                    ) from None
                 self._broker = broker
                 self._publisher = EventPublisher(
                     broker,

@@ -86,6 +86,18 @@ class Unavailable(ArtStoreError):
     default_reason = "unavailable"
 
 
+class BrokerUnavailable(Unavailable):
+    """The broker did not take upload commands within the publish deadline. They may still
+    arrive; ``file_ids`` names them, and publishing the same uploads again is safe (an upload
+    with the same file_id and bytes is stored once). Their staged bytes are kept for that."""
+
+    default_reason = "broker_unavailable"
+
+    def __init__(self, detail: str, *, file_ids: list[str]) -> None:
+        super().__init__(detail)
+        self.file_ids = file_ids
+
+
 class ChecksumMismatch(ArtStoreError):
     """Downloaded bytes do not hash to the file's sha256; the partial download was removed."""
 

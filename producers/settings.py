@@ -102,6 +102,12 @@ class ClientSettings(BaseSettings):
     )
 
     request_timeout_s: float = Field(30.0, gt=0, description="Timeout of one HTTP request.")
+    publish_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Deadline for connecting to the broker and having upload commands "
+        "acknowledged; past it the SDK raises BrokerUnavailable instead of waiting.",
+    )
     token_refresh_fraction: float = Field(
         0.8, gt=0, lt=1, description="Refresh a token once this fraction of its lifetime passed."
     )

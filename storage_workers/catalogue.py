@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,10 +27,13 @@ class CatalogueEntry:
     checksum: str
     retention_policy: RetentionPolicy
     ttl_expires_at: datetime | None
+    sidecar_sha256: str | None = None
+    """Hash of the sidecar's bytes as the worker wrote (or first read) them: fixity checks
+    that nobody else changed it."""
 
     @classmethod
-    def of(cls, sidecar: Sidecar) -> CatalogueEntry:
-        """The entry for a sidecar."""
+    def of(cls, sidecar: Sidecar, encoded: bytes | None = None) -> CatalogueEntry:
+        """The entry for a sidecar (``encoded``: its bytes as stored, when known)."""
         return cls(
             sidecar.file_id,
             sidecar.storage_path,
@@ -37,6 +41,7 @@ class CatalogueEntry:
             sidecar.checksum,
             sidecar.retention_policy,
             sidecar.ttl_expires_at,
+            None if encoded is None else hashlib.sha256(encoded).hexdigest(),
         )
 
 
@@ -44,14 +49,22 @@ def scan_sidecars(
     backend: StorageBackend, element_id: str
 ) -> Iterator[tuple[str, Sidecar | SidecarError]]:
     """Every sidecar of the element (skipping ``.artstore/``), parsed, or why it can't be."""
+    for key, result, _raw in _scan(backend, element_id):
+        yield key, result
+
+
+def _scan(
+    backend: StorageBackend, element_id: str
+) -> Iterator[tuple[str, Sidecar | SidecarError, bytes]]:
     for info in backend.list():
         key = info.key
         if key.startswith(".artstore/") or not is_sidecar(key) or is_temporary(key):
             continue
+        raw = backend.read_bytes(key)
         try:
-            yield key, decode_sidecar(backend.read_bytes(key), key=key, element_id=element_id)
+            yield key, decode_sidecar(raw, key=key, element_id=element_id), raw
         except SidecarError as exc:
-            yield key, exc
+            yield key, exc, raw
 
 
 class Catalogue:
@@ -66,16 +79,20 @@ class Catalogue:
     def load(cls, backend: StorageBackend, element_id: str) -> Catalogue:
         """Scan the element's sidecars."""
         catalogue = cls()
-        for key, result in scan_sidecars(backend, element_id):
+        for key, result, raw in _scan(backend, element_id):
             if isinstance(result, SidecarError):
                 log.error("unreadable sidecar", extra={"key": key, "error": str(result)})
                 catalogue.unreadable.append(key)
                 continue
-            catalogue.add(CatalogueEntry.of(result))
+            catalogue.add(CatalogueEntry.of(result, raw))
         return catalogue
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def entries(self) -> list[CatalogueEntry]:
+        """Every entry (a snapshot)."""
+        return list(self._entries.values())
 
     def get(self, file_id: UUID) -> CatalogueEntry | None:
         """The entry of ``file_id``, if the element holds it."""

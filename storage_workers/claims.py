@@ -1,126 +1,233 @@
-"""Claim checks confined to the caller's own staged bytes (SPEC §3, "Claim checks and ownership").
+# The table name is a constant; every value is a bound parameter.
+# ruff: noqa: S608
+"""Which element holds an upload: one claim per file_id, in a place every element shares.
 
-A command names its staged bytes; the worker trusts nothing it names. A claim check is honoured
-only when it lies in the caller's namespace of the staging area: on S3, a key in the staging
-bucket under ``<prefix><client_id>/``; locally, a path under ``<staging root>/<client_id>/``
-(and, when it is opened, a regular file reached without following any link: see
-:mod:`storage_workers.staged_files`). Everything else is an :class:`InvalidClaimCheck`, decided
-from the command alone, before anything is read, with a detail that says what was expected and
-nothing about what the claim check named.
+An upload is stored on exactly one element. A batch stored but not yet committed can be
+redelivered to another element (a kill, a rebalance, a hand-over); that element's own
+catalogue knows nothing of it. So before an element writes an upload it *claims* the file_id
+here, and once the file is durable it records the stored file in the claim (before the fact
+is announced). An element offered an upload that another element has claimed:
+
+- stored there: re-announces the FileStored fact from the claim, writes nothing;
+- still being written there: leaves it on the topic and retries later, unless the claimant
+  is gone (no heartbeat within the peer timeout) or its claim is older than the lease: then
+  it takes the claim over.
+
+The claims live in PostgreSQL (table ``storage_upload_claims`` in the deployment's database):
+durable across restarts, transactional, already run by every deployment. See docs/storage.md.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+import asyncpg
 
-from events import FileStagedObject, S3StagedObject, StagedObject
-from storage_workers.backends import InvalidKey
-from storage_workers.backends.base import check_key
-
-_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+from events import FileRecord
 
 
-class InvalidClaimCheck(Exception):
-    """A claim check that names anything but bytes its caller staged: never read, never removed.
-
-    The message says where the caller's staged bytes must be, never what the claim check named.
-    """
+class ClaimsUnavailable(Exception):
+    """The claim registry can't be reached now. Not a reason to dead-letter anything: the
+    batch goes back to its topic and is read again until the registry answers (an outage)."""
 
 
 @dataclass(frozen=True, slots=True)
-class StagingArea:
-    """Where producers may stage bytes for this worker."""
+class Claim:
+    """Who holds (or is writing) an upload."""
 
-    s3_bucket: str | None
-    """The staging bucket; ``None`` when this worker reads no S3 staging."""
-    s3_prefix: str = "staging/"
-    """Key prefix of the staging area in the bucket (each caller stages under
-    ``<prefix><client_id>/``)."""
-    local: bool = True
-    """Whether this worker has a local staging directory."""
-
-    def namespace(self, owner: str) -> str:
-        """Where ``owner``'s staged bytes must be, for messages."""
-        places = []
-        if self.s3_bucket is not None:
-            places.append(f"s3://{self.s3_bucket}/{self.s3_prefix}{owner}/")
-        if self.local:
-            places.append(f"<staging directory>/{owner}/")
-        return " or ".join(places) or "nowhere (this worker has no staging configured)"
+    file_id: UUID
+    element_id: str
+    checksum: str
+    claimed_at: datetime
+    stored: FileRecord | None
+    """The stored file as announced, once it is durable on ``element_id``."""
 
 
-class ConfinedClaim(BaseModel):
-    """A claim check confined to its owner's namespace; what the journal keeps to remove it."""
+@dataclass(frozen=True, slots=True)
+class StoredUpload:
+    """A durable upload to record in its claim."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    owner: str
-    staged: StagedObject
-
-    @property
-    def key(self) -> str:
-        """The S3 key, or the path relative to the staging directory."""
-        staged = self.staged
-        return staged.path if isinstance(staged, FileStagedObject) else staged.key
+    file_id: UUID
+    checksum: str
+    record: FileRecord
 
 
-def staging_namespace(owner: str) -> str:
-    """The path segment of ``owner``'s namespace; raises :class:`InvalidClaimCheck` when a
-    client id could not be one (it is part of every staged key)."""
-    if not _NAMESPACE.match(owner) or owner in (".", ".."):
-        raise InvalidClaimCheck(
-            f"client id {owner!r} cannot name a staging namespace; no staged bytes are accepted"
+class UploadClaims(Protocol):
+    """The shared registry of which element holds each upload."""
+
+    async def claim(self, element_id: str, wanted: Mapping[UUID, str]) -> dict[UUID, Claim]:
+        """Claim each file_id (-> checksum) unless claimed already; every file's claim."""
+        ...
+
+    async def take_over(self, element_id: str, file_id: UUID, previous: Claim) -> bool:
+        """Move an unfinished claim from ``previous.element_id`` to this element."""
+        ...
+
+    async def stored(self, element_id: str, uploads: Sequence[StoredUpload]) -> list[UUID]:
+        """Record durable uploads; returns those claimed by another element meanwhile."""
+        ...
+
+    async def release(self, element_id: str, file_ids: Sequence[UUID]) -> None:
+        """Drop this element's unfinished claims (rolled back, rejected, handed back)."""
+        ...
+
+    async def unfinished(self, element_id: str) -> list[UUID]:
+        """This element's claims that were never recorded as stored."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+_TABLE = "storage_upload_claims"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {_TABLE} (
+    file_id uuid PRIMARY KEY,
+    element_id text NOT NULL,
+    checksum text NOT NULL,
+    claimed_at timestamptz NOT NULL DEFAULT now(),
+    stored text,  -- the FileRecord as JSON text (jsonb refuses NUL characters)
+    stored_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS {_TABLE}_unfinished ON {_TABLE} (element_id) WHERE stored IS NULL;
+"""
+
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def _dsn(database_url: str) -> str:
+    for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://"):
+        if database_url.startswith(prefix):
+            return "postgresql://" + database_url[len(prefix) :]
+    return database_url
+
+
+class PostgresClaims:
+    """:class:`UploadClaims` in PostgreSQL. Connects lazily; every failure to reach the
+    database is :class:`ClaimsUnavailable` (retried by the caller), never a lost upload."""
+
+    def __init__(self, database_url: str, *, timeout_s: float = 10.0) -> None:
+        self._dsn = _dsn(database_url)
+        self._timeout = timeout_s
+        self._pool: asyncpg.Pool | None = None
+
+    async def _connected(self) -> asyncpg.Pool:
+        if self._pool is None:
+            pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=0,
+                max_size=2,
+                timeout=self._timeout,
+                command_timeout=self._timeout,
+                server_settings={"application_name": "artstore-storage-claims"},
+            )
+            assert pool is not None
+            async with pool.acquire() as conn, conn.transaction():
+                # Two workers starting together must not race to create the table.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _TABLE)
+                await conn.execute(_SCHEMA)
+            self._pool = pool
+        return self._pool
+
+    async def _run(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        try:
+            pool = await self._connected()
+            async with pool.acquire() as conn:
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                return rows
+        except _CONNECTION_ERRORS as exc:
+            why = str(exc) or type(exc).__name__
+            raise ClaimsUnavailable(
+                f"the upload claim registry (PostgreSQL) is unreachable: {why}"
+            ) from exc
+
+    async def claim(self, element_id: str, wanted: Mapping[UUID, str]) -> dict[UUID, Claim]:
+        if not wanted:
+            return {}
+        ids = list(wanted)
+        rows = await self._run(
+            f"WITH new AS (INSERT INTO {_TABLE} (file_id, element_id, checksum) "
+            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) "
+            "ON CONFLICT (file_id) DO NOTHING RETURNING *) "
+            f"SELECT * FROM new UNION ALL SELECT * FROM {_TABLE} "
+            "WHERE file_id = ANY($1::uuid[]) AND file_id NOT IN (SELECT file_id FROM new)",
+            ids,
+            [element_id] * len(ids),
+            [wanted[i] for i in ids],
         )
-    return owner
+        return {r["file_id"]: _claim(r) for r in rows}
+
+    async def take_over(self, element_id: str, file_id: UUID, previous: Claim) -> bool:
+        rows = await self._run(
+            f"UPDATE {_TABLE} SET element_id = $2, claimed_at = now() "
+            "WHERE file_id = $1 AND element_id = $3 AND claimed_at = $4 AND stored IS NULL "
+            "RETURNING file_id",
+            file_id,
+            element_id,
+            previous.element_id,
+            previous.claimed_at,
+        )
+        return bool(rows)
+
+    async def stored(self, element_id: str, uploads: Sequence[StoredUpload]) -> list[UUID]:
+        if not uploads:
+            return []
+        ids = [u.file_id for u in uploads]
+        rows = await self._run(
+            f"INSERT INTO {_TABLE} AS c (file_id, element_id, checksum, stored, stored_at) "
+            "SELECT u.file_id, $2, u.checksum, u.stored, now() "
+            "FROM unnest($1::uuid[], $3::text[], $4::text[]) AS u(file_id, checksum, stored) "
+            "ON CONFLICT (file_id) DO UPDATE SET stored = EXCLUDED.stored, stored_at = now() "
+            "WHERE c.element_id = EXCLUDED.element_id RETURNING c.file_id",
+            ids,
+            element_id,
+            [u.checksum for u in uploads],
+            [u.record.model_dump_json() for u in uploads],
+        )
+        recorded = {r["file_id"] for r in rows}
+        return [i for i in ids if i not in recorded]
+
+    async def release(self, element_id: str, file_ids: Sequence[UUID]) -> None:
+        if file_ids:
+            await self._run(
+                f"DELETE FROM {_TABLE} WHERE file_id = ANY($1::uuid[]) AND element_id = $2 "
+                "AND stored IS NULL RETURNING file_id",
+                list(file_ids),
+                element_id,
+            )
+
+    async def unfinished(self, element_id: str) -> list[UUID]:
+        rows = await self._run(
+            f"SELECT file_id FROM {_TABLE} WHERE element_id = $1 AND stored IS NULL",
+            element_id,
+        )
+        return [r["file_id"] for r in rows]
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
-def confine(staged: StagedObject, owner: str, area: StagingArea) -> ConfinedClaim:
-    """``staged`` confined to ``owner``'s namespace, or :class:`InvalidClaimCheck`.
-
-    Decided from the claim check's text alone (nothing is read): the local checks that need
-    the file system (no links, a regular file) happen when the file is opened.
-    """
-    namespace = staging_namespace(owner)
-    refused = InvalidClaimCheck(
-        f"the claim check does not name bytes staged by {owner}; staged bytes must be under "
-        f"{area.namespace(owner)}. It was not read."
+def _claim(row: asyncpg.Record) -> Claim:
+    stored = row["stored"]
+    return Claim(
+        file_id=row["file_id"],
+        element_id=row["element_id"],
+        checksum=row["checksum"],
+        claimed_at=row["claimed_at"],
+        stored=FileRecord.model_validate_json(stored) if stored is not None else None,
     )
-    if isinstance(staged, S3StagedObject):
-        if area.s3_bucket is None or staged.bucket != area.s3_bucket:
-            raise refused
-        own = f"{area.s3_prefix}{namespace}/"
-        if not staged.key.startswith(own) or not _safe(staged.key) or staged.key == own:
-            raise refused
-        return ConfinedClaim(owner=owner, staged=staged)
-    if not area.local or not _safe(staged.path):
-        raise refused
-    head, _, rest = staged.path.partition("/")
-    if head != namespace or not rest:
-        raise refused
-    return ConfinedClaim(owner=owner, staged=staged)
-
-
-def reconfine(claim_check: str, area: StagingArea) -> ConfinedClaim:
-    """A claim check the journal kept (JSON of a :class:`ConfinedClaim`), confined again.
-
-    Raises :class:`InvalidClaimCheck` for anything else, including a bare staged object
-    without its owner: bytes whose owner is not known are never removed.
-    """
-    try:
-        claim = ConfinedClaim.model_validate_json(claim_check)
-    except ValidationError:
-        raise InvalidClaimCheck(
-            "the release record names staged bytes without their owner; they are left in place"
-        ) from None
-    return confine(claim.staged, claim.owner, area)
-
-
-def _safe(key: str) -> bool:
-    try:
-        check_key(key)
-    except InvalidKey:
-        return False
-    return True

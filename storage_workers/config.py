@@ -73,6 +73,23 @@ class WorkerConfig(BaseSettings):
         "whose health is probed, or whose metrics are scraped, from outside.",
     )
     batch_max_records: int = Field(500, gt=0)
+    placement_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest a join or leave of the upload group (or a heartbeat) may take "
+        "before it is abandoned and retried.",
+    )
+    upload_claims: bool = Field(
+        True,
+        description="Claim each upload in the shared registry (PostgreSQL, "
+        "ARTSTORE_DATABASE_URL) before storing it, so a redelivery never stores it twice.",
+    )
+    claim_lease_s: float = Field(
+        300.0,
+        gt=0,
+        description="An upload claimed this long ago and still unfinished may be taken over "
+        "even from a live element.",
+    )
     retry_attempts: int = Field(5, ge=1)
     retry_backoff_s: float = Field(0.2, gt=0)
     session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer-group session timeout.")
@@ -83,6 +100,27 @@ class WorkerConfig(BaseSettings):
         "broker (fetch_max_wait_ms) and between empty upload batches (batch_timeout_ms): a "
         "command arriving while idle is picked up within about this long. The client defaults "
         "(500 ms; 200 ms plus a 200 ms sleep) dominate a single upload's latency.",
+    )
+
+    fixity_enabled: bool = Field(True, description="Run the element's fixity auditor.")
+    fixity_period_days: float = Field(
+        30.0, gt=0, description="Every file and sidecar is re-checked at least this often."
+    )
+    fixity_read_mb_per_s: float | None = Field(
+        64.0, gt=0, description="Read rate cap of the auditor (MB/s); unset: unbounded."
+    )
+    fixity_files_per_s: float | None = Field(
+        500.0, gt=0, description="Files per second cap of the auditor; unset: unbounded."
+    )
+    fixity_confirmations: int = Field(3, ge=0, description="Re-reads of a mismatch.")
+    fixity_read_attempts: int = Field(4, ge=1, description="Tries of a read the storage fails.")
+    fixity_concurrency: int = Field(4, ge=1, description="Files read at once by the auditor.")
+    fixity_idle_s: float = Field(60.0, gt=0, description="How often to look whether a pass is due.")
+    lease_ttl_s: float = Field(
+        30.0,
+        gt=0,
+        description="S3 elements: the writer lease's lifetime; renewed every heartbeat, so it "
+        "must be a few heartbeat intervals long.",
     )
 
     @property

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from events import Outgoing, RejectionReason
 from storage_workers.backends import StorageBackend, WrittenObject
-from storage_workers.claims import InvalidClaimCheck
+from storage_workers.claim_checks import InvalidClaimCheck
 from storage_workers.crash import crash_point
 from storage_workers.journal import (
     Journal,

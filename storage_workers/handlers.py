@@ -85,6 +85,65 @@ class HandBack:
 UploadDecision = Store | AlreadyDone | Reject | HandBack
 
 
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """This element holds the upload's claim: it may write the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredElsewhere:
+    """Another element already stored the upload: re-announce it from there."""
+
+    element_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BusyElsewhere:
+    """Another live element is writing the upload: leave it on the topic, try again later."""
+
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class TakeOver:
+    """Another element claimed the upload but is gone (or its claim outlived the lease)."""
+
+    previous_owner: str
+
+
+ClaimDecision = Owned | StoredElsewhere | BusyElsewhere | TakeOver | Reject
+
+
+def decide_claim(
+    *,
+    me: str,
+    owner: str,
+    owner_checksum: str,
+    checksum: str,
+    stored: bool,
+    owner_live: bool,
+    claim_age_s: float,
+    lease_s: float,
+    file_id: object,
+) -> ClaimDecision:
+    """What to do with an upload whose claim (see :mod:`~storage_workers.claims`) says
+    ``owner`` holds it (``stored``) or is writing it."""
+    if owner == me:
+        return Owned()
+    if owner_checksum != checksum:
+        return Reject(
+            RejectionReason.DUPLICATE_FILE_ID,
+            f"file {file_id} is already claimed by element {owner} with another checksum",
+        )
+    if stored:
+        return StoredElsewhere(owner)
+    if not owner_live or claim_age_s > lease_s:
+        return TakeOver(owner)
+    return BusyElsewhere(
+        f"file {file_id} is being stored by element {owner} (claimed {claim_age_s:.0f} s ago)"
+    )
+
+
 def decide_upload(
     command: UploadRequested,
     *,

@@ -72,3 +72,21 @@ class StorageMetrics:
             ["element_id"],
             registry=self.registry,
         ).labels(**labels)
+        self.stored_elsewhere = Counter(
+            "artstore_storage_uploads_stored_elsewhere",
+            "Redelivered uploads another element had stored: re-announced, not stored again.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.batches_rewound = Counter(
+            "artstore_storage_upload_batches_rewound",
+            "Upload batches put back on the topic after a failure, to be read again.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.placement_timeouts = Counter(
+            "artstore_storage_placement_timeouts",
+            "Joins or leaves of the upload group that took too long and were retried.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)

@@ -43,16 +43,19 @@ from events import (
 )
 from storage_workers import element as element_file
 from storage_workers import lifecycle
-from storage_workers.admission import TransientFailure
-from storage_workers.backends import BackendError, StorageBackend, open_backend
+from storage_workers.backends import StorageBackend, open_backend
+from storage_workers.claims import ClaimsUnavailable, PostgresClaims, UploadClaims
 from storage_workers.config import WorkerConfig
+from storage_workers.fixity import AuditPolicy, ElementAuditor, ReadBudget
 from storage_workers.health import HealthServer
 from storage_workers.journal import Journal, recover
 from storage_workers.metrics import StorageMetrics
 from storage_workers.placement import PeerStatus, PeerTable, should_consume
+from storage_workers.redelivery import RETRIED_IN_PLACE, Backoff, retry_in_place, seek_back
 from storage_workers.staging import Staging
-from storage_workers.uploads import AdmittedBatch, BatchOutcome, admit_uploads, store_uploads
+from storage_workers.upload_consumer import UploadConsumer, commit
 from storage_workers.worker import Clock, ElementWorker, Limits, Record, utc_now
+from storage_workers.writer_claim import LeaseLost, WriterClaim, claim_element
 
 log = logging.getLogger(__name__)
 
@@ -114,21 +117,29 @@ class StorageService:
             self.broker, self.topics, max_message_bytes=settings.max_message_bytes
         )
         self.peers = PeerTable()
+        self.claims: UploadClaims | None = (
+            PostgresClaims(settings.database_url) if config.upload_claims else None
+        )
         self.worker: ElementWorker | None = None
-        self._upload_sub: Any = None
-        self._storing: asyncio.Task[bool] | None = None
-        """The upload batch being stored; the next batch is admitted meanwhile."""
-        self._handed_back_to: dict[TopicPartition, int] = {}
-        """Where this upload subscription's hand-backs sought each partition to."""
+        self.uploads: UploadConsumer | None = None
+        """The upload subscription while this element consumes its class's upload topic."""
+        self._claims_settled = self.claims is None
+        self._refused_at_free: int | None = None
+        """Free bytes when the element last handed uploads back for want of room: it takes
+        uploads again only once it has more room than that (no ping-pong)."""
+        self._refusal = ""
         self._subs: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._watcher: AIOKafkaConsumer | None = None
         self._ready = False
         self._full_announced = False
-        self._handed_back_until = 0.0
-        self._placement_lock = asyncio.Lock()
+        self._placement_due = asyncio.Event()
         self.health = HealthServer(self.metrics.registry, lambda: self._ready)
         self.stopped = asyncio.Event()
+        self.writer_claim: WriterClaim | None = None
+        self.auditor: ElementAuditor | None = None
+        self.lease_lost = asyncio.Event()
+        """Set when another worker took this one's S3 lease over: the service must stop."""
 
     @property
     def element_id(self) -> str:
@@ -143,6 +154,13 @@ class StorageService:
         # No command is judged before the deny-list is loaded (fails if Redis can't be reached).
         await self.revocations.start()
         now = datetime.now(UTC)
+        # One writer per element: before anything in the element is read or written.
+        self.writer_claim = await asyncio.to_thread(
+            claim_element,
+            self.backend,
+            self.element_id,
+            lease_ttl=timedelta(seconds=self.config.lease_ttl_s),
+        )
         state = await asyncio.to_thread(
             element_file.load_or_create,
             self.backend,
@@ -176,12 +194,17 @@ class StorageService:
                 max_message_bytes=self.settings.max_message_bytes,
                 max_command_age=timedelta(seconds=self.config.max_command_age_s),
                 replay=self.config.replay,
+                claim_lease_s=self.config.claim_lease_s,
             ),
             metrics=self.metrics,
             priority=self.config.priority,
             clock=self.clock,
+            claims=self.claims,
+            peer_alive=self._peer_alive,
         )
         await self.worker.load()
+        self.auditor = self._make_auditor(self.worker)
+        await self.auditor.load()
         await self.broker.start()
         await self._publish([self.fact_registered()], [])
         await lifecycle.announce_leftovers(self.worker, self._publish)
@@ -189,9 +212,16 @@ class StorageService:
         await self._start_watcher()
         self._tasks = [
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._placement_loop(), name="placement"),
             asyncio.create_task(self._watch_loop(), name="peers"),
             asyncio.create_task(self._ttl_loop(), name="ttl"),
         ]
+        if self.config.fixity_enabled:
+            self._tasks.append(
+                asyncio.create_task(
+                    self.auditor.run_forever(self.config.fixity_idle_s), name="fixity"
+                )
+            )
         self._ready = True
 
     async def stop(self) -> None:
@@ -202,7 +232,7 @@ class StorageService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self._stop_uploads()
+        await self._leave_uploads()
         if self.worker is not None:
             await self.worker.drain()
         for sub in self._subs:
@@ -213,11 +243,40 @@ class StorageService:
                 await self._watcher.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        if self.claims is not None:
+            with contextlib.suppress(Exception):
+                await self.claims.close()
+        if self.auditor is not None:
+            self.auditor.close()
+        if self.writer_claim is not None:
+            await asyncio.to_thread(self.writer_claim.release)
+            self.writer_claim = None
         await self.health.stop()
         await self.revocations.stop()
         with contextlib.suppress(Exception):
             await self.redis.aclose()
         self.stopped.set()
+
+    @property
+    def consuming_uploads(self) -> bool:
+        """True while this element consumes its class's upload topic."""
+        return self.uploads is not None
+
+    def _make_auditor(self, worker: ElementWorker) -> ElementAuditor:
+        config = self.config
+
+        async def publish(payloads: Sequence[Any]) -> None:
+            await self._publish([worker.fact(p) for p in payloads], [])
+
+        mb = config.fixity_read_mb_per_s
+        return ElementAuditor(
+            worker,
+            publish,
+            period=timedelta(days=config.fixity_period_days),
+            budget=ReadBudget(None if mb is None else mb * 1e6, config.fixity_files_per_s),
+            policy=AuditPolicy(config.fixity_confirmations, config.fixity_read_attempts),
+            concurrency=config.fixity_concurrency,
+        )
 
     # -- publishing and committing -------------------------------------------------------------
 
@@ -226,47 +285,16 @@ class StorageService:
         if records:
             await self.publisher.send_records(records)
 
-    @staticmethod
-    async def _commit(message: KafkaMessage, records: Sequence[Record]) -> None:
-        """Commit exactly up to ``records`` (per partition), not whatever was fetched."""
-        offsets: dict[TopicPartition, int] = {}
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-        consumer: Any = message.consumer
-        await consumer.commit(offsets)
-
-    async def _retry(self, action: Any) -> None:
-        """Run ``action``; retry transient failures with bounded backoff; raise the last one."""
-        attempts = self.config.retry_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                await action()
-                return
-            except (BackendError, TransientFailure, OSError) as exc:
-                if attempt == attempts:
-                    raise
-                delay = min(self.config.retry_backoff_s * 2 ** (attempt - 1), 10.0)
-                log.warning("transient failure, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(delay)
-
-    async def _with_retries(self, message: KafkaMessage, what: str, action: Any) -> None:
-        """Run ``action`` with retries (:meth:`_retry`); when they run out, dead-letter."""
-        try:
-            await self._retry(action)
-        except (BackendError, TransientFailure, OSError) as exc:
-            await self._dead_letter(message, what, exc)
-
     async def _dead_letter(self, message: KafkaMessage, what: str, failure: Exception) -> None:
         """Send every record of ``message`` to the DLQ (``what`` failed with ``failure`` on
-        every attempt) and commit past them."""
+        every attempt) and commit past them: the DLQ entry is their outcome."""
         assert self.worker is not None
         records = records_of(message.raw_message)
         attempts = self.config.retry_attempts
         error = f"{what} failed {attempts} times: {failure}"
         log.error("dead-lettering", extra={"error": error})
         await self._publish([], [self.worker.dead_letter(r, error, attempts) for r in records])
-        await self._commit(message, records)
+        await commit(message, records)
 
     # -- subscribers ---------------------------------------------------------------------------
 
@@ -292,6 +320,8 @@ class StorageService:
             )
 
             def bind(proc: Any, name: str) -> Any:
+                backoff = Backoff(self.config.retry_backoff_s)
+
                 async def handle(body: Any, message: KafkaMessage) -> None:
                     (record,) = records_of(message.raw_message)
 
@@ -299,12 +329,25 @@ class StorageService:
                         await proc(
                             record,
                             announce=self._publish,
-                            acknowledge=lambda rs: self._commit(message, rs),
+                            acknowledge=lambda rs: commit(message, rs),
                         )
 
-                    await self._with_retries(message, name, run)
+                    try:
+                        try:
+                            await retry_in_place(
+                                run, self.config.retry_attempts, self.config.retry_backoff_s
+                            )
+                        except RETRIED_IN_PLACE as exc:
+                            await self._dead_letter(message, name, exc)
+                    except Exception:
+                        # Read it again later: committing a later record would skip this one.
+                        log.exception("command failed; it is read again", extra={"topic": name})
+                        seek_back(message.consumer, {_partition_of(record): record.offset})
+                        await asyncio.sleep(backoff.next_delay())
+                        return
+                    backoff.succeeded()
                     if name == Topic.ELEMENT_COMMANDS.value:
-                        await self._place()
+                        self._placement_due.set()
 
                 return handle
 
@@ -314,149 +357,139 @@ class StorageService:
         # join them together rather than one after the other.
         await asyncio.gather(*(sub.start() for sub in self._subs))
 
-    async def _start_uploads(self) -> None:
+    async def _join_uploads(self) -> None:
+        """Start consuming the class's upload topic; bounded in time (retried by placement)."""
         worker = self.worker
         assert worker is not None
-        # A batch stored by an earlier subscription is done (stopping waited for it) and says
-        # nothing about the batches of this one (it may have handed uploads back).
-        self._storing = None
-        self._handed_back_to = {}
         topic = UPLOAD_TOPIC[worker.state.mode if worker.state.mode in UPLOAD_TOPIC else Mode.RW]
-        sub = self.broker.subscriber(
-            self.topics.name(topic),
-            group_id=self._group(f"uploads.{topic.value.rsplit('.', 1)[-1]}"),
-            batch=True,
-            max_records=self.config.batch_max_records,
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.config.session_timeout_ms,
-            heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
-            fetch_max_wait_ms=self.config.idle_wait_ms,
-            batch_timeout_ms=self.config.idle_wait_ms,
-            persistent=False,
+        uploads = UploadConsumer(
+            broker=self.broker,
+            worker=worker,
+            topic=topic,
+            topics=self.topics,
+            group=self._group(f"uploads.{topic.value.rsplit('.', 1)[-1]}"),
+            config=self.config,
+            metrics=self.metrics,
+            announce=self._publish,
+            step_aside=self._step_aside,
         )
-
-        async def store(message: KafkaMessage, batch: AdmittedBatch) -> bool:
-            """Store an admitted batch (with retries); True if it handed uploads back."""
-            outcome: list[BatchOutcome] = []
-
-            async def run() -> None:
-                started = time.perf_counter()
-                result = await store_uploads(
-                    worker,
-                    batch,
-                    announce=self._publish,
-                    acknowledge=lambda rs: self._commit(message, rs),
-                )
-                self.metrics.latency.labels(self.element_id, topic.value).observe(
-                    time.perf_counter() - started
-                )
-                outcome[:] = [result]
-
-            await self._with_retries(message, "uploads", run)
-            if outcome and outcome[0].handed_back is not None:
-                rest = batch.records[outcome[0].processed :]
-                self._hand_back(message, rest, outcome[0].handed_back)
-                return True
-            self._handed_back_to.clear()  # consuming went on from where it was sought back to
-            return False
-
-        async def handle(body: Any, message: KafkaMessage) -> None:
-            # Batches overlap: this one is admitted (decoded, its tokens verified: no element
-            # state) while the previous one is still being written; it is decided and stored
-            # only once the previous one is durable, announced and committed, so offsets are
-            # committed in order and every decision sees the files stored before it.
-            records = records_of(message.raw_message)
-            admitted: list[AdmittedBatch] = []
-            failure: Exception | None = None
-
-            async def admit() -> None:
-                admitted[:] = [await admit_uploads(worker, records, topic)]
-
-            try:
-                await self._retry(admit)
-            except (BackendError, TransientFailure, OSError) as exc:
-                failure = exc
-            previous, self._storing = self._storing, None
-            if previous is not None and await asyncio.shield(previous):
-                # The previous batch handed uploads back; this one was fetched before the
-                # seek, so it goes back too.
-                self._hand_back(message, records, "an earlier batch was handed back")
-                return
-            if failure is not None:
-                await self._dead_letter(message, "uploads", failure)
-                return
-            self._storing = asyncio.create_task(store(message, admitted[0]))
-
-        sub(handle)
-        await sub.start()
-        self._upload_sub = sub
+        try:
+            async with asyncio.timeout(self.config.placement_timeout_s):
+                await uploads.start()
+        except TimeoutError:
+            self.metrics.placement_timeouts.inc()
+            log.error(
+                "joining the upload group took too long; retrying",
+                extra={"timeout_s": self.config.placement_timeout_s},
+            )
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.config.placement_timeout_s):
+                    await uploads.subscriber.stop()
+            return
+        self.uploads = uploads
         self.metrics.consuming_uploads.set(1)
         log.info("consuming uploads", extra={"topic": topic.value})
 
-    def _hand_back(self, message: KafkaMessage, rest: Sequence[Record], why: str) -> None:
-        """Put unprocessed uploads back on the topic and step aside.
-
-        Never seeks a partition forward past an earlier hand-back of this subscription: a
-        batch fetched before that seek holds later records of the same partitions."""
-        for record in rest:
-            tp = TopicPartition(record.topic, record.partition)
-            self._handed_back_to[tp] = min(
-                self._handed_back_to.get(tp, record.offset), record.offset
+    async def _leave_uploads(self) -> None:
+        """Stop consuming uploads (the batch being stored finishes first); bounded in time."""
+        uploads, self.uploads = self.uploads, None
+        if uploads is None:
+            return
+        self.metrics.consuming_uploads.set(0)
+        try:
+            async with asyncio.timeout(self.config.placement_timeout_s):
+                await uploads.stop()
+        except TimeoutError:
+            self.metrics.placement_timeouts.inc()
+            log.error(
+                "leaving the upload group took too long; its session expires on the broker",
+                extra={"timeout_s": self.config.placement_timeout_s},
             )
-        for tp, offset in self._handed_back_to.items():
-            message.consumer.seek(tp, offset)
-        log.warning("handing uploads back", extra={"reason": why})
-        self._handed_back_until = time.monotonic() + self.config.heartbeat_interval_s
-        asyncio.get_running_loop().create_task(self._place())
+        except Exception:
+            log.exception("leaving the upload group failed")
+        log.info("stopped consuming uploads")
 
-    async def _stop_uploads(self) -> None:
-        sub, self._upload_sub = self._upload_sub, None
-        if sub is not None:
-            # The batch being stored finishes first: its offsets are committed through the
-            # consumer that is about to stop. (The next batch still learns whether it handed
-            # uploads back: the task stays where the handler looks for it.)
-            if self._storing is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._storing)
-            with contextlib.suppress(Exception):
-                await sub.stop()
-            self.metrics.consuming_uploads.set(0)
-            log.info("stopped consuming uploads")
+    def _step_aside(self, why: str) -> None:
+        """The element handed uploads back: it can't take what is offered. When that is for
+        want of room, it refuses uploads until it has more room than now (and says so with
+        ElementFull), so placement does not hand the topic back and forth."""
+        worker = self.worker
+        assert worker is not None
+        if worker.state.mode in UPLOAD_TOPIC:
+            self._refused_at_free = worker.capacity().free_bytes
+            self._refusal = why
+        self._placement_due.set()
 
     # -- placement, heartbeats, peers, TTL -----------------------------------------------------
 
     def accepting(self) -> bool:
+        """Whether this element takes uploads now (mode, capacity, no refusal standing)."""
         worker = self.worker
         assert worker is not None
         if worker.state.mode not in UPLOAD_TOPIC:
             return False
-        if time.monotonic() < self._handed_back_until:
-            return False
-        return worker.capacity().status is not CapacityStatus.FULL
+        capacity = worker.capacity()
+        if self._refused_at_free is not None:
+            if capacity.free_bytes <= self._refused_at_free:
+                return False
+            self._refused_at_free = None  # room was freed since: try again
+        return capacity.status is not CapacityStatus.FULL
+
+    def _peer_alive(self, element_id: str) -> bool:
+        if element_id == self.element_id:
+            return True
+        now = time.monotonic()
+        return any(
+            p.element_id == element_id and now - p.seen_at <= self.config.peer_timeout
+            for p in self.peers.all()
+        )
+
+    async def _placement_loop(self) -> None:
+        """Decide placement every heartbeat interval, or at once when something changed.
+
+        Runs on its own: heartbeats and commands keep flowing whatever placement does, and
+        every join or leave is bounded in time, then retried here."""
+        while True:
+            try:
+                await self._place()
+            except Exception:
+                log.exception("placement failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.heartbeat_interval_s):
+                    await self._placement_due.wait()
+            self._placement_due.clear()
 
     async def _place(self) -> None:
         """Start or stop consuming uploads as placement says."""
         assert self.worker is not None
-        async with self._placement_lock:
-            me = PeerStatus(
-                self.element_id,
-                self.worker.state.mode,
-                self.config.priority,
-                self.accepting(),
-                time.monotonic(),
-            )
-            consume = should_consume(
-                me,
-                self.peers.all(),
-                strategy=self.config.placement,
-                now=time.monotonic(),
-                timeout=self.config.peer_timeout,
-            )
-            if consume and self._upload_sub is None:
-                await self._start_uploads()
-            elif not consume and self._upload_sub is not None:
-                await self._stop_uploads()
+        if not self._claims_settled:
+            try:
+                async with asyncio.timeout(self.config.placement_timeout_s):
+                    settled = await self.worker.reconcile_claims()
+            except (TimeoutError, ClaimsUnavailable, *RETRIED_IN_PLACE) as exc:
+                log.warning("upload claims not settled yet", extra={"error": str(exc)})
+                return
+            self._claims_settled = True
+            if settled:
+                log.warning("settled unfinished upload claims", extra={"claims": settled})
+        me = PeerStatus(
+            self.element_id,
+            self.worker.state.mode,
+            self.config.priority,
+            self.accepting(),
+            time.monotonic(),
+        )
+        consume = should_consume(
+            me,
+            self.peers.all(),
+            strategy=self.config.placement,
+            now=time.monotonic(),
+            timeout=self.config.peer_timeout,
+        )
+        if consume and self.uploads is None:
+            await self._join_uploads()
+        elif not consume and self.uploads is not None:
+            await self._leave_uploads()
 
     def fact_registered(self) -> Outgoing:
         worker = self.worker
@@ -498,14 +531,23 @@ class StorageService:
                     status=capacity.status,
                     accepting_uploads=self.accepting(),
                     sent_at=now,
+                    fixity_last_full_pass=(
+                        self.auditor.last_full_pass if self.auditor is not None else None
+                    ),
                 )
             )
         ]
-        full = capacity.status is CapacityStatus.FULL
+        refused = worker.state.mode in UPLOAD_TOPIC and not self.accepting()
+        full = capacity.status is CapacityStatus.FULL or refused
         if full and not self._full_announced:
+            detail = (
+                f"free space reached the full floor ({capacity.full_floor} bytes)"
+                if capacity.status is CapacityStatus.FULL
+                else f"can't take what is offered: {self._refusal}"
+            )
             log.warning(
                 "element is full: no more uploads",
-                extra={"free_bytes": capacity.free_bytes, "floor_bytes": capacity.full_floor},
+                extra={"free_bytes": capacity.free_bytes, "detail": detail},
             )
             facts.append(
                 worker.fact(
@@ -514,17 +556,24 @@ class StorageService:
                         free_bytes=capacity.free_bytes,
                         floor_bytes=capacity.full_floor,
                         detected_at=now,
+                        detail=detail,
                     )
                 )
             )
+        async with asyncio.timeout(self.config.placement_timeout_s):
+            await self._publish(facts, [])
         self._full_announced = full
-        await self._publish(facts, [])
 
     async def _heartbeat_loop(self) -> None:
         while True:
             try:
-                await self._place()
+                if self.writer_claim is not None:
+                    await asyncio.to_thread(self.writer_claim.renew)
                 await self.heartbeat()
+            except LeaseLost:
+                log.critical("writer lease lost: stopping", exc_info=True)
+                self.lease_lost.set()
+                return
             except Exception:
                 log.exception("heartbeat failed")
             await asyncio.sleep(self.config.heartbeat_interval_s)
@@ -591,6 +640,10 @@ class StorageService:
                 log.exception("TTL sweep failed")
 
 
+def _partition_of(record: Record) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
 async def run_service(settings: Settings, config: WorkerConfig) -> None:
     """Run until SIGTERM/SIGINT."""
     import signal
@@ -601,5 +654,11 @@ async def run_service(settings: Settings, config: WorkerConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    lost = asyncio.create_task(service.lease_lost.wait())
+    await asyncio.wait([stopping, lost], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    lost.cancel()
     await service.stop()
+    if service.lease_lost.is_set():
+        raise SystemExit(3)

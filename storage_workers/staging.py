@@ -16,7 +16,7 @@ from typing import BinaryIO
 from events import FileStagedObject, S3Backend, StagedObject
 from storage_workers.backends import BackendError, ObjectMissing, S3Storage
 from storage_workers.backends.base import FileSource
-from storage_workers.claims import (
+from storage_workers.claim_checks import (
     ConfinedClaim,
     InvalidClaimCheck,
     StagingArea,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -18,12 +20,25 @@ from events import (
     UploadRequested,
 )
 from storage_workers.admission import Admitted, Refused, catch_up_revocations
-from storage_workers.claims import ConfinedClaim, InvalidClaimCheck
+from storage_workers.claim_checks import ConfinedClaim, InvalidClaimCheck
+from storage_workers.claims import ClaimsUnavailable, StoredUpload
 from storage_workers.durability import Change, NewFile
-from storage_workers.handlers import AlreadyDone, HandBack, Reject, Store, decide_upload
+from storage_workers.handlers import (
+    AlreadyDone,
+    HandBack,
+    Owned,
+    Reject,
+    Store,
+    StoredElsewhere,
+    TakeOver,
+    decide_claim,
+    decide_upload,
+)
 
 if TYPE_CHECKING:
     from storage_workers.worker import Acknowledge, Announce, ElementWorker, Record
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +69,11 @@ async def admit_uploads(
     return AdmittedBatch(records, [await worker.admit(r, topic, signatures) for r in records])
 
 
+class UploadBusyElsewhere(Exception):
+    """A batch holds an upload that another live element is writing right now: the batch goes
+    back to the topic and is tried again (see :mod:`~storage_workers.claims`)."""
+
+
 async def store_uploads(
     worker: ElementWorker,
     batch: AdmittedBatch,
@@ -70,6 +90,7 @@ async def store_uploads(
         extra: list[Outgoing] = []
         dead: list[OutgoingRecord] = []
         planned: dict[UUID, str] = {}
+        already: list[StoredUpload] = []
         outcome = BatchOutcome(processed=len(records))
         for index, (record, admitted) in enumerate(zip(records, batch.admissions, strict=True)):
             if isinstance(admitted, Refused):
@@ -126,12 +147,33 @@ async def store_uploads(
                 sidecar = await worker.read_sidecar(command.file_id)
                 if sidecar is not None:
                     extra.append(worker.fact(FileStored(file=sidecar.to_record()), corr))
+                    already.append(
+                        StoredUpload(command.file_id, command.checksum, sidecar.to_record())
+                    )
             elif isinstance(decision, Store):
                 planned[command.file_id] = command.checksum
                 capacity = capacity.after(command.file_size)
                 changes.append(_new_file(worker, command, claim, decision, corr))
+        changes, elsewhere = await _claim(worker, changes)
+        extra.extend(elsewhere)
         handled = list(records[: outcome.processed])
-        await worker.commit(changes, extra, dead, handled, announce, acknowledge, release=True)
+
+        async def announce_claimed(
+            facts: Sequence[Outgoing], dead: Sequence[OutgoingRecord]
+        ) -> None:
+            # The claims learn what is durable before anyone hears of it: a redelivery to
+            # another element from here on is re-announced from the claim, not stored again.
+            await _record_stored(worker, changes, already)
+            await announce(facts, dead)
+
+        try:
+            await worker.commit(
+                changes, extra, dead, handled, announce_claimed, acknowledge, release=True
+            )
+        except BaseException:
+            await _release_unstored(worker, changes)
+            raise
+        await _release_unstored(worker, changes)
         for change in changes:
             if change.done:
                 assert isinstance(change.operation, NewFile)
@@ -141,6 +183,101 @@ async def store_uploads(
                 reason = change.outcome.envelope.data.reason
                 worker.metrics.rejected.labels(worker.element_id, reason.value).inc()
         return outcome
+
+
+async def _claim(
+    worker: ElementWorker, changes: list[Change]
+) -> tuple[list[Change], list[Outgoing]]:
+    """Claim the batch's new files; keep the ones this element may write, and the facts that
+    answer the rest (stored elsewhere: re-announced; claimed with another checksum: rejected).
+    Raises :class:`UploadBusyElsewhere` if another live element is writing one of them."""
+    claims = worker.claims
+    if claims is None or not changes:
+        return changes, []
+    checksums = {c.file_id: _new(c).sidecar.checksum for c in changes}
+    found = await claims.claim(worker.element_id, checksums)
+    kept: list[Change] = []
+    answers: list[Outgoing] = []
+    busy: list[str] = []
+    now = datetime.now(UTC)
+    for change in changes:
+        claim = found[change.file_id]
+        corr = change.fact.envelope.correlation_id
+        decision = decide_claim(
+            me=worker.element_id,
+            owner=claim.element_id,
+            owner_checksum=claim.checksum,
+            checksum=checksums[change.file_id],
+            stored=claim.stored is not None,
+            owner_live=worker.peer_alive(claim.element_id),
+            claim_age_s=(now - claim.claimed_at).total_seconds(),
+            lease_s=worker.limits.claim_lease_s,
+            file_id=change.file_id,
+        )
+        if isinstance(decision, Owned):
+            kept.append(change)
+        elif isinstance(decision, StoredElsewhere):
+            assert claim.stored is not None
+            worker.metrics.stored_elsewhere.inc()
+            answers.append(worker.fact(FileStored(file=claim.stored), corr))
+        elif isinstance(decision, Reject):
+            answers.append(
+                worker.upload_rejected(change.file_id, decision.reason, decision.detail, corr)
+            )
+        elif isinstance(decision, TakeOver):
+            log.warning(
+                "taking over an unfinished upload claim",
+                extra={"file_id": str(change.file_id), "previous": decision.previous_owner},
+            )
+            if await claims.take_over(worker.element_id, change.file_id, claim):
+                kept.append(change)
+            else:
+                busy.append(f"file {change.file_id}: its claim changed hands meanwhile")
+        else:
+            busy.append(decision.detail)
+    if busy:
+        await claims.release(worker.element_id, [c.file_id for c in kept])
+        raise UploadBusyElsewhere("; ".join(busy[:3]) + (" ..." if len(busy) > 3 else ""))
+    return kept, answers
+
+
+async def _record_stored(
+    worker: ElementWorker, changes: Sequence[Change], already: Sequence[StoredUpload]
+) -> None:
+    claims = worker.claims
+    if claims is None:
+        return
+    uploads = [
+        StoredUpload(c.file_id, _new(c).sidecar.checksum, _new(c).sidecar.to_record())
+        for c in changes
+        if c.done
+    ]
+    lost = await claims.stored(worker.element_id, [*uploads, *already])
+    if lost:
+        # Only after this element outlived its claim's lease mid-write (see claims).
+        log.error(
+            "uploads stored here were claimed by another element meanwhile",
+            extra={"file_ids": [str(i) for i in lost]},
+        )
+
+
+async def _release_unstored(worker: ElementWorker, changes: Sequence[Change]) -> None:
+    """Drop the claims of uploads this batch did not store (rejected, or rolled back)."""
+    claims = worker.claims
+    undone = [c.file_id for c in changes if not c.done]
+    if claims is None or not undone:
+        return
+    try:
+        await claims.release(worker.element_id, undone)
+    except ClaimsUnavailable as exc:
+        # Harmless: the next start (or the lease) frees them.
+        log.warning("could not release upload claims", extra={"error": str(exc)})
+
+
+def _new(change: Change) -> NewFile:
+    op = change.operation
+    assert isinstance(op, NewFile)
+    return op
 
 
 def _new_file(

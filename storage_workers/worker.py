@@ -37,6 +37,7 @@ from storage_workers.admission import Admitted, Refused, admit
 from storage_workers.backends import ObjectMissing, StorageBackend
 from storage_workers.capacity import Capacity, Floors, measure
 from storage_workers.catalogue import Catalogue, CatalogueEntry
+from storage_workers.claims import StoredUpload, UploadClaims
 from storage_workers.durability import Change, FileRemoval, NewFile, SidecarRewrite, commit_changes
 from storage_workers.element import ElementState
 from storage_workers.handlers import ElementView
@@ -68,6 +69,8 @@ class Limits:
     max_message_bytes: int
     max_command_age: timedelta
     replay: bool
+    claim_lease_s: float = 300.0
+    """An unfinished claim older than this may be taken over even from a live element."""
 
 
 class ElementWorker:
@@ -85,6 +88,8 @@ class ElementWorker:
         metrics: StorageMetrics,
         priority: int = 0,
         clock: Clock = utc_now,
+        claims: UploadClaims | None = None,
+        peer_alive: Callable[[str], bool] = lambda _element_id: True,
     ) -> None:
         self.backend = backend
         self.journal = Journal(backend)
@@ -96,6 +101,10 @@ class ElementWorker:
         self.metrics = metrics
         self.priority = priority
         self.clock = clock
+        self.claims = claims
+        """Which element holds each upload (None: this element's catalogue alone decides)."""
+        self.peer_alive = peer_alive
+        """Whether an element's worker was heard from lately."""
         self.catalogue = Catalogue()
         self.deleted: set[str] = set()
         self.templates = Templates({})
@@ -254,6 +263,10 @@ class ElementWorker:
             FileRemoval(file_id, path, deleted.model_dump_json()), self.fact(deleted, corr)
         )
 
+    def catalogue_entry(self, file_id: UUID) -> CatalogueEntry | None:
+        """The element's current entry of ``file_id`` (None: it does not hold the file)."""
+        return self.catalogue.get(file_id)
+
     async def read_sidecar(self, file_id: UUID) -> Sidecar | None:
         """The stored sidecar of ``file_id``, if the element holds the file."""
         entry = self.catalogue.get(file_id)
@@ -273,7 +286,7 @@ class ElementWorker:
             if not change.done:
                 continue
             if isinstance(op, NewFile | SidecarRewrite):
-                self.catalogue.add(CatalogueEntry.of(op.sidecar))
+                self.catalogue.add(CatalogueEntry.of(op.sidecar, op.encoded))
             elif isinstance(op, FileRemoval):
                 self.catalogue.remove(op.file_id)
                 self.deleted.add(str(op.file_id))
@@ -303,6 +316,22 @@ class ElementWorker:
     async def sweep_expired(self, *, announce: Announce, limit: int = 200) -> int:
         """Delete expired temporary files through the journalled delete path."""
         return await lifecycle.sweep_expired(self, announce=announce, limit=limit)
+
+    async def reconcile_claims(self) -> int:
+        """Settle this element's unfinished claims after a crash: a file that is durable here
+        is recorded as stored, the rest are released. Returns how many were settled."""
+        if self.claims is None:
+            return 0
+        unfinished = await self.claims.unfinished(self.element_id)
+        stored: list[StoredUpload] = []
+        for file_id in unfinished:
+            sidecar = await self.read_sidecar(file_id)
+            if sidecar is not None:
+                stored.append(StoredUpload(file_id, sidecar.checksum, sidecar.to_record()))
+        await self.claims.stored(self.element_id, stored)
+        held = {s.file_id for s in stored}
+        await self.claims.release(self.element_id, [i for i in unfinished if i not in held])
+        return len(unfinished)
 
     async def drain(self) -> None:
         """Wait for background removals of staged bytes to finish."""

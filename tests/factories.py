@@ -22,12 +22,18 @@ from events import (
     FileDeleted,
     FileRecord,
     FileStored,
+    FixityChecked,
     FixityFailed,
+    FixityFailedV1,
+    FixityFindingKind,
+    FixityOutcome,
+    FixityRecovered,
     LocalBackend,
     MetadataUpdated,
     Mode,
     ModeChanged,
     ModeChangeRejected,
+    PremisEvent,
     RejectionReason,
     RetentionPolicy,
     S3StagedObject,
@@ -153,7 +159,7 @@ SAMPLES: dict[type[BaseModel], Callable[[], BaseModel]] = {
         detail="element se-02 is rw: files cannot be deleted",
         rejected_at=NOW,
     ),
-    FixityFailed: lambda: FixityFailed(
+    FixityFailedV1: lambda: FixityFailedV1(
         file_id=uuid.uuid4(),
         element_id="se-01",
         storage_path="2026/11/25/12/x.pdf",
@@ -161,6 +167,34 @@ SAMPLES: dict[type[BaseModel], Callable[[], BaseModel]] = {
         actual_checksum=None,
         detail="data file is missing",
         detected_at=NOW,
+    ),
+    FixityFailed: lambda: fixity_failed(uuid.uuid4(), "2026/11/25/12/x.pdf"),
+    FixityRecovered: lambda: FixityRecovered(
+        element_id="se-01",
+        file_id=uuid.uuid4(),
+        storage_path="2026/11/25/12/x.pdf",
+        checksum=CHECKSUM,
+        size=12,
+        previous_kind=FixityFindingKind.CHECKSUM_MISMATCH,
+        checked_at=NOW,
+        pass_id="p-1",
+        premis=premis(FixityOutcome.PASS, "sound again"),
+    ),
+    FixityChecked: lambda: FixityChecked(
+        element_id="se-01",
+        pass_id="p-1",
+        scope="element",
+        complete=True,
+        started_at=NOW,
+        finished_at=NOW,
+        checked=3,
+        sound=1,
+        failed=1,
+        unreadable=1,
+        bytes_checked=100,
+        sidecars_checked=3,
+        findings={FixityFindingKind.DATA_MISSING: 1},
+        premis=premis(FixityOutcome.FAIL, "1 of 3 files failed"),
     ),
     ElementRegistered: lambda: ElementRegistered(
         element_id="se-01",
@@ -216,3 +250,34 @@ SAMPLES: dict[type[BaseModel], Callable[[], BaseModel]] = {
 def sample(model: type[BaseModel]) -> BaseModel:
     """A fresh valid payload of ``model``."""
     return SAMPLES[model]()
+
+
+def premis(outcome: FixityOutcome, detail: str) -> PremisEvent:
+    """PREMIS fields of a fixity fact made by a test."""
+    return PremisEvent(
+        event_date_time=NOW, agent="test auditor", outcome=outcome, outcome_detail=detail
+    )
+
+
+def fixity_failed(
+    file_id: uuid.UUID | None,
+    storage_path: str,
+    *,
+    element_id: str = "se-01",
+    kind: FixityFindingKind = FixityFindingKind.DATA_MISSING,
+    detected_at: datetime | None = None,
+    pass_id: str = "p-1",
+) -> FixityFailed:
+    """A FixityFailed finding."""
+    return FixityFailed(
+        element_id=element_id,
+        file_id=file_id,
+        storage_path=storage_path,
+        kind=kind,
+        expected_checksum=CHECKSUM,
+        expected_size=12,
+        detail="data file is missing",
+        detected_at=detected_at or NOW,
+        pass_id=pass_id,
+        premis=premis(FixityOutcome.FAIL, "data file is missing"),
+    )

@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from minio import Minio
 
 from artstore.settings import Settings
 from artstore.stack import StackEnv, maintenance_dsn, with_database
 from events import ReceivedEvent, Topic, decode_record
+from events.admin import topic_partitions
 
 Predicate = Callable[[], bool | Awaitable[bool]]
 
@@ -130,12 +131,9 @@ async def consumer_from_beginning(
     )
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        partitions = [
-            TopicPartition(names.name(topic), p)
-            for topic in topics
-            for p in consumer.partitions_for_topic(names.name(topic)) or ()
-        ]
+        partitions = await topic_partitions(
+            settings.kafka_bootstrap, [names.name(topic) for topic in topics]
+        )
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
     except BaseException:

@@ -227,6 +227,7 @@ class _Session:
         env_file = _relative(self.layout.env_file)
         c.print(f"\n[bold green]ArtStore is running[/bold green] (ready in {seconds:.1f} s)")
         c.print(f"  facade    {self.urls.facade}   (API docs: {self.urls.facade}/docs)")
+        c.print(f"  console   {self.urls.facade}/console")
         c.print(f"  auth      {self.urls.auth}")
         elements = ", ".join(f"{e.element_id} ({e.mode}, {e.backend})" for e in ELEMENTS)
         c.print(f"  elements  {elements}")

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from events.models.common import ElementBackend, ElementId, Mode, Strict
+from events.models.fixity import FixityPassSummary
 
 
 class CapacityStatus(StrEnum):
@@ -48,6 +49,9 @@ class ElementHeartbeat(Strict):
     status: CapacityStatus
     accepting_uploads: bool
     sent_at: AwareDatetime
+    fixity_last_full_pass: FixityPassSummary | None = Field(
+        None, description="The element's last complete fixity pass; None before the first."
+    )
 
 
 class ModeChanged(Strict):
@@ -73,9 +77,11 @@ class ModeChangeRejected(Strict):
 
 
 class ElementFull(Strict):
-    """Free space fell to the full floor: the element stopped taking uploads."""
+    """The element stopped taking uploads: free space fell to the full floor, or what is
+    offered does not fit above it (``detail`` says which)."""
 
     element_id: ElementId
     free_bytes: int = Field(ge=0)
     floor_bytes: int = Field(ge=0)
     detected_at: AwareDatetime
+    detail: str | None = Field(None, max_length=2000)

@@ -116,8 +116,9 @@ class FileCommandRejected(Strict):
     rejected_at: AwareDatetime
 
 
-class FixityFailed(Strict):
-    """A stored file no longer matches its recorded checksum (or is missing)."""
+class FixityFailedV1(Strict):
+    """The first fixity fact (``artstore.file.fixity-failed.v1``), still read; superseded by
+    :class:`events.models.fixity.FixityFailed` (v2: kind, sizes, pass and PREMIS fields)."""
 
     file_id: UUID
     element_id: ElementId

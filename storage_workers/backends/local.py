@@ -38,6 +38,7 @@ class LocalStorage:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
 
     def describe(self) -> events.ElementBackend:
         return events.LocalBackend(root=str(self.root))
@@ -45,6 +46,10 @@ class LocalStorage:
     def path(self, key: str) -> Path:
         """The file behind ``key`` (validated: never outside the root)."""
         return self.root / check_key(key)
+
+    def _file(self, key: str) -> str:
+        """:meth:`path` as a string, without pathlib's cost (reads of many small files)."""
+        return f"{self._root}/{check_key(key)}"
 
     def _temp_for(self, key: str) -> Path:
         target = self.path(key)
@@ -115,13 +120,14 @@ class LocalStorage:
 
     def read_bytes(self, key: str) -> bytes:
         try:
-            return self.path(key).read_bytes()
+            with open(self._file(key), "rb", buffering=0) as handle:
+                return handle.read()
         except FileNotFoundError:
             raise ObjectMissing(key) from None
 
     def read_range(self, key: str, byte_range: ByteRange = WHOLE) -> Iterator[bytes]:
         try:
-            handle = open(self.path(key), "rb")  # noqa: SIM115 - closed by the generator
+            handle = open(self._file(key), "rb")  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
             raise ObjectMissing(key) from None
         offset, length = byte_range.resolve(os.fstat(handle.fileno()).st_size)
@@ -129,18 +135,27 @@ class LocalStorage:
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
-            return ObjectInfo(key, self.path(key).stat().st_size)
+            return ObjectInfo(key, os.stat(self._file(key)).st_size)
         except FileNotFoundError:
             return None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        base = self.root / prefix if prefix else self.root
-        for directory, _dirs, files in os.walk(base):
-            for name in files:
-                full = Path(directory) / name
+        start = f"{self._root}/{prefix.strip('/')}" if prefix.strip("/") else self._root
+        skip = len(self._root) + 1
+        pending = [start]
+        while pending:
+            directory = pending.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                # Plain string keys: pathlib costs more than the stat on large elements.
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                    continue
                 with contextlib.suppress(FileNotFoundError):
-                    size = full.stat().st_size
-                    yield ObjectInfo(full.relative_to(self.root).as_posix(), size)
+                    yield ObjectInfo(entry.path[skip:], entry.stat(follow_symlinks=False).st_size)
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)

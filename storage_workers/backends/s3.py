@@ -83,6 +83,10 @@ class S3Storage:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def object_name(self, key: str) -> str:
+        """The bucket's name for ``key`` (under the element's prefix)."""
+        return self._name(key)
+
     def _key(self, name: str) -> str:
         return name[len(self.prefix) + 1 :] if self.prefix else name
 

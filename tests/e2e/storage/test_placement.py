@@ -60,7 +60,7 @@ async def test_sequential_fill_then_hand_over_when_full(
     first = StorageService(settings, rw_config(settings, jwks_file, "se-a", 0, 10 * FILE))
     await first.start()
     try:
-        await wait_until(lambda: first._upload_sub is not None, 30, message="se-a consuming")
+        await wait_until(lambda: first.consuming_uploads, 30, message="se-a consuming")
         await second.start()
         await wait_until(lambda: second.peers.all(), 30, message="se-b hears se-a")
         commands = [producer.upload(bytes([i]) * FILE, f"f{i}.bin") for i in range(12)]
@@ -74,7 +74,7 @@ async def test_sequential_fill_then_hand_over_when_full(
     assert where.count("se-a") == 8
     assert where.count("se-b") == 4
     assert facts.of(ElementFull, element_id="se-a")
-    assert second._upload_sub is not None
+    assert second.consuming_uploads
 
 
 async def test_killing_the_current_worker_moves_uploads_to_the_next(

@@ -29,6 +29,7 @@ class WorkerProcess:
         self.env = {
             **os.environ,
             "ARTSTORE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "ARTSTORE_DATABASE_URL": settings.database_url,
             "ARTSTORE_TOPIC_PREFIX": settings.topic_prefix,
             "ARTSTORE_DATA_DIR": str(settings.data_dir),
             "ARTSTORE_S3_ENDPOINT": settings.s3_endpoint,
@@ -81,6 +82,18 @@ class WorkerProcess:
     async def ready_async(self) -> bool:
         """:meth:`ready` without blocking the event loop."""
         return await asyncio.to_thread(self.ready)
+
+    def consuming_uploads(self) -> bool:
+        """Whether the worker says (on /metrics) it consumes its class's upload topic."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=1) as r:
+                text = r.read().decode()
+        except OSError:
+            return False
+        return any(
+            line.startswith("artstore_storage_consuming_uploads{") and line.endswith(" 1.0")
+            for line in text.splitlines()
+        )
 
     def exited(self) -> int | None:
         assert self.proc is not None

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 
 from artstore.settings import Settings
@@ -24,7 +24,7 @@ from events import (
     encode,
     new_event,
 )
-from tests.helpers import wait_until
+from events.admin import topic_partitions
 
 BASE_TIME = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 
@@ -168,12 +168,7 @@ async def high_watermarks(settings: Settings, topics: Sequence[str]) -> dict[tup
     )
     await consumer.start()
     try:
-        await consumer.topics()  # loads the cluster metadata
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or set())
-        ]
+        partitions = await topic_partitions(settings.kafka_bootstrap, list(topics))
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         listed = await consumer.end_offsets(partitions)
@@ -242,16 +237,15 @@ async def facade_harness(
 
 async def read_all(settings: Settings, topic: Any) -> list[Any]:
     """Every record currently in a topic (all partitions), read without a group."""
-    name = settings.topic_names().name(topic)
-    # Subscribed without a group, the consumer loads the topic's metadata and takes every
-    # partition (``topics()`` alone leaves Apache Kafka's partitions unknown to the consumer).
     consumer = AIOKafkaConsumer(
-        name, bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        await wait_until(lambda: bool(consumer.assignment()), 30, message=f"{name} assigned")
-        await consumer.seek_to_beginning(*consumer.assignment())
+        name = settings.topic_names().name(topic)
+        partitions = await topic_partitions(settings.kafka_bootstrap, [name])
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
         out: list[Any] = []
         while True:
             fetched = await consumer.getmany(timeout_ms=1000)

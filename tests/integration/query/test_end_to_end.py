@@ -57,7 +57,7 @@ async def system(
         worker = StorageService(topics, config)
         await worker.start()
         try:
-            await wait_until(lambda: worker._upload_sub is not None, timeout=30)
+            await wait_until(lambda: worker.consuming_uploads, timeout=30)
             yield harness, worker
         finally:
             await worker.stop()

@@ -19,7 +19,6 @@ from events import (
     ElementRegistered,
     FileDeleted,
     FileStored,
-    FixityFailed,
     LocalBackend,
     MetadataUpdated,
     Mode,
@@ -28,6 +27,7 @@ from events import (
     UploadRejected,
     UploadRequested,
 )
+from tests.factories import fixity_failed
 from tests.helpers import wait_until
 from tests.integration.query.support import (
     BASE_TIME,
@@ -100,12 +100,9 @@ def facts(count: int, *, offset: int = 0) -> list[object]:
             )
         if i % 25 == 0:
             out.append(
-                FixityFailed(
-                    file_id=record.file_id,
-                    element_id="se-01",
-                    storage_path=record.storage_path,
-                    expected_checksum=record.checksum,
-                    detail="missing",
+                fixity_failed(
+                    record.file_id,
+                    record.storage_path,
                     detected_at=BASE_TIME + timedelta(days=2),
                 )
             )

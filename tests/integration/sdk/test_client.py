@@ -17,6 +17,7 @@ from artstore.settings import Settings
 from producers import (
     ArtStoreClient,
     ArtStoreSyncClient,
+    BrokerUnavailable,
     NotFound,
     RateLimited,
     Rejected,
@@ -268,3 +269,31 @@ async def test_unwritable_staging_directory_is_unavailable_naming_the_directory(
     async with ArtStoreClient(settings) as client:
         with pytest.raises(Unavailable, match="not-a-directory"):
             await client.upload(b"bytes", filename="lost.txt")
+
+
+async def test_a_broker_that_never_answers_is_a_clear_error_not_a_hang(
+    pipeline: Pipeline,
+) -> None:
+    """A listener that accepts connections and never replies: what a broker restarting under
+    load looks like to a client. The upload fails with BrokerUnavailable naming the broker."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+
+    silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    settings = pipeline.client_settings(kafka_bootstrap=f"127.0.0.1:{port}", publish_timeout_s=3)
+    try:
+        async with ArtStoreClient(settings) as client:
+            with pytest.raises(BrokerUnavailable) as caught:
+                await client.upload_many(
+                    [UploadRequest(source=io.BytesIO(b"never sent"), filename="silent.txt")],
+                    check_placement=False,
+                )
+        assert f"127.0.0.1:{port}" in str(caught.value)
+    finally:
+        for writer in connections:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()

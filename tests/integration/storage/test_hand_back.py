@@ -40,7 +40,7 @@ async def service(
     )
     svc = StorageService(settings, config)
     await svc.start()
-    await wait_until(lambda: svc._upload_sub is not None, 30, message="consuming uploads")
+    await wait_until(lambda: svc.consuming_uploads, 30, message="consuming uploads")
     yield svc
     await svc.stop()
 
@@ -57,7 +57,7 @@ async def test_a_full_element_resumes_when_it_has_room_again(
     await facts.wait(FileStored, file__file_id=uploads[1].file_id)
 
     await producer.send(uploads[2])
-    await wait_until(lambda: service._upload_sub is None, 30, message="stepped aside when full")
+    await wait_until(lambda: not service.consuming_uploads, 30, message="stepped aside when full")
     assert not facts.of(FileStored, file__file_id=uploads[2].file_id)
 
     await producer.send(DeleteFile(file_id=first.file.file_id, element_id="se-small"))

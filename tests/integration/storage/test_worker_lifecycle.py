@@ -112,7 +112,7 @@ async def service(
     unreachable = settings.model_copy(update={"s3_endpoint": f"127.0.0.1:{free_port()}"})
     svc = StorageService(unreachable, config, clock=clock)
     await svc.start()
-    await wait_until(lambda: svc._upload_sub is not None, 30, message="consuming uploads")
+    await wait_until(lambda: svc.consuming_uploads, 30, message="consuming uploads")
     yield svc
     await svc.stop()
 

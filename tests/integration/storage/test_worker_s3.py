@@ -55,7 +55,7 @@ async def s3_service(
     svc = StorageService(settings, config)
     assert isinstance(svc.backend, S3Storage)
     await svc.start()
-    await wait_until(lambda: svc._upload_sub is not None, 30, message="consuming uploads")
+    await wait_until(lambda: svc.consuming_uploads, 30, message="consuming uploads")
     yield svc
     await svc.stop()
 
@@ -123,7 +123,7 @@ async def test_mode_transitions_are_enforced_and_recorded(
     assert state["mode"] == "ro"
     assert state["history"][-1]["reason"] == "closed"
     await wait_until(
-        lambda: s3_service._upload_sub is None, 30, message="stopped consuming uploads"
+        lambda: not s3_service.consuming_uploads, 30, message="stopped consuming uploads"
     )
 
     update = UpdateMetadata(file_id=command.file_id, element_id="se-s3", description="x")

@@ -20,6 +20,8 @@ SPEC_NAMES = {
     "FileDeleted",
     "UploadRejected",
     "FixityFailed",
+    "FixityChecked",
+    "FixityRecovered",
     "ElementRegistered",
     "ElementHeartbeat",
     "ModeChanged",

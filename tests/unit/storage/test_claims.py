@@ -1,101 +1,56 @@
-"""Claim-check confinement: what a caller's claim check may name, and what the worker removes."""
+"""Who may write an upload another element has claimed (storage_workers.handlers.decide_claim)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from typing import Any
 
-import pytest
-
-from events import FileStagedObject, S3StagedObject
-from storage_workers.claims import ConfinedClaim, InvalidClaimCheck, StagingArea, confine
-from storage_workers.staging import Staging
-
-OWNER = "sa_dev_ingest_0a1b2c3d"
-AREA = StagingArea(s3_bucket="artstore", s3_prefix="staging/", local=True)
-
-
-@pytest.mark.parametrize(
-    "staged",
-    [
-        S3StagedObject(bucket="artstore", key=f"staging/{OWNER}/2026/01/01/f"),
-        FileStagedObject(path=f"{OWNER}/2026/01/01/f"),
-    ],
+from events import RejectionReason
+from storage_workers.handlers import (
+    BusyElsewhere,
+    Owned,
+    Reject,
+    StoredElsewhere,
+    TakeOver,
+    decide_claim,
 )
-def test_a_claim_in_the_callers_namespace_is_confined(
-    staged: S3StagedObject | FileStagedObject,
-) -> None:
-    assert confine(staged, OWNER, AREA) == ConfinedClaim(owner=OWNER, staged=staged)
 
 
-@pytest.mark.parametrize(
-    "staged",
-    [
-        S3StagedObject(bucket="tansu", key=f"staging/{OWNER}/f"),
-        S3StagedObject(bucket="artstore", key="elements/se-s3/2026/01/01/00/f"),
-        S3StagedObject(bucket="artstore", key="staging/sa_dev_other_00000000/f"),
-        S3StagedObject(bucket="artstore", key=f"staging/{OWNER}x/f"),
-        S3StagedObject(bucket="artstore", key=f"staging/{OWNER}/../sa_dev_other_00000000/f"),
-        S3StagedObject(bucket="artstore", key=f"staging/{OWNER}//f"),
-        S3StagedObject(bucket="artstore", key=f"staging/{OWNER}/"),
-        FileStagedObject(path="sa_dev_other_00000000/f"),
-        FileStagedObject(path=f"{OWNER}/../sa_dev_other_00000000/f"),
-        FileStagedObject(path=f"/{OWNER}/f"),
-        FileStagedObject(path=OWNER),
-        FileStagedObject(path=f"{OWNER}/./f"),
-    ],
-    ids=lambda s: s.model_dump_json(),
-)
-def test_anything_else_is_refused_without_naming_it(
-    staged: S3StagedObject | FileStagedObject,
-) -> None:
-    with pytest.raises(InvalidClaimCheck) as refused:
-        confine(staged, OWNER, AREA)
-    named = staged.key if isinstance(staged, S3StagedObject) else staged.path
-    expected = f"staging/{OWNER}/"
-    assert named in (expected, OWNER) or named not in str(refused.value)
-    assert expected in str(refused.value)
+def decide(**changes: Any) -> object:
+    values: dict[str, Any] = {
+        "me": "se-b",
+        "owner": "se-a",
+        "owner_checksum": "c1",
+        "checksum": "c1",
+        "stored": False,
+        "owner_live": True,
+        "claim_age_s": 5.0,
+        "lease_s": 300.0,
+        "file_id": "f-1",
+    }
+    values.update(changes)
+    return decide_claim(**values)
 
 
-def test_a_client_id_that_cannot_be_a_namespace_stages_nothing() -> None:
-    with pytest.raises(InvalidClaimCheck):
-        confine(FileStagedObject(path="../f"), "..", AREA)
+def test_my_own_claim_lets_me_write() -> None:
+    assert decide(owner="se-b") == Owned()
 
 
-def test_no_s3_staging_refuses_every_s3_claim() -> None:
-    area = StagingArea(s3_bucket=None, local=True)
-    with pytest.raises(InvalidClaimCheck):
-        confine(S3StagedObject(bucket="artstore", key=f"staging/{OWNER}/f"), OWNER, area)
+def test_stored_elsewhere_is_re_announced_from_there() -> None:
+    assert decide(stored=True) == StoredElsewhere("se-a")
 
 
-def test_release_removes_only_confined_regular_files(tmp_path: Path) -> None:
-    staging_dir = tmp_path / "staging"
-    outside = tmp_path / "artstore.env"
-    outside.write_text("secret")
-    theirs = staging_dir / "sa_dev_other_00000000" / "f"
-    theirs.parent.mkdir(parents=True)
-    theirs.write_text("theirs")
-    mine = staging_dir / OWNER / "f"
-    mine.parent.mkdir(parents=True)
-    mine.write_text("mine")
-    link = staging_dir / OWNER / "link"
-    link.symlink_to(outside)
-    (staging_dir / OWNER / "dir").symlink_to(tmp_path, target_is_directory=True)
-    staging = Staging(directory=staging_dir)
+def test_a_live_element_still_writing_makes_the_upload_wait() -> None:
+    decision = decide()
+    assert isinstance(decision, BusyElsewhere)
+    assert "se-a" in decision.detail
 
-    def claim(owner: str, path: str) -> str:
-        return ConfinedClaim(owner=owner, staged=FileStagedObject(path=path)).model_dump_json()
 
-    staging.remove_all(
-        [
-            claim(OWNER, f"{OWNER}/f"),
-            claim(OWNER, f"{OWNER}/link"),
-            claim(OWNER, f"{OWNER}/dir/artstore.env"),
-            claim(OWNER, "sa_dev_other_00000000/f"),
-            FileStagedObject(path="sa_dev_other_00000000/f").model_dump_json(),  # no owner
-        ]
-    )
-    assert not mine.exists()
-    assert os.path.islink(link)
-    assert outside.read_text() == "secret"
-    assert theirs.read_text() == "theirs"
+def test_a_gone_claimant_or_an_expired_lease_is_taken_over() -> None:
+    assert decide(owner_live=False) == TakeOver("se-a")
+    assert decide(claim_age_s=301.0) == TakeOver("se-a")
+
+
+def test_another_checksum_is_a_duplicate_file_id() -> None:
+    decision = decide(owner_checksum="c2", stored=True)
+    assert isinstance(decision, Reject)
+    assert decision.reason is RejectionReason.DUPLICATE_FILE_ID

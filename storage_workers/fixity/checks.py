@@ -1,0 +1,367 @@
+"""What one fixity check of one stored file (or stray object) finds. Synchronous; no broker.
+
+The auditor reads through the element's backend, so a local and an S3 element are checked the
+same way. Two rules keep it from crying wolf:
+
+- a storage error (timeout, refused connection, a read cut short) is never a finding: the read
+  is tried again (``read_attempts``), and if the storage still fails the file is *unreadable*;
+- a mismatch is read again ``confirmations`` times; it is declared only if every read gives
+  a wrong answer. The catalogue entry is looked up again before each re-read, so a file the
+  worker changed or deleted meanwhile is checked against its new state, or dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from events import FixityFindingKind, FixityOutcome
+from storage_workers.backends import (
+    InvalidKey,
+    ObjectInfo,
+    ObjectMissing,
+    StorageBackend,
+    is_temporary,
+)
+from storage_workers.catalogue import CatalogueEntry
+from storage_workers.fixity.budget import ReadBudget
+from storage_workers.naming import file_id_of, is_sidecar, sidecar_path
+from storage_workers.sidecar import Sidecar, SidecarError, decode_sidecar
+
+log = logging.getLogger(__name__)
+
+ELEMENT_OWN = ".artstore/"
+"""The element's own records (journal, tombstones, templates, fixity state): not files."""
+
+Lookup = Callable[[UUID], CatalogueEntry | None]
+"""The element's current catalogue entry of a file (None: the element no longer holds it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFile:
+    """A file the element's catalogue holds: its data and its sidecar are checked."""
+
+    entry: CatalogueEntry
+
+    @property
+    def key(self) -> str:
+        return self.entry.storage_path
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownObject:
+    """An object on the element that the catalogue does not know."""
+
+    key: str
+    size: int
+    has_sidecar: bool
+
+
+AuditItem = KnownFile | UnknownObject
+
+
+def sort_key(key: str) -> tuple[str, ...]:
+    """The order a pass walks the element in (and compares its resume cursor with)."""
+    return tuple(key.split("/"))
+
+
+def plan_items(listing: Iterable[ObjectInfo], entries: Iterable[CatalogueEntry]) -> list[AuditItem]:
+    """Every item a pass checks, in walking order: each known file once (whether or not its
+    objects are listed), and every listed object that belongs to no known file."""
+    known = {e.storage_path: e for e in entries}
+    known_keys = set(known) | {sidecar_path(path) for path in known}
+    listed: dict[str, int] = {}
+    for info in listing:
+        key = info.key
+        if key.startswith(ELEMENT_OWN) or is_temporary(key) or key in known_keys:
+            continue
+        listed[key] = info.size
+    items: list[AuditItem] = [KnownFile(e) for e in known.values()]
+    for key, size in listed.items():
+        if is_sidecar(key) and key[: -len(".attr.json")] in listed:
+            continue  # the pair is one unknown object, reported on its data key
+        items.append(UnknownObject(key, size, has_sidecar=sidecar_path(key) in listed))
+    items.sort(key=lambda item: sort_key(item.key))
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing wrong with an item."""
+
+    kind: FixityFindingKind
+    detail: str
+    expected_checksum: str | None = None
+    observed_checksum: str | None = None
+    expected_size: int | None = None
+    observed_size: int | None = None
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The outcome of checking one item. ``outcome`` None: the file went away meanwhile (the
+    worker deleted it); it is not counted."""
+
+    key: str
+    file_id: UUID | None
+    outcome: FixityOutcome | None
+    findings: list[Finding] = field(default_factory=list)
+    bytes_read: int = 0
+    sidecar_checked: bool = False
+    content_offline: bool = False
+    checksum: str | None = None
+    size: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPolicy:
+    """How hard the auditor tries before it speaks."""
+
+    confirmations: int = 3
+    """Re-reads of a mismatch before it is declared."""
+    read_attempts: int = 4
+    """Tries of one read when the storage fails (then: unreadable)."""
+
+
+class Unreadable(Exception):
+    """The storage kept failing; nothing is known about the bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Digest:
+    size: int
+    sha256: str
+
+
+class Auditor:
+    """Checks items of one element through its backend."""
+
+    def __init__(
+        self,
+        backend: StorageBackend,
+        element_id: str,
+        lookup: Lookup,
+        *,
+        policy: AuditPolicy | None = None,
+        budget: ReadBudget | None = None,
+        content_online: bool = True,
+    ) -> None:
+        self.backend = backend
+        self.element_id = element_id
+        self.lookup = lookup
+        self.policy = policy or AuditPolicy()
+        self.budget = budget or ReadBudget(None)
+        self.content_online = content_online
+
+    def check(self, item: AuditItem) -> Verdict:
+        """Check one item; never raises for what the storage does."""
+        try:
+            if isinstance(item, KnownFile):
+                return self._check_known(item.entry)
+            return self._check_unknown(item)
+        except Unreadable as exc:
+            file_id = item.entry.file_id if isinstance(item, KnownFile) else file_id_of(item.key)
+            return Verdict(item.key, file_id, FixityOutcome.UNREADABLE, detail=str(exc))
+
+    # -- known files ---------------------------------------------------------------------------
+
+    def _check_known(self, entry: CatalogueEntry) -> Verdict:
+        findings: list[Finding] = []
+        verdict = Verdict(entry.storage_path, entry.file_id, FixityOutcome.PASS)
+        for attempt in range(1 + self.policy.confirmations):
+            current = self.lookup(entry.file_id)
+            if current is None:
+                return Verdict(entry.storage_path, entry.file_id, None, detail="deleted meanwhile")
+            entry = current
+            verdict = Verdict(entry.storage_path, entry.file_id, FixityOutcome.PASS)
+            findings = self._sidecar_findings(entry, verdict)
+            if self.content_online:
+                findings += self._data_findings(entry, verdict)
+            else:
+                verdict.content_offline = True
+            if not findings:
+                if attempt:
+                    log.warning(
+                        "a mismatch did not repeat: the file is sound",
+                        extra={"key": entry.storage_path, "reads": attempt + 1},
+                    )
+                return verdict
+        verdict.outcome = FixityOutcome.FAIL
+        verdict.findings = [_with_attempts(f, 1 + self.policy.confirmations) for f in findings]
+        return verdict
+
+    def _sidecar_findings(self, entry: CatalogueEntry, verdict: Verdict) -> list[Finding]:
+        key = sidecar_path(entry.storage_path)
+        raw = self._read_small(key)
+        verdict.sidecar_checked = True
+        if raw is None:
+            return [Finding(FixityFindingKind.SIDECAR_MISSING, f"{key} is missing")]
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest == entry.sidecar_sha256:
+            return []  # the very bytes the worker validated and wrote
+        try:
+            sidecar = decode_sidecar(raw, key=key, element_id=self.element_id)
+        except SidecarError as exc:
+            return [Finding(FixityFindingKind.SIDECAR_INVALID, str(exc))]
+        if (problem := _disagreement(sidecar, entry)) is not None:
+            return [Finding(FixityFindingKind.SIDECAR_CHANGED, f"{key}: {problem}")]
+        if entry.sidecar_sha256 is not None:
+            return [
+                Finding(
+                    FixityFindingKind.SIDECAR_CHANGED,
+                    f"{key} is not the sidecar the element's worker wrote",
+                    expected_checksum=entry.sidecar_sha256,
+                    observed_checksum=digest,
+                )
+            ]
+        return []
+
+    def _data_findings(self, entry: CatalogueEntry, verdict: Verdict) -> list[Finding]:
+        digest = self._hash(entry.storage_path)
+        if digest is None:
+            return [
+                Finding(
+                    FixityFindingKind.DATA_MISSING,
+                    f"{entry.storage_path} is missing",
+                    expected_checksum=entry.checksum,
+                    expected_size=entry.file_size,
+                )
+            ]
+        verdict.bytes_read += digest.size
+        verdict.checksum, verdict.size = digest.sha256, digest.size
+        if digest.size != entry.file_size:
+            shorter = "shorter" if digest.size < entry.file_size else "longer"
+            return [
+                Finding(
+                    FixityFindingKind.SIZE_MISMATCH,
+                    f"{entry.storage_path} is {digest.size} bytes, {shorter} than the "
+                    f"{entry.file_size} its sidecar records",
+                    entry.checksum,
+                    digest.sha256,
+                    entry.file_size,
+                    digest.size,
+                )
+            ]
+        if digest.sha256 != entry.checksum:
+            return [
+                Finding(
+                    FixityFindingKind.CHECKSUM_MISMATCH,
+                    f"{entry.storage_path} hashes to sha256 {digest.sha256}, its sidecar "
+                    f"records {entry.checksum}",
+                    entry.checksum,
+                    digest.sha256,
+                    entry.file_size,
+                    digest.size,
+                )
+            ]
+        return []
+
+    # -- unknown objects -----------------------------------------------------------------------
+
+    def _check_unknown(self, item: UnknownObject) -> Verdict:
+        file_id = file_id_of(item.key)
+        if file_id is not None and self.lookup(file_id) is not None:
+            # Stored while the pass was planned: the next pass checks it as a file.
+            return Verdict(item.key, file_id, None, detail="stored meanwhile")
+        if self._stat(item.key) is None:
+            return Verdict(item.key, file_id, None, detail="gone meanwhile")
+        landed = not item.has_sidecar and not is_sidecar(item.key)
+        if landed and self._stat(sidecar_path(item.key)) is not None:
+            # Its sidecar landed after the pass was planned: an upload completed.
+            return Verdict(item.key, file_id, None, detail="stored meanwhile")
+        if file_id is not None and not is_sidecar(item.key) and not item.has_sidecar:
+            kind = FixityFindingKind.ORPHAN_DATA
+            detail = f"{item.key} is a data file without a sidecar"
+        else:
+            kind = FixityFindingKind.STRAY_FILE
+            detail = f"{item.key} is not a file the element's catalogue knows"
+        finding = Finding(kind, detail, observed_size=item.size)
+        return Verdict(item.key, file_id, FixityOutcome.FAIL, [finding])
+
+    # -- reading, with retries -----------------------------------------------------------------
+
+    def _retrying(self, what: str, read: Callable[[], object]) -> object:
+        last: Exception | None = None
+        for _ in range(self.policy.read_attempts):
+            try:
+                return read()
+            except (ObjectMissing, InvalidKey):
+                raise
+            except Exception as exc:
+                last = exc
+        raise Unreadable(f"{what}: the storage failed {self.policy.read_attempts} times: {last}")
+
+    def _read_small(self, key: str) -> bytes | None:
+        try:
+            raw = self._retrying(key, lambda: self.backend.read_bytes(key))
+        except ObjectMissing:
+            return None
+        assert isinstance(raw, bytes)
+        self.budget.take(size=len(raw), files=1)
+        return raw
+
+    def _stat(self, key: str) -> ObjectInfo | None:
+        found = self._retrying(key, lambda: self.backend.stat(key))
+        assert found is None or isinstance(found, ObjectInfo)
+        return found
+
+    def _hash(self, key: str) -> _Digest | None:
+        def read() -> _Digest:
+            digest = hashlib.sha256()
+            size = 0
+            for chunk in self.backend.read_range(key):
+                digest.update(chunk)
+                size += len(chunk)
+            return _Digest(size, digest.hexdigest())
+
+        try:
+            result = self._retrying(key, read)
+        except ObjectMissing:
+            return None
+        assert isinstance(result, _Digest)
+        self.budget.take(size=result.size, files=1)
+        return result
+
+
+def _disagreement(sidecar: Sidecar, entry: CatalogueEntry) -> str | None:
+    recorded: Mapping[str, object] = {
+        "file_id": entry.file_id,
+        "storage_path": entry.storage_path,
+        "file_size": entry.file_size,
+        "checksum": entry.checksum,
+    }
+    for name, value in recorded.items():
+        found = getattr(sidecar, name)
+        if found != value:
+            return f"{name} is {found!r}, the element recorded {value!r}"
+    return None
+
+
+def _with_attempts(finding: Finding, attempts: int) -> Finding:
+    return Finding(
+        finding.kind,
+        finding.detail,
+        finding.expected_checksum,
+        finding.observed_checksum,
+        finding.expected_size,
+        finding.observed_size,
+        attempts,
+    )
+
+
+__all__ = [
+    "AuditItem",
+    "AuditPolicy",
+    "Auditor",
+    "Finding",
+    "KnownFile",
+    "UnknownObject",
+    "Verdict",
+    "plan_items",
+    "sort_key",
+]
