@@ -1,6 +1,6 @@
 """Where producers leave the bytes an upload command points to (the claim check).
 
-Every claim check is confined to its caller's namespace (:mod:`storage_workers.claims`) before
+Every claim check is confined to its caller's namespace (:mod:`storage_workers.claim_checks`) before
 anything is read or removed; local staged files are reached without following links
 (:mod:`storage_workers.staged_files`).
 """

@@ -55,7 +55,7 @@ async def service(
     )
     svc = StorageService(settings, config)
     await svc.start()
-    await wait_until(lambda: svc._upload_sub is not None, 30, message="consuming uploads")
+    await wait_until(lambda: svc.consuming_uploads, 30, message="consuming uploads")
     yield svc
     await svc.stop()
 
