@@ -14,6 +14,7 @@ from events.filenames import download_filename
 from events.models.audit import AuditRecorded
 from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
 from events.models.common import (
+    STAGING_PREFIX,
     ElementBackend,
     FileStagedObject,
     LocalBackend,
@@ -22,6 +23,7 @@ from events.models.common import (
     S3Backend,
     S3StagedObject,
     StagedObject,
+    staged_key,
 )
 from events.models.elements import (
     CapacityStatus,
@@ -61,6 +63,7 @@ __all__ = [
     "BY_TYPE",
     "MAX_UNREADABLE_LISTED",
     "SPECS",
+    "STAGING_PREFIX",
     "TOPIC_SPECS",
     "AuditRecorded",
     "BrokerSettings",
@@ -129,4 +132,5 @@ __all__ = [
     "read_headers",
     "records_of",
     "spec_for",
+    "staged_key",
 ]
