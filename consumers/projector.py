@@ -300,8 +300,9 @@ async def consume(
     batch_size: int,
     poll_timeout_ms: int,
     commit_to_group: bool,
+    group: str | None = None,
 ) -> None:
-    """Poll, apply, repeat until ``stop`` is set.
+    """Poll, apply, repeat until ``stop`` is set (reporting ``group``'s lag when named).
 
     Two batches are in flight: while one is written (the database works on another core),
     the next is fetched and decoded. Writes stay strictly in order. If a write has to seek
@@ -321,6 +322,9 @@ async def consume(
                 if result is None:
                     continue  # sought back: what was fetched meanwhile is stale
                 await _observe_lag(consumer, pending_fetch)
+                if group is not None:
+                    applied = [r for batch in pending_fetch.values() for r in batch]
+                    await metrics.CONSUMER_LAG.observe(consumer, group, applied)
                 if commit_to_group and result.positions:
                     await _commit_quietly(consumer, result)
             if decoded is not None:

@@ -127,6 +127,7 @@ async def run_projector(
                 batch_size=projector_settings.batch_size,
                 poll_timeout_ms=projector_settings.poll_timeout_ms,
                 commit_to_group=True,
+                group=projector_settings.group_id,
             )
     finally:
         await consumer.stop()

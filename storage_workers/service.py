@@ -310,9 +310,10 @@ class StorageService:
             (Topic.FILE_COMMANDS, worker.process_file_command),
             (Topic.ELEMENT_COMMANDS, worker.process_element_command),
         ):
+            group = storage_group(self.topics, self.element_id, topic)
             sub = self.broker.subscriber(
                 self.topics.name(topic),
-                group_id=storage_group(self.topics, self.element_id, topic),
+                group_id=group,
                 ack_policy=AckPolicy.MANUAL,
                 auto_offset_reset="earliest",
                 session_timeout_ms=self.config.session_timeout_ms,
@@ -323,7 +324,7 @@ class StorageService:
                 decoder=events.raw_body,
             )
 
-            def bind(proc: Any, name: str) -> Any:
+            def bind(proc: Any, name: str, group: str) -> Any:
                 backoff = Backoff(self.config.retry_backoff_s)
 
                 async def handle(body: Any, message: KafkaMessage) -> None:
@@ -351,12 +352,13 @@ class StorageService:
                         await asyncio.sleep(backoff.next_delay())
                         return
                     backoff.succeeded()
+                    await self.metrics.lag.observe(message.consumer, group, [record])
                     if name == Topic.ELEMENT_COMMANDS.value:
                         self._placement_due.set()
 
                 return handle
 
-            sub(bind(process, topic.value))
+            sub(bind(process, topic.value, group))
             self._subs.append(sub)
         # Each start joins a consumer group (the broker delays a first join by a few seconds):
         # join them together rather than one after the other.

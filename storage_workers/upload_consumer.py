@@ -86,6 +86,7 @@ class UploadConsumer:
     ) -> None:
         self.worker = worker
         self.topic = topic
+        self.group = group
         self.config = config
         self.metrics = metrics
         self.announce = announce
@@ -186,6 +187,7 @@ class UploadConsumer:
             return BatchEnd.HANDED_BACK
         self._sought_to.clear()  # consuming went on from where it was sought back to
         self._backoff.succeeded()
+        await self.metrics.lag.observe(message.consumer, self.group, batch.records)
         return BatchEnd.STORED
 
     async def _store_with_retries(
