@@ -98,6 +98,8 @@ class Projection:
         self.max_message_bytes = max_message_bytes
         self.after_batch = after_batch
         self.max_backoff_s = max_backoff_s
+        self.unavailable: str | None = None
+        """Why the projection can't apply batches now (its database is away), else None."""
         self._proven_gaps: dict[tuple[str, int], int] = {}
         """Per partition: the broker's log-start offset, when retention removed records past
         the stored position (the only gap a batch may skip)."""
@@ -136,6 +138,7 @@ class Projection:
                 result = await self.store.apply(
                     events, plan=batch.plan, tolerate_gaps=self._proven_gaps
                 )
+                self.unavailable = None
                 break
             except PositionMismatch as exc:
                 await self._rewind(consumer, exc.seek_to)
@@ -143,6 +146,7 @@ class Projection:
             except _TRANSIENT as exc:
                 attempt += 1
                 metrics.DB_RETRIES.inc()
+                self.unavailable = f"the projection database is unavailable: {exc}"
                 delay = min(self.max_backoff_s, 0.2 * 2 ** min(attempt, 10))
                 log.warning(
                     "projection database unavailable; retrying",

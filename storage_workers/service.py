@@ -19,6 +19,7 @@ from faststream.middlewares import AckPolicy
 from redis.asyncio import Redis
 
 import events
+from artstore.health import HealthServer
 from artstore.settings import Settings, broker_settings
 from auth import (
     DenyListCache,
@@ -48,7 +49,6 @@ from storage_workers.claims import ClaimsUnavailable, PostgresClaims, UploadClai
 from storage_workers.config import WorkerConfig
 from storage_workers.fixity import AuditPolicy, ElementAuditor, ReadBudget
 from storage_workers.groups import storage_group
-from storage_workers.health import HealthServer
 from storage_workers.journal import Journal, recover
 from storage_workers.metrics import StorageMetrics
 from storage_workers.placement import PeerStatus, PeerTable, should_consume
@@ -135,7 +135,7 @@ class StorageService:
         self._ready = False
         self._full_announced = False
         self._placement_due = asyncio.Event()
-        self.health = HealthServer(self.metrics.registry, lambda: self._ready)
+        self.health = HealthServer(self.metrics.registry, self._not_ready)
         self.stopped = asyncio.Event()
         self.writer_claim: WriterClaim | None = None
         self.auditor: ElementAuditor | None = None
@@ -224,6 +224,11 @@ class StorageService:
                 )
             )
         self._ready = True
+
+    def _not_ready(self) -> str | None:
+        if self._ready:
+            return None
+        return f"element {self.element_id}'s worker is starting or stopping: not consuming"
 
     async def stop(self) -> None:
         """Stop consuming (offsets of unfinished work stay uncommitted) and disconnect."""
