@@ -94,7 +94,12 @@ async def process_file_command(
                 elif isinstance(decision, Reject):
                     extra.append(
                         _command_rejected(
-                            worker, command, decision.reason, decision.detail, admitted.event
+                            worker,
+                            command,
+                            decision.reason,
+                            decision.detail,
+                            admitted.event,
+                            admitted.caller.client_id,
                         )
                     )
             else:
@@ -124,7 +129,12 @@ async def process_file_command(
                 else:
                     extra.append(
                         _command_rejected(
-                            worker, command, verdict.reason, verdict.detail, admitted.event
+                            worker,
+                            command,
+                            verdict.reason,
+                            verdict.detail,
+                            admitted.event,
+                            admitted.caller.client_id,
                         )
                     )
         await worker.commit(changes, extra, dead, [record], announce, acknowledge)
@@ -175,7 +185,14 @@ async def process_element_command(
                 )
             else:
                 facts.append(
-                    _mode_refused(worker, command, decision.reason, decision.allowed, corr)
+                    _mode_refused(
+                        worker,
+                        command,
+                        decision.reason,
+                        decision.allowed,
+                        corr,
+                        admitted.caller.client_id,
+                    )
                 )
         if facts or dead:
             await announce(facts, dead)
@@ -188,6 +205,7 @@ def _command_rejected(
     reason: RejectionReason,
     detail: str,
     event: events.ReceivedEvent,
+    actor: str | None = None,
 ) -> Outgoing:
     worker.metrics.rejected.labels(worker.element_id, reason.value).inc()
     return worker.fact(
@@ -200,11 +218,17 @@ def _command_rejected(
             rejected_at=worker.clock(),
         ),
         event.envelope.correlation_id,
+        actor,
     )
 
 
 def _mode_refused(
-    worker: ElementWorker, command: ChangeMode, reason: str, allowed: list[events.Mode], corr: str
+    worker: ElementWorker,
+    command: ChangeMode,
+    reason: str,
+    allowed: list[events.Mode],
+    corr: str,
+    actor: str | None = None,
 ) -> Outgoing:
     return worker.fact(
         ModeChangeRejected(
@@ -216,4 +240,5 @@ def _mode_refused(
             rejected_at=worker.clock(),
         ),
         corr,
+        actor,
     )
