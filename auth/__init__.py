@@ -12,16 +12,19 @@ from auth.cli import auth_app
 from auth.errors import InsufficientScope, InvalidToken, TokenError, VerificationUnavailable
 from auth.jwks import HttpJwksSource, JwksSource, StaticJwksSource, parse_jwks
 from auth.ratelimit import RateDecision, SlidingWindowLimiter
-from auth.scopes import ROLE_SCOPES, Role, Scope
+from auth.revocation import DenyListCache, RedisDenyList
+from auth.scopes import ROLE_SCOPES, Role, Scope, may_change_file, not_owner_detail
 from auth.verifier import RevocationChecker, SignatureCache, TokenVerifier, VerifiedToken
 
 __all__ = [
     "ROLE_SCOPES",
+    "DenyListCache",
     "HttpJwksSource",
     "InsufficientScope",
     "InvalidToken",
     "JwksSource",
     "RateDecision",
+    "RedisDenyList",
     "RevocationChecker",
     "Role",
     "Scope",
@@ -33,5 +36,7 @@ __all__ = [
     "VerificationUnavailable",
     "VerifiedToken",
     "auth_app",
+    "may_change_file",
+    "not_owner_detail",
     "parse_jwks",
 ]

@@ -149,7 +149,11 @@ async def build_runtime(
         retention_s=auth_settings.outbox_retention.total_seconds(),
         max_backoff=auth_settings.outbox_max_backoff.total_seconds(),
     )
-    deny_list = RedisDenyList(redis, prefix=auth_settings.redis_prefix)
+    deny_list = RedisDenyList(
+        redis,
+        prefix=auth_settings.redis_prefix,
+        retention=auth_settings.max_command_age + auth_settings.leeway,
+    )
     verifier = TokenVerifier(
         keys,
         issuer=auth_settings.issuer,

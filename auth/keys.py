@@ -1,8 +1,9 @@
 """Signing keys in PostgreSQL: rotation on a schedule, and what the JWKS publishes.
 
 A key signs from its creation until it is retired by the next rotation; it then stays published
-for ``token_ttl + leeway + margin`` so that every token it signed can still be verified until it
-expires. Rotation runs under a PostgreSQL advisory lock, so among many replicas one rotates and
+for ``token_ttl + leeway + max_command_age + margin`` so that every token it signed can still be
+verified until it expires, and every command such a token carried until it is too old to apply.
+Rotation runs under a PostgreSQL advisory lock, so among many replicas one rotates and
 the others pick the new key up on their next refresh.
 """
 
@@ -79,9 +80,11 @@ class KeyManager:
 
     @property
     def retire_publish_for(self) -> timedelta:
-        """How long a retired key stays published."""
+        """How long a retired key stays published: until the last token it signed has expired
+        *and* the last command that token carried is past the maximum command age, since a
+        worker verifies a command at its record time, possibly that much later."""
         s = self._settings
-        return s.token_ttl + s.leeway + s.key_publish_margin
+        return s.token_ttl + s.leeway + s.max_command_age + s.key_publish_margin
 
     def signing_key(self) -> SigningKey:
         """The key new tokens are signed with."""

@@ -38,6 +38,20 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
 KNOWN_SCOPES = frozenset(s.value for s in Scope)
 
 
+def may_change_file(role: str, client_id: str, uploaded_by: str) -> bool:
+    """Ownership (SPEC §3): an ``admin`` may update or delete any file; every other role only
+    the files its own account uploaded (``created_by_id`` of the sidecar)."""
+    return role == Role.ADMIN or client_id == uploaded_by
+
+
+def not_owner_detail(file_id: object, client_id: str, uploaded_by: str) -> str:
+    """Why :func:`may_change_file` said no, in words a caller can act on."""
+    return (
+        f"file {file_id} was uploaded by {uploaded_by}, not by {client_id}: an account may "
+        "update or delete only the files it uploaded (an admin may change any)"
+    )
+
+
 class ScopeNotAllowed(ValueError):
     """The requested scope is malformed, unknown or beyond what the role grants."""
 

@@ -31,6 +31,13 @@ class AuthSettings(BaseSettings):
         ge=timedelta(0),
         description="Extra time a retired key stays in the JWKS after its last token expired.",
     )
+    max_command_age: timedelta = Field(
+        timedelta(hours=24),
+        gt=timedelta(0),
+        description="The longest a command may wait in a topic before a worker refuses it (the "
+        "workers' ARTSTORE_STORAGE_MAX_COMMAND_AGE_S, or longer): retired keys stay published "
+        "and revocations stay on the deny-list that much longer than a token lives.",
+    )
     key_encryption_secret: SecretStr | None = Field(
         None, description="When set, private keys are stored encrypted with this passphrase."
     )

@@ -33,9 +33,14 @@ _SHA256 = SHA256()
 
 
 class RevocationChecker(Protocol):
-    """Answers whether a token id was revoked (the deny-list)."""
+    """The deny-list: when a token id was revoked, if it was."""
 
-    async def is_revoked(self, jti: str) -> bool: ...
+    async def revoked_at(self, jti: str) -> datetime | None: ...
+
+    async def catch_up(self) -> None:
+        """Return once every revocation made before the call is visible to :meth:`revoked_at`
+        (a no-op for a list read at its source)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +136,8 @@ class TokenVerifier:
 
     Checks, in order: shape, ``alg`` pinned to RS256, ``typ`` at+jwt, ``kid`` known to the JWKS,
     signature, ``iss``, ``aud``, ``exp``/``nbf``/``iat`` against ``at`` (default: now) with a
-    leeway of at most 60 s, required claims, the deny-list, then the required scopes.
+    leeway of at most 60 s, required claims, the deny-list (revoked at or before ``at``), then
+    the required scopes.
     """
 
     def __init__(
@@ -152,6 +158,36 @@ class TokenVerifier:
         self._leeway = leeway
         self._revocations = revocations
         self._clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def revocations(self) -> RevocationChecker | None:
+        """The deny-list this verifier consults, if any."""
+        return self._revocations
+
+    def with_revocations(self, revocations: RevocationChecker) -> TokenVerifier:
+        """The same verifier, consulting ``revocations``."""
+        return TokenVerifier(
+            self._keys,
+            issuer=self._issuer,
+            audience=self._audience,
+            leeway=self._leeway,
+            revocations=revocations,
+            clock=self._clock,
+        )
+
+    async def catch_up(self) -> None:
+        """Make every revocation made before this call count (see
+        :meth:`RevocationChecker.catch_up`): once per request, or per batch of commands."""
+        if self._revocations is None:
+            return
+        try:
+            await self._revocations.catch_up()
+        except VerificationUnavailable:
+            raise
+        except Exception as exc:
+            raise VerificationUnavailable(
+                f"could not check the revocation list: {exc}", reason="deny_list"
+            ) from exc
 
     async def verify(
         self,
@@ -176,18 +212,22 @@ class TokenVerifier:
             claims = await self._signed_claims(token)
             if signatures is not None:
                 signatures.remember(token, claims)
-        verified = self._check_claims(claims, at or self._clock())
+        instant = at or self._clock()
+        verified = self._check_claims(claims, instant)
         if self._revocations is not None:
             try:
-                revoked = await self._revocations.is_revoked(verified.jti)
+                revoked_at = await self._revocations.revoked_at(verified.jti)
             except VerificationUnavailable:
                 raise
             except Exception as exc:
                 raise VerificationUnavailable(
                     f"could not check the revocation list: {exc}", reason="deny_list"
                 ) from exc
-            if revoked:
-                raise InvalidToken("token was revoked", reason="revoked")
+            # Judged at ``at``: a command recorded before the revocation stands.
+            if revoked_at is not None and instant >= revoked_at:
+                raise InvalidToken(
+                    f"token was revoked at {revoked_at.isoformat()}", reason="revoked"
+                )
         missing = frozenset(required_scopes) - verified.scopes
         if missing:
             raise InsufficientScope(

@@ -15,6 +15,7 @@ from events.filenames import download_filename
 from events.models.audit import AuditRecorded
 from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
 from events.models.common import (
+    STAGING_PREFIX,
     ElementBackend,
     FileStagedObject,
     LocalBackend,
@@ -23,6 +24,7 @@ from events.models.common import (
     S3Backend,
     S3StagedObject,
     StagedObject,
+    staged_key,
 )
 from events.models.elements import (
     CapacityStatus,
@@ -62,6 +64,7 @@ __all__ = [
     "BY_TYPE",
     "MAX_UNREADABLE_LISTED",
     "SPECS",
+    "STAGING_PREFIX",
     "TOPIC_SPECS",
     "AuditRecorded",
     "BrokerSettings",
@@ -129,4 +132,5 @@ __all__ = [
     "raw_body",
     "records_of",
     "spec_for",
+    "staged_key",
 ]

@@ -20,7 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from artstore.openapi import body, merged, problems, without_default_422
 from artstore.serving import serve_until_stopped
 from artstore.settings import Settings, broker_settings
-from auth import HttpJwksSource, SlidingWindowLimiter, TokenVerifier
+from auth import (
+    DenyListCache,
+    HttpJwksSource,
+    RedisDenyList,
+    SlidingWindowLimiter,
+    TokenVerifier,
+)
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
 from facade import metrics, routes_audit, routes_read, routes_write
@@ -101,6 +107,13 @@ async def open_runtime(
     pool = await create_pool(settings.database_url, application_name="artstore-facade", size=10)
     await pool.execute("SELECT 1")
     redis = Redis.from_url(settings.redis_url)
+    revocations = DenyListCache(RedisDenyList(redis, prefix=facade.revocation_prefix), redis)
+    await revocations.start()
+    verifier = verifier or TokenVerifier(
+        HttpJwksSource(facade.jwks_url), issuer=facade.issuer, audience=facade.audience
+    )
+    if verifier.revocations is None:
+        verifier = verifier.with_revocations(revocations)
     broker = make_broker(broker_settings(settings, client_id="artstore-facade"))
     await broker.start()
     s3 = _s3(settings) if facade.staging == "s3" else None
@@ -116,10 +129,7 @@ async def open_runtime(
     runtime = FacadeRuntime(
         settings=settings,
         facade=facade,
-        verifier=verifier
-        or TokenVerifier(
-            HttpJwksSource(facade.jwks_url), issuer=facade.issuer, audience=facade.audience
-        ),
+        verifier=verifier,
         pool=pool,
         store=ProjectionStore(pool),
         redis=redis,
@@ -145,6 +155,7 @@ async def open_runtime(
         await relay
         await runtime.audit.drain(settings.graceful_timeout_s)
         await broker.stop()
+        await revocations.stop()
         await redis.aclose()
         await pool.close()
 

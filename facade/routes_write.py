@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from artstore.openapi import problems
+from auth import may_change_file, not_owner_detail
 from consumers import queued_upload
 from events import (
     ChangeMode,
@@ -25,12 +26,13 @@ from events import (
     UpdateMetadata,
     UploadRequested,
     new_event,
+    staged_key,
 )
 from facade import metrics, queries
 from facade.problems import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
 from facade.routes_read import json_response, live_file, runtime_of
 from facade.runtime import FacadeRuntime
-from facade.security import Caller, requires
+from facade.security import Caller, Forbidden, requires
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", responses=problems(400, 401, 403, 429, 503))
@@ -74,6 +76,16 @@ async def _publish(runtime: FacadeRuntime, payload: Any, caller: Caller) -> str:
     except KafkaError as exc:
         raise Unavailable(f"the command could not be queued: {exc}; retry later") from None
     return envelope.id
+
+
+def _check_owner(row: Any, file_id: UUID, caller: Caller) -> None:
+    """403 unless the caller may change the file (SPEC §3 ownership). The element's worker
+    checks again against the sidecar and has the last word."""
+    claims, uploaded_by = caller.claims, row["created_by_id"]
+    if not may_change_file(claims.role, claims.client_id, uploaded_by):
+        raise Forbidden(
+            not_owner_detail(file_id, claims.client_id, uploaded_by), reason="not_owner"
+        )
 
 
 def _json_param(name: str, raw: str | None) -> dict[str, Any]:
@@ -138,7 +150,8 @@ async def upload(
         )
     except ValidationError as exc:
         raise _invalid(exc) from None
-    key = f"{datetime.now(UTC):%Y/%m/%d}/{file_id}"
+    # The caller's own namespace: workers honour no claim check outside it.
+    key = staged_key(caller.claims.client_id, file_id, datetime.now(UTC))
     staged = await runtime.staging.stage(
         key, request.stream(), max_bytes=runtime.facade.max_upload_bytes
     )
@@ -187,6 +200,7 @@ async def update_metadata(
 ) -> Response:
     runtime = runtime_of(request)
     row = await live_file(runtime, file_id)
+    _check_owner(row, file_id, caller)
     if row["element_mode"] in ("ro", "ar"):
         raise Conflict(
             f"file {file_id} is on element {row['element_id']}, which is {row['element_mode']}: "
@@ -217,6 +231,7 @@ async def delete_file(
 ) -> Response:
     runtime = runtime_of(request)
     row = await live_file(runtime, file_id)
+    _check_owner(row, file_id, caller)
     mode = row["element_mode"]
     if mode is not None and mode != "edit":
         raise Conflict(

@@ -84,6 +84,8 @@ def requires(*scopes: str, any_of: bool = False) -> Callable[[Request], Awaitabl
         token = bearer(request)
         verifier: TokenVerifier = request.app.state.runtime.verifier
         try:
+            # Every revocation made before this request counts (one shared round trip).
+            await verifier.catch_up()
             claims = await verifier.verify(token, required_scopes=() if any_of else scopes)
             if any_of and not claims.scopes & set(scopes):
                 raise InsufficientScope(

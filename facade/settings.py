@@ -16,6 +16,11 @@ class FacadeSettings(BaseSettings):
     jwks_url: str = Field("http://127.0.0.1:8080/.well-known/jwks.json")
     issuer: str = Field("http://127.0.0.1:8080", description="Expected `iss` of access tokens.")
     audience: str = Field("artstore", description="Expected `aud` of access tokens.")
+    revocation_prefix: str = Field(
+        "artstore:auth:",
+        description="The auth service's Redis prefix (ARTSTORE_AUTH_REDIS_PREFIX): where its "
+        "deny-list of revoked tokens lives and is announced.",
+    )
     host: str = "127.0.0.1"
     port: int = 8081
 
@@ -45,7 +50,10 @@ class FacadeSettings(BaseSettings):
     staging: Literal["s3", "local"] = Field(
         "s3", description="Where uploads are staged: the S3 bucket or data_dir/staging."
     )
-    staging_prefix: str = Field("staging/", description="Key prefix of staged uploads in S3.")
+    staging_prefix: str = Field(
+        "staging/",
+        description="Key prefix of the S3 staging area; uploads go under <prefix><client_id>/.",
+    )
     max_upload_bytes: int = Field(50 * 1024**3, gt=0)
 
     rate_limit: int = Field(0, ge=0, description="Requests per window per client; 0 = off.")

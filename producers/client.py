@@ -29,10 +29,18 @@ from events import (
     UploadRequested,
     make_broker,
     new_event,
+    staged_key,
 )
 from producers.accounts import AccountsAdmin
 from producers.downloads import DownloadProgress, download, local_filename
-from producers.errors import BrokerUnavailable, InvalidUpload, NotFound, Rejected, Timeout
+from producers.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    InvalidUpload,
+    NotFound,
+    Rejected,
+    Timeout,
+)
 from producers.http import AuthorizedHttp
 from producers.models import (
     DownloadResult,
@@ -211,6 +219,16 @@ class ArtStoreClient:
         """Service-account administration on the auth service (needs ``accounts:admin``)."""
         return AccountsAdmin(self.auth)
 
+    @property
+    def namespace(self) -> str:
+        """This client's staging namespace, its client id: workers honour a claim check only
+        under the namespace of the token that sent it."""
+        if not self.settings.client_id:
+            raise ConfigurationError(
+                "no client id: set ARTSTORE_CLIENT_CLIENT_ID (staged bytes go under it)"
+            )
+        return self.settings.client_id
+
     async def token(self) -> str:
         """The current access token (cached; refreshed before it expires)."""
         return await self.tokens.token()
@@ -279,7 +297,7 @@ class ArtStoreClient:
                 stream, owned = request.open()
                 reporter = (lambda n: progress(request, n)) if progress is not None else None
                 try:
-                    key = f"{datetime.now(UTC):%Y/%m/%d}/{fields['file_id']}"
+                    key = staged_key(self.namespace, fields["file_id"], datetime.now(UTC))
                     return await self.staging.stage(key, stream, reporter)
                 finally:
                     if owned:

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from artstore.settings import env_file as shared_env_file
+from events import STAGING_PREFIX
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("artstore_client_config", default=None)
 
@@ -59,7 +60,10 @@ class ClientSettings(BaseSettings):
         Path(".artstore/data/staging"),
         description="The shared staging directory (the workers' <data_dir>/staging).",
     )
-    staging_prefix: str = Field("staging/sdk/", description="Key prefix of staged S3 objects.")
+    staging_prefix: str = Field(
+        STAGING_PREFIX,
+        description="Key prefix of the S3 staging area; objects go under <prefix><client_id>/.",
+    )
     s3_endpoint: str = Field(
         "127.0.0.1:8333",
         validation_alias=AliasChoices(

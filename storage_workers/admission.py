@@ -49,6 +49,15 @@ class Refused:
     event: ReceivedEvent | None = None
 
 
+async def catch_up_revocations(verifier: TokenVerifier) -> None:
+    """Make every revocation made before now count for the records about to be admitted (they
+    were all written before now); :class:`TransientFailure` if the deny-list is unreachable."""
+    try:
+        await verifier.catch_up()
+    except VerificationUnavailable as exc:
+        raise TransientFailure(exc.description) from exc
+
+
 def record_time(record: ConsumerRecord[Any, Any]) -> datetime:
     """When the broker (or producer) stamped the record."""
     return datetime.fromtimestamp(record.timestamp / 1000, UTC)
@@ -100,7 +109,7 @@ async def admit(
         return Refused(RejectionReason.INSUFFICIENT_SCOPE, exc.description, subject, event)
     except TokenError as exc:
         return Refused(RejectionReason.INVALID_TOKEN, exc.description, subject, event)
-    return Admitted(event, Caller(token.client_id, token.name or token.client_id))
+    return Admitted(event, Caller(token.client_id, token.name or token.client_id, token.role))
 
 
 def _subject_of(value: bytes | None) -> str | None:

@@ -22,7 +22,7 @@ from events import (
     UpdateMetadata,
 )
 from storage_workers import element as element_file
-from storage_workers.admission import Refused
+from storage_workers.admission import Refused, catch_up_revocations
 from storage_workers.durability import Change, SidecarRewrite
 from storage_workers.handlers import (
     AlreadyDone,
@@ -45,6 +45,7 @@ async def process_file_command(
 ) -> None:
     """An UpdateMetadata or DeleteFile addressed to this element (others are skipped)."""
     async with worker.lock:
+        await catch_up_revocations(worker.verifier)
         admitted = await worker.admit(record, Topic.FILE_COMMANDS)
         extra: list[Outgoing] = []
         dead: list[OutgoingRecord] = []
@@ -67,6 +68,7 @@ async def process_file_command(
                     element=worker.view(),
                     current=current,
                     command_id=admitted.event.envelope.id,
+                    caller=admitted.caller,
                     now=worker.clock(),
                 )
                 if isinstance(decision, Rewrite):
@@ -105,11 +107,15 @@ async def process_file_command(
             else:
                 assert isinstance(command, DeleteFile)
                 deleted = str(command.file_id) in worker.deleted
+                entry = worker.catalogue.get(command.file_id)
+                sidecar = await worker.read_sidecar(command.file_id) if entry else None
                 verdict = decide_delete(
                     command,
                     element=worker.view(),
-                    current=worker.catalogue.get(command.file_id),
+                    current=entry,
+                    uploaded_by=sidecar.created_by_id if sidecar else None,
                     deleted=deleted,
+                    caller=admitted.caller,
                 )
                 if isinstance(verdict, Remove):
                     changes.append(
@@ -145,6 +151,7 @@ async def process_element_command(
 ) -> None:
     """A ChangeMode for this element: element.json first, then ModeChanged."""
     async with worker.lock:
+        await catch_up_revocations(worker.verifier)
         admitted = await worker.admit(record, Topic.ELEMENT_COMMANDS)
         facts: list[Outgoing] = []
         dead: list[OutgoingRecord] = []

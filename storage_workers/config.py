@@ -46,12 +46,26 @@ class WorkerConfig(BaseSettings):
     peer_timeout_s: float | None = Field(None, description="Default: 3 heartbeat intervals.")
     ttl_sweep_interval_s: float = Field(60.0, gt=0)
     staging_dir: Path | None = Field(None, description="Default: <data_dir>/staging.")
+    staging_bucket: str | None = Field(
+        None, description="The S3 staging bucket (default: the shared ARTSTORE_S3_BUCKET)."
+    )
+    staging_prefix: str = Field(
+        "staging/",
+        pattern=r"^([A-Za-z0-9_.-]+/)+$",
+        description="Key prefix of the S3 staging area; a caller's claim checks must name keys "
+        "under <prefix><client_id>/ in the staging bucket, nothing else is read or removed.",
+    )
     max_command_age_s: float = Field(24 * 3600, gt=0)
     replay: bool = Field(False, description="Accept commands older than max_command_age_s.")
     jwks_url: str | None = None
     jwks_file: Path | None = Field(None, description="A JWKS document on disk instead of a URL.")
     token_issuer: str = "http://127.0.0.1:8080"
     token_audience: str = "artstore"
+    revocation_prefix: str = Field(
+        "artstore:auth:",
+        description="The auth service's Redis prefix (ARTSTORE_AUTH_REDIS_PREFIX): where its "
+        "deny-list of revoked tokens lives and is announced.",
+    )
     health_port: int | None = Field(None, ge=0, le=65535)
     health_host: str = Field(
         "127.0.0.1",

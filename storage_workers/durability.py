@@ -17,6 +17,7 @@ from uuid import UUID
 
 from events import Outgoing, RejectionReason
 from storage_workers.backends import StorageBackend, WrittenObject
+from storage_workers.claim_checks import InvalidClaimCheck
 from storage_workers.crash import crash_point
 from storage_workers.journal import (
     Journal,
@@ -54,7 +55,8 @@ class NewFile:
     rejected: Rejecter
     """Builds the rejection fact if the bytes turn out not to be what was declared."""
     claim_check: str
-    """The staged object the bytes come from (JSON), removed once the upload is announced."""
+    """The confined claim check the bytes come from (JSON of a ``ConfinedClaim``: the staged
+    object and its owner), removed once the upload is announced."""
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,9 @@ def _write_data(backend: StorageBackend, change: Change, op: NewFile) -> Written
         pending = backend.write_pending(expected.storage_path, op.open_source(), durable=False)
     except StagedObjectMissing as exc:
         change.outcome = op.rejected(RejectionReason.STAGED_OBJECT_MISSING, str(exc))
+        return None
+    except InvalidClaimCheck as exc:  # a link or not a regular file, found when opened
+        change.outcome = op.rejected(RejectionReason.INVALID_CLAIM_CHECK, str(exc))
         return None
     if pending.size != expected.file_size:
         backend.discard_pending(pending)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from auth import may_change_file, not_owner_detail
 from events import (
     ChangeMode,
     DeleteFile,
@@ -34,6 +35,12 @@ class Caller:
 
     client_id: str
     username: str
+    role: str = ""
+    """The token's role: ``admin`` may change any file, every other role only its own."""
+
+    def may_change(self, uploaded_by: str) -> bool:
+        """Whether this caller may update or delete a file ``uploaded_by`` uploaded."""
+        return may_change_file(self.role, self.client_id, uploaded_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +241,7 @@ def decide_update(
     element: ElementView,
     current: Sidecar | None,
     command_id: str,
+    caller: Caller,
     now: datetime,
 ) -> Rewrite | AlreadyDone | Reject:
     """The sidecar after an UpdateMetadata, or why not."""
@@ -241,6 +249,11 @@ def decide_update(
         return Reject(
             RejectionReason.FILE_NOT_FOUND,
             f"file {command.file_id} is not on element {element.element_id}",
+        )
+    if not caller.may_change(current.created_by_id):
+        return Reject(
+            RejectionReason.NOT_OWNER,
+            not_owner_detail(command.file_id, caller.client_id, current.created_by_id),
         )
     if current.extras.get("last_command_id") == command_id:
         return AlreadyDone()
@@ -289,15 +302,32 @@ class Remove:
 
 
 def decide_delete(
-    command: DeleteFile, *, element: ElementView, current: CatalogueEntry | None, deleted: bool
+    command: DeleteFile,
+    *,
+    element: ElementView,
+    current: CatalogueEntry | None,
+    uploaded_by: str | None,
+    deleted: bool,
+    caller: Caller,
 ) -> Remove | AlreadyDone | Reject:
-    """May the file be deleted?"""
+    """May the file be deleted? ``uploaded_by`` is its sidecar's ``created_by_id`` (``None``
+    when the sidecar could not be read: then only an admin may delete it)."""
     if current is None:
         if deleted:
             return AlreadyDone()
         return Reject(
             RejectionReason.FILE_NOT_FOUND,
             f"file {command.file_id} is not on element {element.element_id}",
+        )
+    if uploaded_by is None and caller.role != "admin":
+        return Reject(
+            RejectionReason.NOT_OWNER,
+            f"the uploader of file {command.file_id} cannot be read; only an admin may delete it",
+        )
+    if uploaded_by is not None and not caller.may_change(uploaded_by):
+        return Reject(
+            RejectionReason.NOT_OWNER,
+            not_owner_detail(command.file_id, caller.client_id, uploaded_by),
         )
     if not allows(element.mode, Operation.DELETE):
         return Reject(RejectionReason.ELEMENT_MODE, _mode_detail(element, Operation.DELETE))

@@ -16,10 +16,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from redis.asyncio import Redis
 
 import events
 from artstore.settings import Settings, broker_settings
-from auth import HttpJwksSource, JwksSource, StaticJwksSource, TokenVerifier
+from auth import (
+    DenyListCache,
+    HttpJwksSource,
+    JwksSource,
+    RedisDenyList,
+    StaticJwksSource,
+    TokenVerifier,
+)
 from events import (
     CapacityStatus,
     ElementFull,
@@ -96,7 +104,13 @@ class StorageService:
             s3_access_key=settings.s3_access_key,
             s3_secret_key=settings.s3_secret_key,
         )
+        self.redis = Redis.from_url(settings.redis_url)
+        self.revocations = DenyListCache(
+            RedisDenyList(self.redis, prefix=config.revocation_prefix), self.redis
+        )
         self.verifier = verifier or make_verifier(config)
+        if self.verifier.revocations is None:
+            self.verifier = self.verifier.with_revocations(self.revocations)
         self.broker: KafkaBroker = make_broker(
             broker_settings(settings, client_id=f"storage-{config.element_id}")
         )
@@ -138,6 +152,8 @@ class StorageService:
         """Recover the element, announce it, start consuming."""
         if self.config.health_port is not None:
             await self.health.start(self.config.health_host, self.config.health_port)
+        # No command is judged before the deny-list is loaded (fails if Redis can't be reached).
+        await self.revocations.start()
         now = datetime.now(UTC)
         # One writer per element: before anything in the element is read or written.
         self.writer_claim = await asyncio.to_thread(
@@ -163,6 +179,8 @@ class StorageService:
             state=state,
             staging=Staging(
                 directory=staging_dir,
+                s3_bucket=self.config.staging_bucket or self.settings.s3_bucket,
+                s3_prefix=self.config.staging_prefix,
                 s3_endpoint=self.settings.s3_endpoint,
                 s3_access_key=self.settings.s3_access_key,
                 s3_secret_key=self.settings.s3_secret_key,
@@ -235,6 +253,9 @@ class StorageService:
             await asyncio.to_thread(self.writer_claim.release)
             self.writer_claim = None
         await self.health.stop()
+        await self.revocations.stop()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
         self.stopped.set()
 
     @property

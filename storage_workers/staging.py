@@ -1,24 +1,31 @@
-"""Where producers leave the bytes an upload command points to (the claim check)."""
+"""Where producers leave the bytes an upload command points to (the claim check).
+
+Every claim check is confined to its caller's namespace (:mod:`storage_workers.claim_checks`) before
+anything is read or removed; local staged files are reached without following links
+(:mod:`storage_workers.staged_files`).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from pydantic import TypeAdapter
-
-from events import FileStagedObject, S3Backend, S3StagedObject, StagedObject
-from storage_workers.backends import (
-    BackendError,
-    InvalidKey,
-    LocalStorage,
-    ObjectMissing,
-    S3Storage,
+from events import FileStagedObject, S3Backend, StagedObject
+from storage_workers.backends import BackendError, ObjectMissing, S3Storage
+from storage_workers.backends.base import FileSource
+from storage_workers.claim_checks import (
+    ConfinedClaim,
+    InvalidClaimCheck,
+    StagingArea,
+    confine,
+    reconfine,
 )
-from storage_workers.backends.base import FileSource, check_key
+from storage_workers.staged_files import StagedFileMissing, open_staged, remove_staged
 
-_CLAIM_CHECK: TypeAdapter[StagedObject] = TypeAdapter(StagedObject)
+log = logging.getLogger(__name__)
 
 
 class StagedObjectMissing(Exception):
@@ -26,98 +33,109 @@ class StagedObjectMissing(Exception):
 
 
 class StagedFile(FileSource):
-    """A staged file on local disk (a local element copies it with the kernel)."""
+    """A confined staged file on local disk (a local element copies it with the kernel).
 
-    def __init__(self, path: Path, name: str) -> None:
-        super().__init__(path)
-        self.name = name
+    Every :meth:`open` walks the path again without following links: it raises
+    :class:`InvalidClaimCheck` if a link was swapped in, :class:`StagedObjectMissing` if the
+    file is gone.
+    """
+
+    def __init__(self, root: Path, relative: str) -> None:
+        super().__init__(root / relative)
+        self.root = root
+        self.relative = relative
 
     def open(self) -> BinaryIO:
         try:
-            return super().open()
-        except FileNotFoundError:
-            raise StagedObjectMissing(f"staged object {self.name} does not exist") from None
+            fd = open_staged(self.root, self.relative)
+        except StagedFileMissing as exc:
+            raise StagedObjectMissing(str(exc)) from None
+        return os.fdopen(fd, "rb")
 
 
 class Staging:
-    """Reads and removes staged objects: files under a staging directory, or S3 objects."""
+    """Reads and removes the staged objects of confined claim checks: files under a staging
+    directory, or objects under the staging prefix of the staging bucket."""
 
     def __init__(
         self,
         *,
         directory: Path | None,
+        s3_bucket: str | None = None,
+        s3_prefix: str = "staging/",
         s3_endpoint: str = "",
         s3_access_key: str = "",
         s3_secret_key: str = "",
         s3_secure: bool = False,
         s3_region: str = "us-east-1",
     ) -> None:
-        self._local = LocalStorage(directory) if directory is not None else None
+        self._directory = directory
+        self.area = StagingArea(
+            s3_bucket=s3_bucket if s3_endpoint else None,
+            s3_prefix=s3_prefix,
+            local=directory is not None,
+        )
         self._s3_settings = (s3_endpoint, s3_access_key, s3_secret_key, s3_secure, s3_region)
-        self._buckets: dict[str, S3Storage] = {}
+        self._bucket: S3Storage | None = None
 
-    def _s3(self, bucket: str) -> S3Storage:
-        storage = self._buckets.get(bucket)
-        if storage is None:
+    def _s3(self) -> S3Storage:
+        if self._bucket is None:
             endpoint, access, secret, secure, region = self._s3_settings
-            if not endpoint:
-                raise StagedObjectMissing("this worker has no S3 staging configured")
-            storage = S3Storage(
-                S3Backend(endpoint=endpoint, bucket=bucket, secure=secure, region=region),
+            assert self.area.s3_bucket is not None  # confine() refuses S3 claims otherwise
+            self._bucket = S3Storage(
+                S3Backend(
+                    endpoint=endpoint, bucket=self.area.s3_bucket, secure=secure, region=region
+                ),
                 access_key=access,
                 secret_key=secret,
             )
-            self._buckets[bucket] = storage
-        return storage
+        return self._bucket
 
-    def _locate(self, staged: StagedObject) -> tuple[LocalStorage | S3Storage, str]:
-        try:
-            if isinstance(staged, FileStagedObject):
-                if self._local is None:
-                    raise StagedObjectMissing("this worker has no staging directory configured")
-                return self._local, check_key(staged.path)
-            assert isinstance(staged, S3StagedObject)
-            return self._s3(staged.bucket), check_key(staged.key)
-        except InvalidKey as exc:
-            raise StagedObjectMissing(f"staged object path is not acceptable: {exc}") from None
+    def confine(self, staged: StagedObject, owner: str) -> ConfinedClaim:
+        """``staged`` confined to ``owner``'s namespace; raises :class:`InvalidClaimCheck`."""
+        return confine(staged, owner, self.area)
 
-    def size(self, staged: StagedObject) -> int:
-        """Size of the staged object; raises :class:`StagedObjectMissing`."""
-        storage, key = self._locate(staged)
-        info = storage.stat(key)
-        if info is None:
-            raise StagedObjectMissing(f"staged object {describe(staged)} does not exist")
-        return info.size
-
-    def open(self, staged: StagedObject) -> Iterable[bytes]:
+    def open(self, claim: ConfinedClaim) -> Iterable[bytes]:
         """The staged bytes as a stream; raises :class:`StagedObjectMissing`.
 
         A staged file is returned as a :class:`StagedFile`, which a local element copies with
-        the kernel; it raises :class:`StagedObjectMissing` when it is read if it is gone by then.
+        the kernel; opening it raises :class:`InvalidClaimCheck` for a link or anything but a
+        regular file, and :class:`StagedObjectMissing` if it is gone by then.
         """
-        storage, key = self._locate(staged)
-        if isinstance(storage, LocalStorage):
-            path = storage.path(key)
-            if not path.is_file():
-                raise StagedObjectMissing(f"staged object {describe(staged)} does not exist")
-            return StagedFile(path, describe(staged))
+        if isinstance(claim.staged, FileStagedObject):
+            assert self._directory is not None  # confine() refuses file claims otherwise
+            return StagedFile(self._directory, claim.key)
         try:
-            return storage.read_range(key)
+            return self._s3().read_range(claim.key)
         except ObjectMissing:
-            raise StagedObjectMissing(f"staged object {describe(staged)} does not exist") from None
+            raise StagedObjectMissing(
+                f"staged object {describe(claim.staged)} does not exist"
+            ) from None
 
-    def remove(self, staged: StagedObject) -> None:
-        """Remove a staged object whose content is stored and announced."""
+    def remove(self, claim: ConfinedClaim) -> None:
+        """Remove the staged bytes of a confined claim check whose content is stored and
+        announced (nothing else is ever removed)."""
         try:
-            storage, key = self._locate(staged)
-            storage.delete(key)
-        except (StagedObjectMissing, BackendError):
-            return
+            if isinstance(claim.staged, FileStagedObject):
+                assert self._directory is not None
+                remove_staged(self._directory, claim.key)
+            else:
+                self._s3().delete(claim.key)
+        except InvalidClaimCheck as exc:
+            log.warning("staged bytes left in place", extra={"reason": str(exc)})
+        except (BackendError, OSError) as exc:
+            log.warning("staged bytes not removed", extra={"reason": str(exc)})
 
     def remove_all(self, claim_checks: Sequence[str]) -> None:
-        """Remove several staged objects given as claim checks (JSON, see :meth:`remove`)."""
+        """Remove several staged objects given as journalled claim checks (JSON of a
+        :class:`ConfinedClaim`), each confined again first; anything else stays."""
         for claim_check in claim_checks:
-            self.remove(_CLAIM_CHECK.validate_json(claim_check))
+            try:
+                claim = reconfine(claim_check, self.area)
+            except InvalidClaimCheck as exc:
+                log.warning("staged bytes left in place", extra={"reason": str(exc)})
+                continue
+            self.remove(claim)
 
 
 def describe(staged: StagedObject) -> str:

@@ -19,7 +19,8 @@ from events import (
     UploadRejected,
     UploadRequested,
 )
-from storage_workers.admission import Admitted, Refused
+from storage_workers.admission import Admitted, Refused, catch_up_revocations
+from storage_workers.claim_checks import ConfinedClaim, InvalidClaimCheck
 from storage_workers.claims import ClaimsUnavailable, StoredUpload
 from storage_workers.durability import Change, NewFile
 from storage_workers.handlers import (
@@ -64,6 +65,7 @@ async def admit_uploads(
     still being written. One signature check per distinct token; validity is still checked at
     each record's own timestamp. Raises :class:`TransientFailure` if the keys are unreachable."""
     signatures = SignatureCache()
+    await catch_up_revocations(worker.verifier)
     return AdmittedBatch(records, [await worker.admit(r, topic, signatures) for r in records])
 
 
@@ -116,6 +118,17 @@ async def store_uploads(
                         )
                     )
                 continue
+            try:
+                # Trust nothing the command names: its claim check must be the caller's own
+                # staged bytes, decided before anything is read.
+                claim = worker.staging.confine(command.staged, admitted.caller.client_id)
+            except InvalidClaimCheck as exc:
+                extra.append(
+                    worker.upload_rejected(
+                        command.file_id, RejectionReason.INVALID_CLAIM_CHECK, str(exc), corr
+                    )
+                )
+                continue
             decision = decide_upload(
                 command,
                 element=worker.view(capacity),
@@ -147,7 +160,7 @@ async def store_uploads(
             elif isinstance(decision, Store):
                 planned[command.file_id] = command.checksum
                 capacity = capacity.after(command.file_size)
-                changes.append(_new_file(worker, command, decision, corr))
+                changes.append(_new_file(worker, command, claim, decision, corr))
         changes, elsewhere = await _claim(worker, changes)
         extra.extend(elsewhere)
         handled = list(records[: outcome.processed])
@@ -281,9 +294,13 @@ def _new(change: Change) -> NewFile:
 
 
 def _new_file(
-    worker: ElementWorker, command: UploadRequested, decision: Store, corr: str
+    worker: ElementWorker,
+    command: UploadRequested,
+    claim: ConfinedClaim,
+    decision: Store,
+    corr: str,
 ) -> Change:
-    staged, sidecar = command.staged, decision.sidecar
+    sidecar = decision.sidecar
 
     def rejected(reason: RejectionReason, detail: str) -> Outgoing:
         return worker.fact(
@@ -301,9 +318,9 @@ def _new_file(
         NewFile(
             sidecar,
             decision.encoded,
-            lambda: worker.staging.open(staged),
+            lambda: worker.staging.open(claim),
             rejected,
-            staged.model_dump_json(),
+            claim.model_dump_json(),
         ),
         worker.fact(FileStored(file=sidecar.to_record()), corr),
     )

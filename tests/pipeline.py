@@ -193,6 +193,7 @@ async def running_pipeline(
     facade_settings = FacadeSettings(
         jwks_url=f"{auth_url}/.well-known/jwks.json",
         issuer=auth_url,
+        revocation_prefix=auth_settings.redis_prefix,
         staging="local",
         cache_prefix=f"{redis_namespace}facade:",
         cache_generation_key=generation,
@@ -209,6 +210,7 @@ async def running_pipeline(
             root=settings.data_dir / element_id,
             jwks_url=f"{auth_url}/.well-known/jwks.json",
             token_issuer=auth_url,
+            revocation_prefix=auth_settings.redis_prefix,
             heartbeat_interval_s=1,
             capacity_bytes=10**12,
             floor_full_bytes=0,

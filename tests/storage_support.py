@@ -32,6 +32,9 @@ restarted worker's first join completes) after about this long instead of the de
 
 WRITE_SCOPES = {"files:write", "metadata:write", "files:delete", "elements:admin"}
 
+CLIENT_ID = "sa_test_client_00000000"
+"""The client id of the producer's tokens (``TestSigner``'s default): its staging namespace."""
+
 
 class FactLog:
     """Every fact on the files and elements topics since the collector started."""
@@ -107,8 +110,11 @@ class Producer:
     def token(self, scopes: set[str] | None = None, **kwargs: Any) -> str:
         return self.signer.issue(scopes=scopes or WRITE_SCOPES, name="tester", **kwargs)
 
+    client_id = CLIENT_ID
+
     def stage(self, content: bytes) -> tuple[FileStagedObject, str]:
-        name = f"in/{uuid.uuid4().hex}"
+        """Bytes staged in the producer's own namespace of the staging directory."""
+        name = f"{self.client_id}/in/{uuid.uuid4().hex}"
         path = self.staging / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)

@@ -171,6 +171,8 @@ def shared_env(stack: StackEnv, instance: Instance, layout: Layout, ports: Ports
         "ARTSTORE_GRACEFUL_TIMEOUT_S": "5",
         "ARTSTORE_AUTH_ISSUER": urls.auth,
         "ARTSTORE_AUTH_REDIS_PREFIX": f"{instance.redis_prefix}auth:",
+        "ARTSTORE_FACADE_REVOCATION_PREFIX": f"{instance.redis_prefix}auth:",
+        "ARTSTORE_STORAGE_REVOCATION_PREFIX": f"{instance.redis_prefix}auth:",
         "ARTSTORE_FACADE_JWKS_URL": f"{urls.auth}/.well-known/jwks.json",
         "ARTSTORE_FACADE_ISSUER": urls.auth,
         "ARTSTORE_FACADE_CACHE_PREFIX": f"{instance.redis_prefix}query:",

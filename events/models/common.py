@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -63,6 +65,16 @@ class FileStagedObject(Strict):
 
 
 StagedObject = Annotated[S3StagedObject | FileStagedObject, Field(discriminator="kind")]
+
+STAGING_PREFIX = "staging/"
+"""Default key prefix of the S3 staging area (the staging directory has none)."""
+
+
+def staged_key(client_id: str, file_id: UUID, at: datetime) -> str:
+    """Where ``client_id`` stages the bytes of ``file_id``, below the staging prefix or
+    directory. The first segment is the caller's namespace: workers honour a claim check only
+    inside the namespace of the token that sent it (SPEC §3, claim checks)."""
+    return f"{client_id}/{at:%Y/%m/%d}/{file_id}"
 
 
 class LocalBackend(Strict):

@@ -84,6 +84,8 @@ class RejectionReason(StrEnum):
     CHECKSUM_MISMATCH = "checksum_mismatch"
     SIZE_MISMATCH = "size_mismatch"
     STAGED_OBJECT_MISSING = "staged_object_missing"
+    INVALID_CLAIM_CHECK = "invalid_claim_check"
+    NOT_OWNER = "not_owner"
     ELEMENT_MODE = "element_mode"
     ELEMENT_FULL = "element_full"
     TEMPLATE_VIOLATION = "template_violation"

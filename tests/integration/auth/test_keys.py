@@ -19,9 +19,12 @@ async def published_kids(harness: AuthHarness) -> set[str]:
     return {k["kid"] for k in (await harness.http.get("/.well-known/jwks.json")).json()["keys"]}
 
 
-async def test_tokens_signed_before_rotation_verify_until_they_expire(
+async def test_a_retired_key_verifies_its_commands_until_they_are_too_old(
     harness: AuthHarness,
 ) -> None:
+    """A backlog that crosses a rotation: a command recorded with a token signed by the old
+    key, at the last instant that token was valid, is verified at its record time a maximum
+    command age later; only then does the key leave the JWKS."""
     keys = harness.runtime.keys
     client = await harness.create("rotation-client")
     old_token = await harness.access_token(client)
@@ -35,19 +38,25 @@ async def test_tokens_signed_before_rotation_verify_until_they_expire(
     assert await published_kids(harness) >= {old_kid, new_kid}
     await harness.runtime.verifier.verify(old_token)
 
-    # The last instant the old token is acceptable (exp + leeway): its key is still published.
     settings = harness.runtime.auth_settings
-    harness.clock.advance(settings.token_ttl + settings.leeway - timedelta(seconds=1))
+    recorded = harness.clock() + settings.token_ttl + settings.leeway - timedelta(seconds=1)
+    # Long after the token expired, its command is still in the backlog: still verifiable.
+    harness.clock.advance(
+        settings.token_ttl + settings.leeway + settings.max_command_age - timedelta(seconds=1)
+    )
     await keys.load()
     assert old_kid in await published_kids(harness)
-    await harness.runtime.verifier.verify(old_token)
+    await harness.runtime.verifier.verify(old_token, at=recorded)
+    with pytest.raises(InvalidToken) as expired:
+        await harness.runtime.verifier.verify(old_token)
+    assert expired.value.reason == "expired"
 
-    # Once no token it signed can be alive, the retired key leaves the JWKS.
+    # Once no command it signed can be applied any more, the retired key leaves the JWKS.
     harness.clock.advance(settings.key_publish_margin + timedelta(seconds=2))
     await keys.load()
     assert old_kid not in await published_kids(harness)
     with pytest.raises(InvalidToken):
-        await harness.runtime.verifier.verify(old_token)
+        await harness.runtime.verifier.verify(old_token, at=recorded)
 
 
 async def test_rotation_follows_the_schedule_with_one_rotator(harness: AuthHarness) -> None:

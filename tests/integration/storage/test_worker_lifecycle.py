@@ -179,7 +179,8 @@ async def test_unreachable_storage_is_retried_then_dead_lettered_and_the_partiti
     service: StorageService, producer: Producer, facts: FactLog
 ) -> None:
     content = b"staged where nobody answers"
-    command = temporary(producer, content, staged=S3StagedObject(bucket="away", key="k"))
+    bucket, key = service.settings.s3_bucket, f"staging/{producer.client_id}/k"
+    command = temporary(producer, content, staged=S3StagedObject(bucket=bucket, key=key))
     await producer.send(command)
     await wait_until(
         lambda: any(r.key == str(command.file_id).encode() for r in facts.dlq),
@@ -206,8 +207,10 @@ async def test_a_v1_sidecar_is_read_migrated_and_persisted_as_v2_on_update(
     assert "schema_version" not in json.loads(sidecar_file.read_text()), "reading rewrites nothing"
     assert service.worker is not None
     assert service.worker.catalogue.get(LEGACY_ID) is not None
+    # Its uploader is unknown to the v1 sidecar: only an admin may change it.
     await producer.send(
-        UpdateMetadata(file_id=LEGACY_ID, element_id=ELEMENT, description="migrated")
+        UpdateMetadata(file_id=LEGACY_ID, element_id=ELEMENT, description="migrated"),
+        token=producer.token(role="admin"),
     )
     updated = await facts.wait(MetadataUpdated, file__file_id=LEGACY_ID)
     assert updated.file.version == 2

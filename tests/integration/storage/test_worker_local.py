@@ -177,7 +177,9 @@ async def test_bad_uploads_are_rejected_and_the_worker_keeps_consuming(
     elif case == "size":
         command = temporary(producer, content, file_size=3)
     elif case == "missing":
-        command = temporary(producer, content, staged=FileStagedObject(path="in/nope"))
+        command = temporary(
+            producer, content, staged=FileStagedObject(path=f"{producer.client_id}/in/nope")
+        )
     elif case == "expired":
         command = temporary(producer, content)
         token = producer.token(issued_at=datetime.now(UTC) - timedelta(hours=1))

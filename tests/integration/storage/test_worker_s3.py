@@ -31,7 +31,7 @@ from storage_workers.config import WorkerConfig
 from storage_workers.rebuild import rebuild_element
 from storage_workers.service import StorageService
 from tests.helpers import wait_until
-from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
+from tests.storage_support import CLIENT_ID, TEST_SESSION_TIMEOUT_MS, FactLog, Producer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.s3]
 
@@ -63,7 +63,7 @@ async def s3_service(
 def stage_s3(service: StorageService, content: bytes) -> S3StagedObject:
     assert isinstance(service.backend, S3Storage)
     bucket = service.backend.bucket
-    key = f"staged/{uuid.uuid4().hex}"
+    key = f"staging/{CLIENT_ID}/{uuid.uuid4().hex}"
     service.backend.client.put_object(bucket, key, io.BytesIO(content), len(content))
     return S3StagedObject(bucket=bucket, key=key)
 

@@ -196,26 +196,42 @@ async def test_missing_scope_is_insufficient_scope(
 
 
 class DenyList:
-    def __init__(self, revoked: set[str], *, down: bool = False) -> None:
+    """An in-memory deny-list (the verifier's port; Redis-backed ones are tested for real)."""
+
+    def __init__(self, revoked: dict[str, datetime], *, down: bool = False) -> None:
         self.revoked = revoked
         self.down = down
 
-    async def is_revoked(self, jti: str) -> bool:
+    async def revoked_at(self, jti: str) -> datetime | None:
         if self.down:
             raise ConnectionError("deny-list unreachable")
-        return jti in self.revoked
+        return self.revoked.get(jti)
+
+    async def catch_up(self) -> None:
+        return None
 
 
 async def test_revoked_jti_is_refused(signer: TestSigner) -> None:
     tok = token(signer)
     jti = jwt.decode(tok, options={"verify_signature": False})["jti"]
-    verifier = signer.verifier(clock=lambda: NOW, revocations=DenyList({jti}))
+    verifier = signer.verifier(clock=lambda: NOW, revocations=DenyList({jti: NOW}))
     assert (await rejected(verifier, tok)).reason == "revoked"
     await verifier.verify(token(signer))
 
 
+async def test_a_command_recorded_before_the_revocation_stands(signer: TestSigner) -> None:
+    tok = token(signer)
+    jti = jwt.decode(tok, options={"verify_signature": False})["jti"]
+    revoked = NOW + timedelta(seconds=10)
+    verifier = signer.verifier(clock=lambda: NOW, revocations=DenyList({jti: revoked}))
+    await verifier.verify(tok, at=revoked - timedelta(microseconds=1))
+    with pytest.raises(InvalidToken) as info:
+        await verifier.verify(tok, at=revoked)
+    assert info.value.reason == "revoked"
+
+
 async def test_an_unreachable_deny_list_is_transient(signer: TestSigner) -> None:
-    verifier = signer.verifier(clock=lambda: NOW, revocations=DenyList(set(), down=True))
+    verifier = signer.verifier(clock=lambda: NOW, revocations=DenyList({}, down=True))
     with pytest.raises(VerificationUnavailable) as info:
         await verifier.verify(token(signer))
     assert info.value.transient
