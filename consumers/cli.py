@@ -54,6 +54,9 @@ def replay(
     ] = True,
 ) -> None:
     """Rebuild the projection from the topics into fresh tables, then swap them in."""
+    import asyncio
+
+    from artstore.operations_audit import record_operation
     from consumers.replay import run_replay
 
     settings = load_settings()
@@ -69,6 +72,18 @@ def replay(
             keep_old=keep_old,
             progress=lambda n: status.update(f"replaying... {n} events applied"),
         )
+    asyncio.run(
+        record_operation(
+            settings,
+            "projection.replayed",
+            subject="projection",
+            details={
+                "events": report.events,
+                "from_time": None if from_time is None else from_time.isoformat(),
+                "swapped": swap,
+            },
+        )
+    )
     console.print(
         f"{report.events} events in {report.seconds:.1f}s "
         f"({report.events_per_second:,.0f} events/s); "

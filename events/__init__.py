@@ -4,6 +4,7 @@ Every other package depends on this one; it depends on none of them.
 """
 
 from events.admin import TopicCreationFailed, TopicsReport, create_topics
+from events.audit import audit_event, audit_of_fact
 from events.broker import BrokerSettings, EventPublisher, Outgoing, make_broker
 from events.codec import AUTHORIZATION, OutgoingRecord, ReceivedEvent, decode, encode
 from events.consuming import decode_record, parse_any_record, raw_body, records_of
@@ -119,6 +120,8 @@ __all__ = [
     "UpdateMetadata",
     "UploadRejected",
     "UploadRequested",
+    "audit_event",
+    "audit_of_fact",
     "create_topics",
     "dead_letter",
     "decode",

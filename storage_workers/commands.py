@@ -99,7 +99,12 @@ async def process_file_command(
                 elif isinstance(decision, Reject):
                     extra.append(
                         _command_rejected(
-                            worker, command, decision.reason, decision.detail, admitted.event
+                            worker,
+                            command,
+                            decision.reason,
+                            decision.detail,
+                            admitted.event,
+                            admitted.caller.client_id,
                         )
                     )
             else:
@@ -133,7 +138,12 @@ async def process_file_command(
                 else:
                     extra.append(
                         _command_rejected(
-                            worker, command, verdict.reason, verdict.detail, admitted.event
+                            worker,
+                            command,
+                            verdict.reason,
+                            verdict.detail,
+                            admitted.event,
+                            admitted.caller.client_id,
                         )
                     )
         await worker.commit(changes, extra, dead, [record], announce, acknowledge)
@@ -187,7 +197,14 @@ async def process_element_command(
                 )
             else:
                 facts.append(
-                    _mode_refused(worker, command, decision.reason, decision.allowed, corr)
+                    _mode_refused(
+                        worker,
+                        command,
+                        decision.reason,
+                        decision.allowed,
+                        corr,
+                        admitted.caller.client_id,
+                    )
                 )
         if facts or dead:
             await announce(facts, dead)
@@ -200,6 +217,7 @@ def _command_rejected(
     reason: RejectionReason,
     detail: str,
     event: events.ReceivedEvent,
+    actor: str | None = None,
 ) -> Outgoing:
     worker.metrics.rejected.labels(worker.element_id, reason.value).inc()
     return worker.fact(
@@ -212,11 +230,17 @@ def _command_rejected(
             rejected_at=worker.clock(),
         ),
         event.envelope.correlation_id,
+        actor,
     )
 
 
 def _mode_refused(
-    worker: ElementWorker, command: ChangeMode, reason: str, allowed: list[events.Mode], corr: str
+    worker: ElementWorker,
+    command: ChangeMode,
+    reason: str,
+    allowed: list[events.Mode],
+    corr: str,
+    actor: str | None = None,
 ) -> Outgoing:
     return worker.fact(
         ModeChangeRejected(
@@ -228,4 +252,5 @@ def _mode_refused(
             rejected_at=worker.clock(),
         ),
         corr,
+        actor,
     )

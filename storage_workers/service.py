@@ -39,6 +39,7 @@ from events import (
     Outgoing,
     OutgoingRecord,
     Topic,
+    audit_of_fact,
     make_broker,
     records_of,
 )
@@ -287,7 +288,11 @@ class StorageService:
     # -- publishing and committing -------------------------------------------------------------
 
     async def _publish(self, facts: Sequence[Outgoing], dead: Sequence[OutgoingRecord]) -> None:
-        records = [self.publisher.encode(f.envelope) for f in facts] + list(dead)
+        # A change's audit event goes out in the same send as its fact, before the command is
+        # committed: while Kafka is away neither leaves, and the redelivered command sends both.
+        audits = [a for f in facts if (a := audit_of_fact(f.envelope, actor=f.actor)) is not None]
+        records = [self.publisher.encode(e) for e in [f.envelope for f in facts] + audits]
+        records += list(dead)
         if records:
             await self.publisher.send_records(records)
 

@@ -119,6 +119,7 @@ async def store_uploads(
                             RejectionReason.DUPLICATE_FILE_ID,
                             "the same file_id came twice with different checksums",
                             corr,
+                            admitted.caller.client_id,
                         )
                     )
                 continue
@@ -146,7 +147,13 @@ async def store_uploads(
                 break
             if isinstance(decision, Reject):
                 extra.append(
-                    worker.upload_rejected(command.file_id, decision.reason, decision.detail, corr)
+                    worker.upload_rejected(
+                        command.file_id,
+                        decision.reason,
+                        decision.detail,
+                        corr,
+                        admitted.caller.client_id,
+                    )
                 )
             elif isinstance(decision, AlreadyDone):
                 sidecar = await worker.read_sidecar(command.file_id)
@@ -227,7 +234,13 @@ async def _claim(
             answers.append(worker.fact(FileStored(file=claim.stored), corr))
         elif isinstance(decision, Reject):
             answers.append(
-                worker.upload_rejected(change.file_id, decision.reason, decision.detail, corr)
+                worker.upload_rejected(
+                    change.file_id,
+                    decision.reason,
+                    decision.detail,
+                    corr,
+                    _new(change).sidecar.created_by_id,
+                )
             )
         elif isinstance(decision, TakeOver):
             log.warning(

@@ -135,9 +135,13 @@ class ElementWorker:
             self.element_id, self.state.mode, capacity or self.capacity(), self.templates
         )
 
-    def fact(self, payload: BaseModel, correlation_id: str | None = None) -> Outgoing:
-        """An envelope from this element."""
-        return Outgoing(new_event(payload, source=self.source, correlation_id=correlation_id))
+    def fact(
+        self, payload: BaseModel, correlation_id: str | None = None, actor: str | None = None
+    ) -> Outgoing:
+        """An envelope from this element; ``actor`` is the verified caller it answers."""
+        return Outgoing(
+            new_event(payload, source=self.source, correlation_id=correlation_id), actor=actor
+        )
 
     async def admit(
         self, record: Record, topic: Topic, signatures: SignatureCache | None = None
@@ -169,9 +173,14 @@ class ElementWorker:
         )
 
     def upload_rejected(
-        self, file_id: UUID, reason: RejectionReason, detail: str, correlation: str | None
+        self,
+        file_id: UUID,
+        reason: RejectionReason,
+        detail: str,
+        correlation: str | None,
+        actor: str | None = None,
     ) -> Outgoing:
-        """An UploadRejected fact (counted by reason)."""
+        """An UploadRejected fact (counted by reason); ``actor`` is the verified caller."""
         self.metrics.rejected.labels(self.element_id, reason.value).inc()
         return self.fact(
             UploadRejected(
@@ -182,6 +191,7 @@ class ElementWorker:
                 rejected_at=self.clock(),
             ),
             correlation,
+            actor,
         )
 
     async def commit(

@@ -20,7 +20,13 @@ from artstore.stack import StackEnv
 from auth.testing import TestSigner
 from tests.e2e.storage.trials import Trial, uploads_per_trial
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.s3]
+pytestmark = [
+    pytest.mark.embedded_broker,
+    pytest.mark.e2e,
+    pytest.mark.kafka,
+    pytest.mark.postgres,
+    pytest.mark.s3,
+]
 
 ROUNDS = int(os.environ.get("ARTSTORE_SOAK_ROUNDS", "1"))
 
