@@ -16,20 +16,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from events import AuditRecorded, TopicNames, encode, new_event
+from artstore.operations_audit import SOURCE, operator
+from events import TopicNames, audit_event, encode
 from events.dead_letters import HEADERS, REDRIVEN_FROM
 from operations.dead_letter_queue import DeadLetter
 
 log = logging.getLogger(__name__)
-
-SOURCE = "artstore-operations"
 
 
 class RedriveOutcome(StrEnum):
@@ -184,21 +182,18 @@ async def _audit(
 ) -> None:
     dead = letter.dead
     details: dict[str, Any] = {
+        "target_topic": dead.source_topic,
         "dead_letter": f"{letter.topic}/{letter.partition}/{letter.offset}",
         "consumer_group": dead.consumer_group,
         "reason": dead.reason,
         "error": dead.error[:200],
     }
-    event = new_event(
-        AuditRecorded(
-            action="dlq.redrive",
-            actor=actor,
-            subject=dead.coordinates[:200],
-            outcome="success",
-            details=details,
-            occurred_at=datetime.now(UTC),
-        ),
+    event = audit_event(
+        "dlq.redriven",
+        subject=dead.coordinates,
         source=SOURCE,
+        actor=actor or operator(),
+        details=details,
         correlation_id=dead.correlation_id or None,
     )
     record = encode(event, names, max_bytes=max_message_bytes)
