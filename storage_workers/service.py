@@ -43,6 +43,7 @@ from events import (
     make_broker,
     records_of,
 )
+from events.admin import topic_partitions
 from storage_workers import element as element_file
 from storage_workers import lifecycle
 from storage_workers.backends import StorageBackend, open_backend
@@ -602,12 +603,7 @@ class StorageService:
             bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False
         )
         await consumer.start()
-        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()
-            ]
+        partitions = await topic_partitions(self.settings.kafka_bootstrap, [name])
         consumer.assign(partitions)
         since = int((time.time() - 2 * self.config.peer_timeout) * 1000)
         found = await consumer.offsets_for_times(dict.fromkeys(partitions, since))
