@@ -190,8 +190,10 @@ async def test_unreachable_storage_is_retried_then_dead_lettered_and_the_partiti
     entry = next(r for r in facts.dlq if r.key == str(command.file_id).encode())
     headers = {k: v.decode() for k, v in entry.headers}
     assert headers["dlq_attempts"] == "3"
-    assert headers["dlq_error"].startswith("uploads failed 3 times")
-    assert "S3 request" in headers["dlq_error"]
+    assert headers["dlq_reason"] == "retries_exhausted"
+    assert headers["dlq_error"].startswith("S3 request")
+    first, last = (datetime.fromisoformat(headers[f"dlq_{w}_failed_at"]) for w in ("first", "last"))
+    assert first < last  # three attempts, the first and the last apart
     assert headers["dlq_source_topic"].endswith("uploads.edit")
     assert not facts.of(FileStored, file__file_id=command.file_id)
     follow = temporary(producer, b"after the outage")
