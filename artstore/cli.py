@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +29,39 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(auth_app, name="auth")
 
 console = Console()
+
+
+class LogFormat(StrEnum):
+    """How log lines are written: JSON (one object a line) or text for a person."""
+
+    JSON = "json"
+    TEXT = "text"
+
+
+@app.callback()
+def _options(
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            "--log-format",
+            help="Log lines as json or text (every command and the services it starts).",
+        ),
+    ] = None,
+) -> None:
+    """ArtStore: a long-term archive for documents, driven by events."""
+    from artstore.logging import configure_logging
+
+    if log_format is not None:
+        # Services started by this command (artstore dev) and their settings see it too.
+        os.environ["ARTSTORE_LOG_FORMAT"] = log_format.value
+    chosen = log_format.value if log_format else os.environ.get("ARTSTORE_LOG_FORMAT")
+    configure_logging(
+        "WARNING",
+        service="artstore-cli",
+        log_format="text" if chosen == "text" else "json",
+    )
+
+
 SCHEMAS_DIR = Path(schemas.__file__).resolve().parent
 
 
@@ -94,8 +129,16 @@ def _mount_query() -> None:
     app.command("replay")(replay_command)
 
 
+def _mount_operations() -> None:
+    from operations.cli import dlq_app, lag_command
+
+    app.add_typer(dlq_app, name="dlq")
+    app.command("lag")(lag_command)
+
+
 _mount_stack()
 _mount_query()
+_mount_operations()
 
 
 def _mount_client() -> None:

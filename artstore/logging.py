@@ -1,34 +1,65 @@
-"""JSON logs with correlation ids, one line per record."""
+"""One log format for every ArtStore service and command: JSON lines (or text for a terminal).
+
+Each JSON line carries ``service``, ``correlation_id`` and, when one exists, ``trace_id``; fields
+passed with ``extra=`` (``file_id``, ``upload_id``, ``element_id``, …) become keys of their own.
+A line written while a message or request is handled carries that message's correlation id (set
+with :func:`correlated`); any other line carries the process's own run id, so that every line
+can be followed and grouped.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import sys
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+LogFormat = Literal["json", "text"]
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
+trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+@contextlib.contextmanager
+def correlated(correlation: str | None, *, trace: str | None = None) -> Iterator[None]:
+    """Log lines written inside carry ``correlation`` (and ``trace``) instead of the run id."""
+    tokens = (correlation_id.set(correlation or correlation_id.get()), trace_id.set(trace))
+    try:
+        yield
+    finally:
+        trace_id.reset(tokens[1])
+        correlation_id.reset(tokens[0])
 
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object; ``extra=`` fields become keys."""
 
+    def __init__(self, service: str, run_id: str) -> None:
+        super().__init__()
+        self.service = service
+        self.run_id = run_id
+
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
+            "service": self.service,
             "logger": record.name,
             "msg": record.getMessage(),
+            "correlation_id": correlation_id.get() or self.run_id,
         }
-        cid = correlation_id.get()
-        if cid:
-            payload["correlation_id"] = cid
+        trace = trace_id.get()
+        if trace:
+            payload["trace_id"] = trace
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 payload[key] = value
@@ -37,13 +68,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
-    """Route the root logger to stderr, as JSON lines or plain text."""
+class TextFormatter(logging.Formatter):
+    """A line a person reads: time, level, service, correlation id, logger, message."""
+
+    def __init__(self, service: str, run_id: str) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.service = service
+        self.run_id = run_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return f"{self.service} [{correlation_id.get() or self.run_id}] {line}"
+
+
+def configure_logging(
+    level: str = "INFO",
+    *,
+    json_lines: bool = True,
+    service: str = "artstore",
+    log_format: LogFormat | None = None,
+) -> None:
+    """Route the root logger to stderr as JSON lines (or text), naming ``service``.
+
+    ``log_format`` (the ``--log-format`` option) wins over ``json_lines`` (``ARTSTORE_LOG_JSON``).
+    """
+    as_json = json_lines if log_format is None else log_format == "json"
+    run_id = f"{service}-{uuid.uuid4().hex[:12]}"
     handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter(service, run_id) if as_json else TextFormatter(service, run_id)
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".artstore/data"), description="Root of local elements/staging.")
     log_level: str = "INFO"
     log_json: bool = True
+    log_format: Literal["json", "text"] | None = Field(
+        None, description="json or text; wins over log_json (the --log-format option sets it)."
+    )
 
     @field_validator("topic_prefix")
     @classmethod
@@ -102,4 +105,16 @@ def broker_settings(settings: Settings, *, client_id: str) -> BrokerSettings:
             settings.kafka_idempotence == "auto"
             and supports_idempotent_producer(settings.kafka_bootstrap)
         ),
+    )
+
+
+def configure_service_logging(settings: Settings, service: str) -> None:
+    """Log as ``service`` in the format the settings (or ``--log-format``) ask for."""
+    from artstore.logging import configure_logging
+
+    configure_logging(
+        settings.log_level,
+        json_lines=settings.log_json,
+        log_format=settings.log_format,
+        service=service,
     )

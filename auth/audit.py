@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from auth.outbox import OutboxMessage
-from events import AuditRecorded, EventPublisher, OutgoingRecord, TopicNames, encode, new_event
+from events import EventPublisher, OutgoingRecord, TopicNames, audit_event, encode
 
 SOURCE = "artstore-auth"
 
@@ -34,17 +34,17 @@ class AuditTrail:
         correlation_id: str | None = None,
     ) -> OutboxMessage:
         """The outbox message announcing ``action`` on ``subject`` (never a secret in details)."""
-        now = self._clock()
-        payload = AuditRecorded(
-            action=action,
-            actor=actor,
-            subject=subject[:200],
+        envelope = audit_event(
+            action,
+            subject=subject,
+            source=SOURCE,
             outcome=outcome,
+            actor=actor,
             reason=reason,
-            details=details or {},
-            occurred_at=now,
+            details=details,
+            correlation_id=correlation_id,
+            time=self._clock(),
         )
-        envelope = new_event(payload, source=SOURCE, time=now, correlation_id=correlation_id)
         record = encode(envelope, self._topics, max_bytes=self._max)
         return OutboxMessage(
             topic=record.topic,

@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from artstore.logging import configure_logging
 from artstore.serving import STARTUP_FAILURE, serve_until_stopped
-from artstore.settings import load_settings
+from artstore.settings import configure_service_logging, load_settings
 from auth.settings import load_auth_settings
 
 auth_app = typer.Typer(help="The auth service: service accounts, OAuth2 tokens, JWKS.")
@@ -33,7 +32,7 @@ def serve(
     except ValidationError as exc:
         typer.echo(f"invalid setting: {exc}", err=True)
         raise typer.Exit(2) from exc
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_service_logging(settings, "artstore-auth")
     # uvicorn's loggers go through ours (stderr); stdout is for the secret
     started = serve_until_stopped(
         create_app(settings, auth_settings),

@@ -257,7 +257,19 @@ class TokenService:
         except TokenError:
             return  # invalid, expired or already revoked: nothing to do (§2.2)
         if claims.client_id != account.client_id and account.role is not Role.ADMIN:
-            raise OAuthError("unauthorized_client", "the token was not issued to this client")
+            reason = "the token was not issued to this client"
+            refused = self.audit.record(
+                "token.revoke_refused",
+                subject=claims.client_id,
+                actor=account.client_id,
+                outcome="failure",
+                reason=reason,
+                details={"jti": claims.jti, "error": "unauthorized_client"},
+            )
+            async with self.engine.begin() as conn:
+                await enqueue(conn, [refused], self.clock())
+            self.on_commit()
+            raise OAuthError("unauthorized_client", reason)
         now = self.clock()
         try:
             await self.deny_list.revoke(claims.jti, expires_at=claims.expires_at, now=now)

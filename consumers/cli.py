@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from artstore.logging import configure_logging
 from artstore.serving import STARTUP_FAILURE
-from artstore.settings import load_settings
+from artstore.settings import configure_service_logging, load_settings
 from consumers.settings import ProjectorSettings
 
 console = Console()
@@ -28,7 +27,7 @@ def projector() -> None:
     from consumers.service import run_projector_process
 
     settings = load_settings()
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_service_logging(settings, "artstore-projector")
     run_projector_process(settings, ProjectorSettings())
 
 
@@ -38,7 +37,7 @@ def facade() -> None:
     from facade import FacadeSettings, serve
 
     settings = load_settings()
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_service_logging(settings, "artstore-facade")
     if not serve(settings, FacadeSettings()):
         raise typer.Exit(STARTUP_FAILURE)
 
@@ -55,10 +54,13 @@ def replay(
     ] = True,
 ) -> None:
     """Rebuild the projection from the topics into fresh tables, then swap them in."""
+    import asyncio
+
+    from artstore.operations_audit import record_operation
     from consumers.replay import run_replay
 
     settings = load_settings()
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_service_logging(settings, "artstore-replay")
     if from_time is not None and from_time.tzinfo is None:
         from_time = from_time.replace(tzinfo=UTC)
     with console.status("replaying...") as status:
@@ -70,6 +72,18 @@ def replay(
             keep_old=keep_old,
             progress=lambda n: status.update(f"replaying... {n} events applied"),
         )
+    asyncio.run(
+        record_operation(
+            settings,
+            "projection.replayed",
+            subject="projection",
+            details={
+                "events": report.events,
+                "from_time": None if from_time is None else from_time.isoformat(),
+                "swapped": swap,
+            },
+        )
+    )
     console.print(
         f"{report.events} events in {report.seconds:.1f}s "
         f"({report.events_per_second:,.0f} events/s); "

@@ -7,7 +7,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from events import dead_letter
+from events import Failure, dead_letter
 
 
 class DeadLetters:
@@ -15,25 +15,29 @@ class DeadLetters:
     when it is too large to be sent whole) with where it came from and why it failed."""
 
     def __init__(
-        self, producer: AIOKafkaProducer, topic: str, *, service: str, max_bytes: int
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        *,
+        group: str,
+        service: str,
+        max_bytes: int,
     ) -> None:
         self._producer = producer
         self._topic = topic
+        self._group = group
         self._service = service
         self._max_bytes = max_bytes
 
-    async def send(
-        self, record: ConsumerRecord[Any, Any], *, reason: str, error: str, attempts: int = 1
-    ) -> None:
+    async def send(self, record: ConsumerRecord[Any, Any], failure: Failure) -> None:
         """Publish and wait for the broker's acknowledgement (before the offset moves past it)."""
         letter = dead_letter(
             record,
             topic=self._topic,
-            reason=reason,
-            error=error,
+            group=self._group,
+            failure=failure,
             service=self._service,
             max_bytes=self._max_bytes,
-            attempts=attempts,
         )
         await self._producer.send_and_wait(
             letter.topic,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from artstore.consumer_lag import ConsumerLag
+
 EVENTS = Counter(
     "artstore_projector_events_total",
     "Records the projector handled, by topic and outcome (applied, skipped, dead_lettered).",
@@ -36,3 +38,5 @@ REWINDS = Counter(
     "artstore_projector_rewinds_total",
     "Times the consumer sought back to the projection's stored position.",
 )
+CONSUMER_LAG = ConsumerLag()
+"""Lag in records and seconds of the projector's group, like every other consumer's."""

@@ -29,7 +29,7 @@ from consumers.store import (
     plan_batch,
 )
 from consumers.write_plan import WritePlan
-from events import EventDecodeError, Topic, TopicNames, decode_record
+from events import EventDecodeError, Failure, Topic, TopicNames, decode_record
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,7 @@ AfterBatch = Callable[[ApplyResult], Awaitable[None]]
 class DeadLetterSink(Protocol):
     """Where records the projection can never apply go (the DLQ, or a counter in replays)."""
 
-    async def send(
-        self, record: ConsumerRecord[Any, Any], *, reason: str, error: str, attempts: int = 1
-    ) -> None: ...
+    async def send(self, record: ConsumerRecord[Any, Any], failure: Failure) -> None: ...
 
 
 _TRANSIENT = (
@@ -104,6 +102,8 @@ class Projection:
         self.max_message_bytes = max_message_bytes
         self.after_batch = after_batch
         self.max_backoff_s = max_backoff_s
+        self.unavailable: str | None = None
+        """Why the projection can't apply batches now (its database is away), else None."""
         self._proven_gaps: dict[tuple[str, int], int] = {}
         """Per partition: the broker's log-start offset, when retention removed records past
         the stored position (the only gap a batch may skip)."""
@@ -142,6 +142,7 @@ class Projection:
                 result = await self.store.apply(
                     events, plan=batch.plan, tolerate_gaps=self._proven_gaps
                 )
+                self.unavailable = None
                 break
             except PositionMismatch as exc:
                 await self._rewind(consumer, exc.seek_to)
@@ -149,6 +150,7 @@ class Projection:
             except _TRANSIENT as exc:
                 attempt += 1
                 metrics.DB_RETRIES.inc()
+                self.unavailable = f"the projection database is unavailable: {exc}"
                 delay = min(self.max_backoff_s, 0.2 * 2 ** min(attempt, 10))
                 log.warning(
                     "projection database unavailable; retrying",
@@ -223,7 +225,7 @@ class Projection:
         try:
             received = decode_record(record, max_bytes=self.max_message_bytes, topic=topic)
         except EventDecodeError as exc:
-            await self.dead_letters.send(record, reason=exc.reason.value, error=exc.detail)
+            await self.dead_letters.send(record, Failure.of(exc.reason.value, exc))
             metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
             log.warning(
                 "undecodable record sent to the DLQ",
@@ -248,7 +250,7 @@ class Projection:
             try:
                 result = await self.store.apply([event], tolerate_gaps=self._proven_gaps)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                await self.dead_letters.send(record, reason="database_refused", error=str(exc))
+                await self.dead_letters.send(record, Failure.of("database_refused", exc))
                 metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
                 empty = PositionedEvent(event.topic, event.partition, event.offset)
                 result = await self.store.apply([empty], tolerate_gaps=self._proven_gaps)
@@ -306,8 +308,9 @@ async def consume(
     batch_size: int,
     poll_timeout_ms: int,
     commit_to_group: bool,
+    group: str | None = None,
 ) -> None:
-    """Poll, apply, repeat until ``stop`` is set.
+    """Poll, apply, repeat until ``stop`` is set (reporting ``group``'s lag when named).
 
     Two batches are in flight: while one is written (the database works on another core),
     the next is fetched and decoded. Writes stay strictly in order. If a write has to seek
@@ -327,6 +330,9 @@ async def consume(
                 if result is None:
                     continue  # sought back: what was fetched meanwhile is stale
                 await _observe_lag(consumer, pending_fetch)
+                if group is not None:
+                    applied = [r for batch in pending_fetch.values() for r in batch]
+                    await metrics.CONSUMER_LAG.observe(consumer, group, applied)
                 if commit_to_group and result.positions:
                     await _commit_quietly(consumer, result)
             if decoded is not None:

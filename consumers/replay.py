@@ -31,6 +31,7 @@ from consumers.projector import PROJECTED_TOPICS, Projection, tune_garbage_colle
 from consumers.settings import ProjectorSettings
 from consumers.sql import asyncpg_dsn, quote_ident
 from consumers.store import ProjectionStore
+from events import Failure
 from events.admin import topic_partitions
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,7 @@ class CountingSink:
     def __init__(self) -> None:
         self.count = 0
 
-    async def send(
-        self, record: ConsumerRecord[Any, Any], *, reason: str, error: str, attempts: int = 1
-    ) -> None:
+    async def send(self, record: ConsumerRecord[Any, Any], failure: Failure) -> None:
         self.count += 1
 
 

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY
 
+from artstore.health import HealthServer
 from artstore.settings import Settings
 from consumers.dead_letters import DeadLetters
 from consumers.migrate import migrate
@@ -49,8 +50,22 @@ class SearchCacheInvalidator:
             log.warning("search cache not invalidated", extra={"error": str(exc)})
 
 
+class ProjectorReadiness:
+    """Why the projector is not ready: starting, or its database away; None when it projects."""
+
+    def __init__(self) -> None:
+        self.projection: Projection | None = None
+
+    def __call__(self) -> str | None:
+        if self.projection is None:
+            return "starting: migrating the database and joining the consumer group"
+        return self.projection.unavailable
+
+
 @contextlib.asynccontextmanager
-async def dead_letter_producer(settings: Settings, *, service: str) -> AsyncIterator[DeadLetters]:
+async def dead_letter_producer(
+    settings: Settings, *, service: str, group: str
+) -> AsyncIterator[DeadLetters]:
     """A started producer for dead letters."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -63,6 +78,7 @@ async def dead_letter_producer(settings: Settings, *, service: str) -> AsyncIter
         yield DeadLetters(
             producer,
             settings.topic_names().name(Topic.DLQ),
+            group=group,
             service=service,
             max_bytes=settings.max_message_bytes,
         )
@@ -76,6 +92,7 @@ async def run_projector(
     stop: asyncio.Event,
     *,
     ready: asyncio.Event | None = None,
+    readiness: ProjectorReadiness | None = None,
 ) -> None:
     """Run the live projection until ``stop`` is set."""
     names = settings.topic_names()
@@ -98,7 +115,9 @@ async def run_projector(
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     try:
-        async with dead_letter_producer(settings, service="artstore-projector") as dlq:
+        async with dead_letter_producer(
+            settings, service="artstore-projector", group=projector_settings.group_id
+        ) as dlq:
             projection = Projection(
                 store,
                 names,
@@ -114,6 +133,8 @@ async def run_projector(
             await consumer.start()
             if ready is not None:
                 ready.set()
+            if readiness is not None:
+                readiness.projection = projection
             log.info("projector started", extra={"group": projector_settings.group_id})
             await consume(
                 consumer,
@@ -122,6 +143,7 @@ async def run_projector(
                 batch_size=projector_settings.batch_size,
                 poll_timeout_ms=projector_settings.poll_timeout_ms,
                 commit_to_group=True,
+                group=projector_settings.group_id,
             )
     finally:
         await consumer.stop()
@@ -130,16 +152,22 @@ async def run_projector(
 
 
 def run_projector_process(settings: Settings, projector_settings: ProjectorSettings) -> None:
-    """Run the projector until SIGINT or SIGTERM (the ``artstore query projector`` command)."""
+    """Run the projector until SIGINT or SIGTERM (the ``artstore query projector`` command);
+    with a metrics port, serve ``/health/live``, ``/health/ready`` and ``/metrics`` on it."""
     tune_garbage_collector()
-    if projector_settings.metrics_port is not None:
-        start_http_server(projector_settings.metrics_port, addr=projector_settings.metrics_host)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_projector(settings, projector_settings, stop)
+        readiness = ProjectorReadiness()
+        health = HealthServer(REGISTRY, readiness)
+        if projector_settings.metrics_port is not None:
+            await health.start(projector_settings.metrics_host, projector_settings.metrics_port)
+        try:
+            await run_projector(settings, projector_settings, stop, readiness=readiness)
+        finally:
+            await health.stop()
 
     asyncio.run(main())

@@ -4,10 +4,11 @@ Every other package depends on this one; it depends on none of them.
 """
 
 from events.admin import TopicCreationFailed, TopicsReport, create_topics
+from events.audit import audit_event, audit_of_fact
 from events.broker import BrokerSettings, EventPublisher, Outgoing, make_broker
 from events.codec import AUTHORIZATION, OutgoingRecord, ReceivedEvent, decode, encode
 from events.consuming import decode_record, parse_any_record, raw_body, records_of
-from events.dead_letters import dead_letter
+from events.dead_letters import DeadLetterHeaders, Failure, dead_letter, read_headers
 from events.envelope import Envelope
 from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
 from events.filenames import download_filename
@@ -69,6 +70,7 @@ __all__ = [
     "BrokerSettings",
     "CapacityStatus",
     "ChangeMode",
+    "DeadLetterHeaders",
     "DecodeFailure",
     "DeleteFile",
     "DeletionReason",
@@ -81,6 +83,7 @@ __all__ = [
     "EventPublisher",
     "EventSpec",
     "EventTooLarge",
+    "Failure",
     "FileCommandRejected",
     "FileDeleted",
     "FileRecord",
@@ -117,6 +120,8 @@ __all__ = [
     "UpdateMetadata",
     "UploadRejected",
     "UploadRequested",
+    "audit_event",
+    "audit_of_fact",
     "create_topics",
     "dead_letter",
     "decode",
@@ -127,6 +132,7 @@ __all__ = [
     "new_event",
     "parse_any_record",
     "raw_body",
+    "read_headers",
     "records_of",
     "spec_for",
     "staged_key",

@@ -64,6 +64,8 @@ class Outgoing:
 
     envelope: Envelope[Any]
     token: str | None = None
+    actor: str | None = None
+    """The verified caller whose command this fact answers (for its audit event); not sent."""
 
 
 class EventPublisher:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -29,6 +30,8 @@ from auth import (
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
 from facade import metrics, routes_audit, routes_read, routes_write
+from facade.audit_buffer import AuditBuffer
+from facade.audit_door import audit_requests
 from facade.cache import SearchCache
 from facade.console import install_console
 from facade.problems import Problem
@@ -54,19 +57,23 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    # Each handler notes the detail on the request: the audit of a refused request says why.
     @app.exception_handler(Problem)
     async def problem(request: Request, exc: Problem) -> Response:
+        request.state.problem_detail = exc.detail
         return _problem_response(exc.status, exc.body(), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         where, message = _validation_detail(exc)
         body = {"title": "Bad request", "status": 400, "detail": f"{where}: {message}"}
+        request.state.problem_detail = body["detail"]
         return _problem_response(400, {**body, "parameter": where}, {})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         body = {"title": str(exc.detail), "status": exc.status_code, "detail": str(exc.detail)}
+        request.state.problem_detail = str(exc.detail)
         return _problem_response(exc.status_code, body, dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
@@ -116,6 +123,9 @@ async def open_runtime(
             redis, prefix=f"{facade.cache_prefix}rate:", window_s=facade.rate_limit_window_s
         )
         rate_limit = RateLimit(limiter, facade.rate_limit)
+    publisher = EventPublisher(
+        broker, settings.topic_names(), max_message_bytes=settings.max_message_bytes
+    )
     runtime = FacadeRuntime(
         settings=settings,
         facade=facade,
@@ -130,16 +140,20 @@ async def open_runtime(
             ttl_s=facade.cache_ttl_s,
         ),
         broker=broker,
-        publisher=EventPublisher(
-            broker, settings.topic_names(), max_message_bytes=settings.max_message_bytes
-        ),
+        publisher=publisher,
         staging=_staging(settings, facade, s3),
+        audit=AuditBuffer(publisher, capacity=facade.audit_buffer),
         s3=s3,
         rate_limit=rate_limit,
     )
+    stop = asyncio.Event()
+    relay = asyncio.create_task(runtime.audit.run(stop), name="audit-relay")
     try:
         yield runtime
     finally:
+        stop.set()
+        await relay
+        await runtime.audit.drain(settings.graceful_timeout_s)
         await broker.stop()
         await revocations.stop()
         await redis.aclose()
@@ -169,6 +183,25 @@ def create_app(
     app.include_router(routes_write.router)
     install_console(app)
     app.include_router(routes_audit.router)
+
+    @app.middleware("http")
+    async def audit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        return await audit_requests(
+            request,
+            call_next,
+            lambda: request.app.state.runtime.audit,
+            lambda: _problem_response(
+                503,
+                {
+                    "title": "Audit trail unavailable",
+                    "status": 503,
+                    "detail": "downloads wait until their audit can be recorded; retry later",
+                },
+                {"Retry-After": "30"},
+            ),
+        )
 
     @app.middleware("http")
     async def observe(

@@ -15,6 +15,7 @@ from artstore.settings import Settings
 from auth import TokenVerifier
 from consumers import ProjectionStore
 from events import ElementBackend, EventPublisher
+from facade.audit_buffer import AuditBuffer
 from facade.cache import SearchCache
 from facade.security import RateLimit
 from facade.settings import FacadeSettings
@@ -38,6 +39,7 @@ class FacadeRuntime:
     broker: KafkaBroker
     publisher: EventPublisher
     staging: Staging
+    audit: AuditBuffer
     s3: Minio | None = None
     rate_limit: RateLimit | None = None
     _backends: dict[str, tuple[Any, StorageBackend]] = field(default_factory=dict)

@@ -97,6 +97,7 @@ def requires(*scopes: str, any_of: bool = False) -> Callable[[Request], Awaitabl
             error = problem(exc.description, headers={"WWW-Authenticate": exc.www_authenticate()})
             error.status = exc.status_code
             raise error from None
+        request.state.client_id = claims.client_id
         limit: RateLimit | None = request.app.state.runtime.rate_limit
         if limit is not None:
             await limit.check(claims.client_id)

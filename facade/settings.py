@@ -42,6 +42,11 @@ class FacadeSettings(BaseSettings):
         "artstore:query:generation", description="Bumped by the projector (see consumers)."
     )
 
+    audit_buffer: int = Field(
+        10_000,
+        ge=1,
+        description="Audit events held while Kafka is away; when full, downloads answer 503.",
+    )
     staging: Literal["s3", "local"] = Field(
         "s3", description="Where uploads are staged: the S3 bucket or data_dir/staging."
     )

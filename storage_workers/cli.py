@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +19,7 @@ def worker(
     priority: Annotated[int | None, typer.Option(help="Lower numbers fill first.")] = None,
 ) -> None:
     """Run one element's worker (settings from ARTSTORE_* and ARTSTORE_STORAGE_* variables)."""
-    from artstore.settings import load_settings
+    from artstore.settings import configure_service_logging, load_settings
     from storage_workers.config import WorkerConfig
     from storage_workers.service import run_service
 
@@ -35,7 +34,7 @@ def worker(
     if priority is not None:
         overrides["priority"] = priority
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_service_logging(settings, "artstore-storage")
     config = WorkerConfig(**overrides)  # type: ignore[arg-type]
     asyncio.run(run_service(settings, config))
 

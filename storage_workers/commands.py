@@ -10,6 +10,7 @@ from events import (
     ChangeMode,
     DeleteFile,
     DeletionReason,
+    Failure,
     FileCommandRejected,
     FileDeleted,
     MetadataUpdated,
@@ -53,7 +54,9 @@ async def process_file_command(
         if isinstance(admitted, Refused):
             event = admitted.event
             if event is None:
-                dead.append(worker.dead_letter(record, admitted.reason.value, admitted.detail))
+                dead.append(
+                    worker.dead_letter(record, Failure.of(admitted.reason.value, admitted.detail))
+                )
             elif event.data.element_id == worker.element_id:
                 extra.append(
                     _command_rejected(worker, event.data, admitted.reason, admitted.detail, event)
@@ -96,7 +99,12 @@ async def process_file_command(
                 elif isinstance(decision, Reject):
                     extra.append(
                         _command_rejected(
-                            worker, command, decision.reason, decision.detail, admitted.event
+                            worker,
+                            command,
+                            decision.reason,
+                            decision.detail,
+                            admitted.event,
+                            admitted.caller.client_id,
                         )
                     )
             else:
@@ -130,7 +138,12 @@ async def process_file_command(
                 else:
                     extra.append(
                         _command_rejected(
-                            worker, command, verdict.reason, verdict.detail, admitted.event
+                            worker,
+                            command,
+                            verdict.reason,
+                            verdict.detail,
+                            admitted.event,
+                            admitted.caller.client_id,
                         )
                     )
         await worker.commit(changes, extra, dead, [record], announce, acknowledge)
@@ -148,7 +161,9 @@ async def process_element_command(
         if isinstance(admitted, Refused):
             event = admitted.event
             if event is None:
-                dead.append(worker.dead_letter(record, admitted.reason.value, admitted.detail))
+                dead.append(
+                    worker.dead_letter(record, Failure.of(admitted.reason.value, admitted.detail))
+                )
             elif event.data.element_id == worker.element_id:
                 facts.append(
                     _mode_refused(
@@ -182,7 +197,14 @@ async def process_element_command(
                 )
             else:
                 facts.append(
-                    _mode_refused(worker, command, decision.reason, decision.allowed, corr)
+                    _mode_refused(
+                        worker,
+                        command,
+                        decision.reason,
+                        decision.allowed,
+                        corr,
+                        admitted.caller.client_id,
+                    )
                 )
         if facts or dead:
             await announce(facts, dead)
@@ -195,6 +217,7 @@ def _command_rejected(
     reason: RejectionReason,
     detail: str,
     event: events.ReceivedEvent,
+    actor: str | None = None,
 ) -> Outgoing:
     worker.metrics.rejected.labels(worker.element_id, reason.value).inc()
     return worker.fact(
@@ -207,11 +230,17 @@ def _command_rejected(
             rejected_at=worker.clock(),
         ),
         event.envelope.correlation_id,
+        actor,
     )
 
 
 def _mode_refused(
-    worker: ElementWorker, command: ChangeMode, reason: str, allowed: list[events.Mode], corr: str
+    worker: ElementWorker,
+    command: ChangeMode,
+    reason: str,
+    allowed: list[events.Mode],
+    corr: str,
+    actor: str | None = None,
 ) -> Outgoing:
     return worker.fact(
         ModeChangeRejected(
@@ -223,4 +252,5 @@ def _mode_refused(
             rejected_at=worker.clock(),
         ),
         corr,
+        actor,
     )

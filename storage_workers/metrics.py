@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from artstore.consumer_lag import ConsumerLag
+
 
 class StorageMetrics:
     """Counters, gauges and histograms the worker updates."""
 
     def __init__(self, element_id: str) -> None:
         self.registry = CollectorRegistry()
+        self.lag = ConsumerLag(self.registry)
         labels = {"element_id": element_id}
         self.consumed = Counter(
             "artstore_storage_commands_consumed",

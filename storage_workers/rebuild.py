@@ -6,13 +6,17 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from artstore.operations_audit import operator
 from artstore.settings import Settings, broker_settings
 from events import (
+    AuditRecorded,
+    Envelope,
     EventPublisher,
     FileDeleted,
     FileStored,
     LocalBackend,
     Outgoing,
+    audit_event,
     make_broker,
     new_event,
 )
@@ -105,6 +109,26 @@ async def rebuild_element(settings: Settings, config: WorkerConfig) -> RebuildRe
         )
         for start in range(0, len(facts), BATCH):
             await publisher.publish_many(facts[start : start + BATCH])
+        await publisher.publish_many([Outgoing(_audit_of(config.element_id, report))])
     finally:
         await broker.stop()
     return report
+
+
+def _audit_of(element_id: str, report: RebuildReport) -> Envelope[AuditRecorded]:
+    """The rebuild's audit event, published after the facts it announced."""
+    flawed = bool(report.unreadable or report.orphans)
+    return audit_event(
+        "element.rebuilt",
+        subject=element_id,
+        source=f"artstore://storage/{element_id}/rebuild",
+        actor=operator(),
+        outcome="failure" if flawed else "success",
+        reason="unreadable sidecars or orphan data files found" if flawed else None,
+        details={
+            "announced": report.announced,
+            "deleted": report.deleted,
+            "unreadable": len(report.unreadable),
+            "orphans": len(report.orphans),
+        },
+    )

@@ -19,6 +19,7 @@ from faststream.middlewares import AckPolicy
 from redis.asyncio import Redis
 
 import events
+from artstore.health import HealthServer
 from artstore.settings import Settings, broker_settings
 from auth import (
     DenyListCache,
@@ -38,16 +39,18 @@ from events import (
     Outgoing,
     OutgoingRecord,
     Topic,
+    audit_of_fact,
     make_broker,
     records_of,
 )
+from events.admin import topic_partitions
 from storage_workers import element as element_file
 from storage_workers import lifecycle
 from storage_workers.backends import StorageBackend, open_backend
 from storage_workers.claims import ClaimsUnavailable, PostgresClaims, UploadClaims
 from storage_workers.config import WorkerConfig
 from storage_workers.fixity import AuditPolicy, ElementAuditor, ReadBudget
-from storage_workers.health import HealthServer
+from storage_workers.groups import storage_group
 from storage_workers.journal import Journal, recover
 from storage_workers.metrics import StorageMetrics
 from storage_workers.placement import PeerStatus, PeerTable, should_consume
@@ -134,7 +137,7 @@ class StorageService:
         self._ready = False
         self._full_announced = False
         self._placement_due = asyncio.Event()
-        self.health = HealthServer(self.metrics.registry, lambda: self._ready)
+        self.health = HealthServer(self.metrics.registry, self._not_ready)
         self.stopped = asyncio.Event()
         self.writer_claim: WriterClaim | None = None
         self.auditor: ElementAuditor | None = None
@@ -224,6 +227,11 @@ class StorageService:
             )
         self._ready = True
 
+    def _not_ready(self) -> str | None:
+        if self._ready:
+            return None
+        return f"element {self.element_id}'s worker is starting or stopping: not consuming"
+
     async def stop(self) -> None:
         """Stop consuming (offsets of unfinished work stay uncommitted) and disconnect."""
         self._ready = False
@@ -281,27 +289,30 @@ class StorageService:
     # -- publishing and committing -------------------------------------------------------------
 
     async def _publish(self, facts: Sequence[Outgoing], dead: Sequence[OutgoingRecord]) -> None:
-        records = [self.publisher.encode(f.envelope) for f in facts] + list(dead)
+        # A change's audit event goes out in the same send as its fact, before the command is
+        # committed: while Kafka is away neither leaves, and the redelivered command sends both.
+        audits = [a for f in facts if (a := audit_of_fact(f.envelope, actor=f.actor)) is not None]
+        records = [self.publisher.encode(e) for e in [f.envelope for f in facts] + audits]
+        records += list(dead)
         if records:
             await self.publisher.send_records(records)
 
-    async def _dead_letter(self, message: KafkaMessage, what: str, failure: Exception) -> None:
+    async def _dead_letter(
+        self, message: KafkaMessage, what: str, failure: Exception, first_failed_at: datetime
+    ) -> None:
         """Send every record of ``message`` to the DLQ (``what`` failed with ``failure`` on
         every attempt) and commit past them: the DLQ entry is their outcome."""
         assert self.worker is not None
         records = records_of(message.raw_message)
         attempts = self.config.retry_attempts
-        error = f"{what} failed {attempts} times: {failure}"
-        log.error("dead-lettering", extra={"error": error})
-        await self._publish(
-            [], [self.worker.dead_letter(r, "retries_exhausted", error, attempts) for r in records]
+        log.error("dead-lettering", extra={"error": f"{what} failed {attempts} times: {failure}"})
+        given_up = events.Failure.of(
+            "retries_exhausted", failure, attempts=attempts, first_failed_at=first_failed_at
         )
+        await self._publish([], [self.worker.dead_letter(r, given_up) for r in records])
         await commit(message, records)
 
     # -- subscribers ---------------------------------------------------------------------------
-
-    def _group(self, what: str) -> str:
-        return f"{self.topics.prefix}.storage.{what}"
 
     async def _start_command_subscribers(self) -> None:
         worker = self.worker
@@ -310,9 +321,10 @@ class StorageService:
             (Topic.FILE_COMMANDS, worker.process_file_command),
             (Topic.ELEMENT_COMMANDS, worker.process_element_command),
         ):
+            group = storage_group(self.topics, self.element_id, topic)
             sub = self.broker.subscriber(
                 self.topics.name(topic),
-                group_id=self._group(f"{self.element_id}.{topic.value}"),
+                group_id=group,
                 ack_policy=AckPolicy.MANUAL,
                 auto_offset_reset="earliest",
                 session_timeout_ms=self.config.session_timeout_ms,
@@ -323,7 +335,7 @@ class StorageService:
                 decoder=events.raw_body,
             )
 
-            def bind(proc: Any, name: str) -> Any:
+            def bind(proc: Any, name: str, group: str) -> Any:
                 backoff = Backoff(self.config.retry_backoff_s)
 
                 async def handle(body: Any, message: KafkaMessage) -> None:
@@ -336,13 +348,14 @@ class StorageService:
                             acknowledge=lambda rs: commit(message, rs),
                         )
 
+                    tried_at = datetime.now(UTC)
                     try:
                         try:
                             await retry_in_place(
                                 run, self.config.retry_attempts, self.config.retry_backoff_s
                             )
                         except RETRIED_IN_PLACE as exc:
-                            await self._dead_letter(message, name, exc)
+                            await self._dead_letter(message, name, exc, tried_at)
                     except Exception:
                         # Read it again later: committing a later record would skip this one.
                         log.exception("command failed; it is read again", extra={"topic": name})
@@ -350,12 +363,13 @@ class StorageService:
                         await asyncio.sleep(backoff.next_delay())
                         return
                     backoff.succeeded()
+                    await self.metrics.lag.observe(message.consumer, group, [record])
                     if name == Topic.ELEMENT_COMMANDS.value:
                         self._placement_due.set()
 
                 return handle
 
-            sub(bind(process, topic.value))
+            sub(bind(process, topic.value, group))
             self._subs.append(sub)
         # Each start joins a consumer group (the broker delays a first join by a few seconds):
         # join them together rather than one after the other.
@@ -371,7 +385,7 @@ class StorageService:
             worker=worker,
             topic=topic,
             topics=self.topics,
-            group=self._group(f"uploads.{topic.value.rsplit('.', 1)[-1]}"),
+            group=storage_group(self.topics, self.element_id, topic),
             config=self.config,
             metrics=self.metrics,
             announce=self._publish,
@@ -589,12 +603,7 @@ class StorageService:
             bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False
         )
         await consumer.start()
-        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()
-            ]
+        partitions = await topic_partitions(self.settings.kafka_bootstrap, [name])
         consumer.assign(partitions)
         since = int((time.time() - 2 * self.config.peer_timeout) * 1000)
         found = await consumer.offsets_for_times(dict.fromkeys(partitions, since))

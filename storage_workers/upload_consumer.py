@@ -27,6 +27,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -35,7 +36,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 import events
-from events import Topic, TopicNames, records_of
+from events import Failure, Topic, TopicNames, records_of
 from storage_workers.claims import ClaimsUnavailable
 from storage_workers.config import WorkerConfig
 from storage_workers.metrics import StorageMetrics
@@ -85,6 +86,7 @@ class UploadConsumer:
     ) -> None:
         self.worker = worker
         self.topic = topic
+        self.group = group
         self.config = config
         self.metrics = metrics
         self.announce = announce
@@ -128,6 +130,7 @@ class UploadConsumer:
         records = records_of(message.raw_message)
         admitted: AdmittedBatch | None = None
         failure: Exception | None = None
+        tried_at = datetime.now(UTC)
         try:
             admitted = await self._admit(records)
         except RETRIED_IN_PLACE as exc:
@@ -145,7 +148,7 @@ class UploadConsumer:
             return
         if failure is not None:
             try:
-                await self._dead_letter(message, records, "uploads", failure)
+                await self._dead_letter(message, records, "uploads", failure, tried_at)
             except Exception as exc:
                 log.exception("dead-lettering uploads failed; the batch goes back to the topic")
                 await self._read_again(message, records, f"dead-lettering failed: {exc!r}")
@@ -184,6 +187,7 @@ class UploadConsumer:
             return BatchEnd.HANDED_BACK
         self._sought_to.clear()  # consuming went on from where it was sought back to
         self._backoff.succeeded()
+        await self.metrics.lag.observe(message.consumer, self.group, batch.records)
         return BatchEnd.STORED
 
     async def _store_with_retries(
@@ -207,22 +211,30 @@ class UploadConsumer:
                 time.perf_counter() - started
             )
 
+        tried_at = datetime.now(UTC)
         try:
             await retry_in_place(run, self.config.retry_attempts, self.config.retry_backoff_s)
         except RETRIED_IN_PLACE as exc:
-            await self._dead_letter(message, batch.records, "uploads", exc)
+            await self._dead_letter(message, batch.records, "uploads", exc, tried_at)
             return None
         return outcome[0]
 
     async def _dead_letter(
-        self, message: KafkaMessage, records: Sequence[Record], what: str, failure: Exception
+        self,
+        message: KafkaMessage,
+        records: Sequence[Record],
+        what: str,
+        failure: Exception,
+        first_failed_at: datetime,
     ) -> None:
         """Send ``records`` to the DLQ (``what`` failed with ``failure`` on every attempt) and
         commit past them: the DLQ entry is their outcome."""
-        error = f"{what} failed {self.config.retry_attempts} times: {failure}"
-        log.error("dead-lettering", extra={"error": error})
         attempts = self.config.retry_attempts
-        dead = [self.worker.dead_letter(r, "retries_exhausted", error, attempts) for r in records]
+        log.error("dead-lettering", extra={"error": f"{what} failed {attempts} times: {failure}"})
+        given_up = Failure.of(
+            "retries_exhausted", failure, attempts=attempts, first_failed_at=first_failed_at
+        )
+        dead = [self.worker.dead_letter(r, given_up) for r in records]
         await self.announce([], dead)
         await commit(message, records)
 

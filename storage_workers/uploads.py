@@ -11,6 +11,7 @@ from uuid import UUID
 
 from auth import SignatureCache
 from events import (
+    Failure,
     FileStored,
     Outgoing,
     OutgoingRecord,
@@ -102,7 +103,11 @@ async def store_uploads(
                         )
                     )
                 else:
-                    dead.append(worker.dead_letter(record, admitted.reason.value, admitted.detail))
+                    dead.append(
+                        worker.dead_letter(
+                            record, Failure.of(admitted.reason.value, admitted.detail)
+                        )
+                    )
                 continue
             command: UploadRequested = admitted.command
             corr = admitted.event.envelope.correlation_id
@@ -114,6 +119,7 @@ async def store_uploads(
                             RejectionReason.DUPLICATE_FILE_ID,
                             "the same file_id came twice with different checksums",
                             corr,
+                            admitted.caller.client_id,
                         )
                     )
                 continue
@@ -141,7 +147,13 @@ async def store_uploads(
                 break
             if isinstance(decision, Reject):
                 extra.append(
-                    worker.upload_rejected(command.file_id, decision.reason, decision.detail, corr)
+                    worker.upload_rejected(
+                        command.file_id,
+                        decision.reason,
+                        decision.detail,
+                        corr,
+                        admitted.caller.client_id,
+                    )
                 )
             elif isinstance(decision, AlreadyDone):
                 sidecar = await worker.read_sidecar(command.file_id)
@@ -222,7 +234,13 @@ async def _claim(
             answers.append(worker.fact(FileStored(file=claim.stored), corr))
         elif isinstance(decision, Reject):
             answers.append(
-                worker.upload_rejected(change.file_id, decision.reason, decision.detail, corr)
+                worker.upload_rejected(
+                    change.file_id,
+                    decision.reason,
+                    decision.detail,
+                    corr,
+                    _new(change).sidecar.created_by_id,
+                )
             )
         elif isinstance(decision, TakeOver):
             log.warning(

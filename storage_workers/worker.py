@@ -40,6 +40,7 @@ from storage_workers.catalogue import Catalogue, CatalogueEntry
 from storage_workers.claims import StoredUpload, UploadClaims
 from storage_workers.durability import Change, FileRemoval, NewFile, SidecarRewrite, commit_changes
 from storage_workers.element import ElementState
+from storage_workers.groups import storage_group_of
 from storage_workers.handlers import ElementView
 from storage_workers.journal import Journal, JournalEntry
 from storage_workers.metrics import StorageMetrics
@@ -134,9 +135,13 @@ class ElementWorker:
             self.element_id, self.state.mode, capacity or self.capacity(), self.templates
         )
 
-    def fact(self, payload: BaseModel, correlation_id: str | None = None) -> Outgoing:
-        """An envelope from this element."""
-        return Outgoing(new_event(payload, source=self.source, correlation_id=correlation_id))
+    def fact(
+        self, payload: BaseModel, correlation_id: str | None = None, actor: str | None = None
+    ) -> Outgoing:
+        """An envelope from this element; ``actor`` is the verified caller it answers."""
+        return Outgoing(
+            new_event(payload, source=self.source, correlation_id=correlation_id), actor=actor
+        )
 
     async def admit(
         self, record: Record, topic: Topic, signatures: SignatureCache | None = None
@@ -154,26 +159,28 @@ class ElementWorker:
             signatures=signatures,
         )
 
-    def dead_letter(
-        self, record: Record, reason: str, error: str, attempts: int = 1
-    ) -> OutgoingRecord:
+    def dead_letter(self, record: Record, failure: events.Failure) -> OutgoingRecord:
         """The record as a DLQ entry, with where it came from and why it is there."""
         self.metrics.dead_lettered.inc()
         return events.dead_letter(
             record,
             topic=self.topics.name(Topic.DLQ),
-            reason=reason,
-            error=error,
+            group=storage_group_of(self.topics, self.element_id, record.topic),
+            failure=failure,
             service="artstore-storage",
             max_bytes=self.limits.max_message_bytes,
-            attempts=attempts,
             extra={events.dead_letters.ELEMENT_ID: self.element_id},
         )
 
     def upload_rejected(
-        self, file_id: UUID, reason: RejectionReason, detail: str, correlation: str | None
+        self,
+        file_id: UUID,
+        reason: RejectionReason,
+        detail: str,
+        correlation: str | None,
+        actor: str | None = None,
     ) -> Outgoing:
-        """An UploadRejected fact (counted by reason)."""
+        """An UploadRejected fact (counted by reason); ``actor`` is the verified caller."""
         self.metrics.rejected.labels(self.element_id, reason.value).inc()
         return self.fact(
             UploadRejected(
@@ -184,6 +191,7 @@ class ElementWorker:
                 rejected_at=self.clock(),
             ),
             correlation,
+            actor,
         )
 
     async def commit(

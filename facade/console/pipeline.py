@@ -8,11 +8,12 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from artstore.settings import Settings
 from events import Topic
+from events.admin import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,7 @@ class LagReader:
         ours = names.all()
         dlq = names.name(Topic.DLQ)
         async with self._clients() as (admin, consumer):
-            partitions = [
-                TopicPartition(name, p)
-                for name in ours.values()
-                for p in sorted(consumer.partitions_for_topic(name) or ())
-            ]
+            partitions = await topic_partitions(self._settings.kafka_bootstrap, list(ours.values()))
             ends = await consumer.end_offsets(partitions) if partitions else {}
             dlq_parts = [tp for tp in partitions if tp.topic == dlq]
             starts = await consumer.beginning_offsets(dlq_parts) if dlq_parts else {}

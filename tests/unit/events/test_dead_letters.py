@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from events import DecodeFailure, EventDecodeError, dead_letter, decode
+from events import DecodeFailure, EventDecodeError, Failure, dead_letter, decode, read_headers
 from events import dead_letters as dlq
 
 
@@ -34,8 +35,8 @@ def test_a_dead_letter_keeps_the_bytes_and_says_where_from_and_why() -> None:
     letter = dead_letter(
         record(b"\xff{", key=b"\xfe", headers=[("x", b"\xff"), (dlq.REASON, b"forged")]),
         topic="t.dlq",
-        reason="not_json",
-        error="bad\nvalue",
+        group="g.files",
+        failure=Failure.of("not_json", "bad\nvalue"),
         service="tests",
         max_bytes=64 * 1024,
     )
@@ -54,8 +55,8 @@ def test_a_record_too_large_to_dead_letter_whole_becomes_a_reference() -> None:
     letter = dead_letter(
         record(value, key=b"k" * 1000),
         topic="t.dlq",
-        reason="too_large",
-        error="record is too large",
+        group="g.files",
+        failure=Failure.of("too_large", "record is too large"),
         service="tests",
         max_bytes=64 * 1024,
     )
@@ -67,6 +68,39 @@ def test_a_record_too_large_to_dead_letter_whole_becomes_a_reference() -> None:
     assert (reference["partition"], reference["offset"]) == (2, 41)
     assert reference["value_bytes"] == len(value)
     assert reference["value_sha256"] == hashlib.sha256(value).hexdigest()
+
+
+def test_a_dead_letter_names_its_group_error_attempts_times_and_correlation() -> None:
+    first = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    failure = Failure.of(
+        "retries_exhausted", ConnectionResetError("backend away"), attempts=5, first_failed_at=first
+    )
+    letter = dead_letter(
+        record(b"{}", headers=[("correlation_id", b"corr-7")]),
+        topic="t.dlq",
+        group="t.storage.uploads.rw",
+        failure=failure,
+        service="tests",
+        max_bytes=64 * 1024,
+    )
+    read = read_headers(letter.headers)
+    assert read.coordinates == "t.files/2/41"
+    assert read.consumer_group == "t.storage.uploads.rw"
+    assert (read.reason, read.error_class, read.error) == (
+        "retries_exhausted",
+        "ConnectionResetError",
+        "backend away",
+    )
+    assert read.attempts == 5
+    assert read.first_failed_at == first
+    assert read.last_failed_at is not None
+    assert read.last_failed_at >= first
+    assert read.correlation_id == "corr-7"
+
+
+def test_headers_written_by_hand_read_back_as_empty() -> None:
+    read = read_headers({dlq.SOURCE_PARTITION: "x"})
+    assert (read.source_topic, read.source_partition, read.first_failed_at) == ("", -1, None)
 
 
 @pytest.mark.parametrize("value", [b"[" * 50_000, b'{"a":' * 50_000, b"1" * 5000])

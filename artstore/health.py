@@ -1,20 +1,25 @@
-"""A tiny HTTP server: ``/health/live``, ``/health/ready`` and ``/metrics``."""
+"""A tiny HTTP server for a consumer process: ``/health/live``, ``/health/ready`` (with the
+reason when not ready) and ``/metrics``, without authentication."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+Readiness = Callable[[], str | None]
+"""Why the process is not ready (a sentence an operator can act on), or None when it is."""
+
 
 class HealthServer:
-    """Serves liveness, readiness (from ``ready()``) and the worker's metrics."""
+    """Serves liveness, readiness (from ``not_ready()``) and the process's metrics."""
 
-    def __init__(self, registry: CollectorRegistry, ready: Callable[[], bool]) -> None:
+    def __init__(self, registry: CollectorRegistry, not_ready: Readiness) -> None:
         self._registry = registry
-        self._ready = ready
+        self._not_ready = not_ready
         self._server: asyncio.Server | None = None
 
     @property
@@ -40,9 +45,10 @@ class HealthServer:
             if path == "/health/live":
                 status, body, ctype = "200 OK", b'{"status":"live"}', "application/json"
             elif path == "/health/ready":
-                ok = self._ready()
-                status = "200 OK" if ok else "503 Service Unavailable"
-                body = b'{"status":"ready"}' if ok else b'{"status":"starting"}'
+                reason = self._not_ready()
+                status = "200 OK" if reason is None else "503 Service Unavailable"
+                answer = {"status": "ready"} if reason is None else {"status": "not_ready"}
+                body = json.dumps(answer | ({"reason": reason} if reason else {})).encode()
                 ctype = "application/json"
             elif path == "/metrics":
                 status, body, ctype = "200 OK", generate_latest(self._registry), CONTENT_TYPE_LATEST
