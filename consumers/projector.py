@@ -67,6 +67,10 @@ _TRANSIENT = (
     asyncpg.LockNotAvailableError,
     asyncpg.InvalidCachedStatementError,
     asyncpg.AdminShutdownError,
+    # A server that dies mid-transaction (a crash, SIGKILL) can leave the client's connection
+    # mid-operation: the rollback on the way out then fails with this instead of a connection
+    # error. The batch is retried on a fresh connection like any other outage.
+    asyncpg.InternalClientError,
 )
 
 

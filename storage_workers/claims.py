@@ -105,6 +105,8 @@ _CONNECTION_ERRORS = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
+    # What a connection left mid-operation by a server that died (SIGKILL) raises next.
+    asyncpg.InternalClientError,
 )
 
 

@@ -234,8 +234,12 @@ def _cluster_dir(state_dir: Path, user: str | None) -> Path:
     return Path(tempfile.gettempdir()) / f"artstore-postgres-{digest}"
 
 
-def start(state_dir: Path) -> ServiceRecord:
-    """Create (first time) and start our own cluster on a free loopback port."""
+def start(state_dir: Path, port: int | None = None) -> ServiceRecord:
+    """Create (first time) and start our own cluster; not yet known ready.
+
+    ``port`` restarts a cluster where clients already look for it; by default a free loopback
+    port is chosen.
+    """
     user = _run_as()
     root = _cluster_dir(state_dir, user)
     data = root / "data"
@@ -271,7 +275,8 @@ def start(state_dir: Path) -> ServiceRecord:
         )
         if result.returncode != 0:
             raise StackError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
-    (port,) = free_ports(1)
+    if port is None:
+        (port,) = free_ports(1)
     log = state_dir / "postgres.log"
     if user is not None:
         log.touch()

@@ -7,7 +7,16 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-COLUMNS = ("trials", "uploads", "kills", "broker_restarts", "lost", "duplicated", "duplicate_facts")
+COLUMNS = (
+    "trials",
+    "uploads",
+    "kills",
+    "broker_restarts",
+    "database_restarts",
+    "lost",
+    "duplicated",
+    "duplicate_facts",
+)
 
 
 def summarise(path: Path) -> str:
@@ -18,7 +27,7 @@ def summarise(path: Path) -> str:
             row = totals[report["scenario"] if key == "scenario" else "all"]
             row["trials"] += 1
             for column in COLUMNS[1:]:
-                row[column] += int(report[column])
+                row[column] += int(report.get(column, 0))
     lines = [
         "| scenario | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",

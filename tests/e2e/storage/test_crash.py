@@ -1,14 +1,23 @@
 """SIGKILL the worker at each journal step; after a restart nothing is lost, torn or doubled.
 
+Every scenario runs on a local element and on an S3 element (a prefix of its own in the
+module's bucket, removed once its objects are recorded). S3 has no temporary names, renames or
+directory entries: there the "data-renamed" and "dir-synced" steps follow no-ops
+(``S3Storage.publish_pending`` and ``sync_dirs``), but the worker still dies at them, so they
+prove that a crash right after the data and sidecar PUTs recovers too.
+
 Every scenario is independent: its own element, topics (prefix) and worker process. They run
 concurrently in a few lanes (each scenario starts a worker twice and joins consumer groups
-twice, mostly waiting), and each test then checks its own scenario's outcome.
+twice, mostly waiting). When a scenario ends, the element's objects (files on disk, or objects
+under the S3 prefix) are recorded as they are, and each test checks its own scenario's record
+the same way for both kinds of element.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +27,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from minio import Minio
 
 from artstore.settings import Settings
 from auth.testing import TestSigner
@@ -32,6 +42,7 @@ from events import (
     UpdateMetadata,
     create_topics,
 )
+from storage_workers.backends import is_temporary
 from tests.e2e.storage.worker_process import WorkerProcess
 from tests.factories import stored_sidecar
 from tests.helpers import read_events, wait_until
@@ -50,24 +61,91 @@ UPLOAD_STEPS = [
     "acknowledged",
 ]
 UPDATE_DELETE_STEPS = ["journal-intent", "sidecar-written", "journal-committed", "published"]
-SCENARIOS = (
-    [("upload", s) for s in UPLOAD_STEPS]
-    + [("update", s) for s in UPDATE_DELETE_STEPS]
-    + [("delete", s) for s in UPDATE_DELETE_STEPS]
-    + [("expiry", s) for s in UPDATE_DELETE_STEPS]
-)
+BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]
+KINDS = ["local", "s3"]
+SCENARIOS = [
+    (kind, family, step)
+    for kind in KINDS
+    for family, steps in (
+        ("upload", UPLOAD_STEPS),
+        ("update", UPDATE_DELETE_STEPS),
+        ("delete", UPDATE_DELETE_STEPS),
+        ("expiry", UPDATE_DELETE_STEPS),
+    )
+    for step in steps
+]
 """An expiry is a delete no command asked for (the TTL sweep): its crash points are the delete's."""
 LANES = 6
 """Scenarios at once: enough to overlap the group joins, few enough for a two-core machine."""
 ELEMENT = "se-crash"
 
 
+class Element:
+    """Where a scenario's element keeps its objects: a local directory or an S3 prefix."""
+
+    def __init__(self, kind: str, settings: Settings, lane: str) -> None:
+        self.kind = kind
+        self.root = settings.data_dir / ELEMENT
+        self.bucket = settings.s3_bucket
+        self.prefix = f"{ELEMENT}-{lane}"
+        self.client = Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )
+
+    def worker_config(self) -> dict[str, object]:
+        if self.kind == "local":
+            return {"root": self.root}
+        return {"backend": "s3", "s3_bucket": self.bucket, "s3_prefix": self.prefix}
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.kind == "local":
+            path = self.root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        else:
+            self.client.put_object(self.bucket, f"{self.prefix}/{key}", io.BytesIO(data), len(data))
+
+    def objects(self) -> dict[str, bytes]:
+        """Every file or object of the element, by its key under the root or prefix."""
+        if self.kind == "local":
+            return {
+                p.relative_to(self.root).as_posix(): p.read_bytes()
+                for p in self.root.rglob("*")
+                if p.is_file()
+            }
+        found = {}
+        for item in self.client.list_objects(self.bucket, prefix=f"{self.prefix}/", recursive=True):
+            if item.object_name is None or item.is_dir:
+                continue
+            response = self.client.get_object(self.bucket, item.object_name)
+            try:
+                found[item.object_name[len(self.prefix) + 1 :]] = bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+        return found
+
+    def remove(self) -> None:
+        """Remove the S3 element's objects (a local element stays in the test's directory)."""
+        if self.kind == "s3":
+            for item in self.client.list_objects(
+                self.bucket, prefix=f"{self.prefix}/", recursive=True
+            ):
+                if item.object_name is not None:
+                    self.client.remove_object(self.bucket, item.object_name)
+
+
 @dataclass
 class Outcome:
     """What one crash scenario left behind."""
 
-    root: Path
     file_id: UUID
+    objects: dict[str, bytes] = field(default_factory=dict)
+    """The element's files or objects once the restarted worker stopped, by key."""
     staged: Path | None = None
     stored: FileStored | None = None
     facts: list[ReceivedEvent] = field(default_factory=list)
@@ -87,7 +165,7 @@ class Outcome:
 
 def has(model: type, file_id: UUID) -> Callable[[list[tuple[Any, ReceivedEvent]]], bool]:
     def check(received: list[tuple[Any, ReceivedEvent]]) -> bool:
-        return bool(Outcome(Path(), file_id, facts=[e for _, e in received]).of(model, file_id))
+        return bool(Outcome(file_id, facts=[e for _, e in received]).of(model, file_id))
 
     return check
 
@@ -99,7 +177,7 @@ async def facts_until(settings: Settings, model: type, file_id: UUID) -> list[Re
     return [event for _, event in received]
 
 
-def plant_expired(root: Path, content: bytes) -> UUID:
+def plant_expired(element: Element, content: bytes) -> UUID:
     """A temporary file stored two days ago with a one-day TTL, as its sidecar says."""
     stored_at = datetime.now(UTC) - timedelta(days=2)
     sidecar = stored_sidecar(
@@ -110,17 +188,15 @@ def plant_expired(root: Path, content: bytes) -> UUID:
         retention_policy="temporary",
         ttl_expires_at=stored_at + timedelta(days=1),
     )
-    data = root / sidecar.storage_path
-    data.parent.mkdir(parents=True)
-    data.write_bytes(content)
-    Path(f"{data}.attr.json").write_bytes(sidecar.encode())
+    element.put(sidecar.storage_path, content)
+    element.put(f"{sidecar.storage_path}.attr.json", sidecar.encode())
     return sidecar.file_id
 
 
 async def run_scenario(
-    family: str, step: str, settings: Settings, jwks_file: Path, signer: TestSigner
+    kind: str, family: str, step: str, settings: Settings, jwks_file: Path, signer: TestSigner
 ) -> Outcome:
-    lane = f"{family}-{step}"
+    lane = f"{kind}-{family}-{step}"
     settings = settings.model_copy(
         update={
             "topic_prefix": f"{settings.topic_prefix}.{lane}",
@@ -129,14 +205,14 @@ async def run_scenario(
     )
     settings.data_dir.mkdir(parents=True)
     await create_topics(settings.kafka_bootstrap, settings.topic_names())
-    root = settings.data_dir / ELEMENT
+    element = Element(kind, settings, lane)
     worker = WorkerProcess(
         settings,
         jwks_file,
         signer.issuer,
         element_id=ELEMENT,
         mode="edit",
-        root=root,
+        **element.worker_config(),
         capacity_bytes=10**9,
         floor_full_bytes=0,
         floor_critical_bytes=0,
@@ -147,21 +223,19 @@ async def run_scenario(
     await producer.start()
     content = f"crash at {step}".encode() * 50
     upload = producer.upload(content, f"{step}.txt", retention_policy="temporary")
-    outcome = Outcome(root, upload.file_id, producer.staging / upload.staged.path)  # type: ignore[union-attr]
+    outcome = Outcome(upload.file_id, staged=producer.staging / upload.staged.path)  # type: ignore[union-attr]
     if family == "expiry":
-        outcome = Outcome(root, plant_expired(root, content))
+        outcome = Outcome(await asyncio.to_thread(plant_expired, element, content))
     try:
         worker.start(crash_at=f"{'delete' if family == 'expiry' else family}.{step}")
         if family != "expiry":
             # (An expiring worker kills itself at its first sweep, half a second after it is
             # ready: too soon to be sure of seeing it ready.)
-            await wait_until(worker.ready_async, 30, message="worker ready")
+            await wait_until(worker.ready_async, 90, message="worker ready")
             await producer.send(upload)
         if family in ("update", "delete"):
             stored = await facts_until(settings, FileStored, upload.file_id)
-            outcome.stored = Outcome(root, upload.file_id, facts=stored).of(
-                FileStored, upload.file_id
-            )[0]
+            outcome.stored = Outcome(upload.file_id, facts=stored).of(FileStored, upload.file_id)[0]
             if family == "update":
                 await producer.send(
                     UpdateMetadata(
@@ -170,7 +244,7 @@ async def run_scenario(
                 )
             else:
                 await producer.send(DeleteFile(file_id=upload.file_id, element_id=ELEMENT))
-        await wait_until(lambda: worker.exited() is not None, 30, message=f"crash at {step}")
+        await wait_until(lambda: worker.exited() is not None, 90, message=f"crash at {step}")
         outcome.exit_code = worker.exited()
         worker.proc = None
         worker.start()
@@ -178,13 +252,17 @@ async def run_scenario(
         # The restarted worker recovers while its fact is awaited; ready means recovery is done.
         outcome.facts, _ = await asyncio.gather(
             facts_until(settings, done, outcome.file_id),
-            wait_until(worker.ready_async, 30, message="worker ready after restart"),
+            wait_until(worker.ready_async, 90, message="worker ready after restart"),
         )
     except Exception as exc:
         outcome.error = exc
     finally:
         await asyncio.to_thread(worker.stop)
         await producer.stop()
+    try:
+        outcome.objects = await asyncio.to_thread(element.objects)
+    finally:
+        await asyncio.to_thread(element.remove)
     return outcome
 
 
@@ -192,12 +270,12 @@ async def run_scenario(
 async def outcomes(settings: Settings, jwks_file: Path, signer: TestSigner) -> dict[str, Outcome]:
     lanes = asyncio.Semaphore(LANES)
 
-    async def one(family: str, step: str) -> Outcome:
+    async def one(kind: str, family: str, step: str) -> Outcome:
         async with lanes:
-            return await run_scenario(family, step, settings, jwks_file, signer)
+            return await run_scenario(kind, family, step, settings, jwks_file, signer)
 
-    results = await asyncio.gather(*(one(f, s) for f, s in SCENARIOS))
-    return {f"{f}.{s}": r for (f, s), r in zip(SCENARIOS, results, strict=True)}
+    results = await asyncio.gather(*(one(*scenario) for scenario in SCENARIOS))
+    return {f"{k}:{f}.{s}": r for (k, f, s), r in zip(SCENARIOS, results, strict=True)}
 
 
 def outcome_of(outcomes: dict[str, Outcome], scenario: str) -> Outcome:
@@ -208,67 +286,88 @@ def outcome_of(outcomes: dict[str, Outcome], scenario: str) -> Outcome:
     return outcome
 
 
-def files_of(root: Path, file_id: UUID) -> list[Path]:
-    return sorted(p for p in root.rglob(f"*{file_id}*") if ".artstore" not in p.parts)
+def files_of(outcome: Outcome) -> list[str]:
+    """The keys of the scenario's file and its sidecar (outside ``.artstore/``)."""
+    return sorted(
+        key
+        for key in outcome.objects
+        if str(outcome.file_id) in key and not key.startswith(".artstore/")
+    )
 
 
-def assert_clean(root: Path) -> None:
-    assert not [p for p in root.rglob("*") if ".tmp-" in p.name]
-    assert not list((root / ".artstore" / "journal").glob("*.json"))
+def under(outcome: Outcome, directory: str) -> list[str]:
+    return [key for key in outcome.objects if key.startswith(f".artstore/{directory}/")]
+
+
+def assert_clean(outcome: Outcome) -> None:
+    """No temporary object left, the journal settled, and no data without its sidecar."""
+    assert not [key for key in outcome.objects if is_temporary(key)]
+    assert not under(outcome, "journal")
+    keys = {key for key in outcome.objects if not key.startswith(".artstore/")}
+    for key in keys:
+        if not key.endswith(".attr.json"):
+            assert f"{key}.attr.json" in keys, f"{key} has no sidecar"
 
 
 @pytest.mark.parametrize("step", UPLOAD_STEPS)
-def test_upload_survives_a_crash_at(step: str, outcomes: dict[str, Outcome]) -> None:
-    outcome = outcome_of(outcomes, f"upload.{step}")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upload_survives_a_crash_at(backend: str, step: str, outcomes: dict[str, Outcome]) -> None:
+    outcome = outcome_of(outcomes, f"{backend}:upload.{step}")
     announced = outcome.of(FileStored, outcome.file_id)
     assert len({f.file.storage_path for f in announced}) == 1
-    data, sidecar = files_of(outcome.root, outcome.file_id)
-    assert sidecar.name.endswith(".attr.json")
-    assert data.read_bytes() == f"crash at {step}".encode() * 50
-    assert hashlib.sha256(data.read_bytes()).hexdigest() == announced[0].file.checksum
-    assert json.loads(sidecar.read_text())["file_id"] == str(outcome.file_id)
-    assert_clean(outcome.root)
+    data, sidecar = files_of(outcome)  # exactly one copy: one data file, one sidecar
+    assert sidecar == f"{data}.attr.json" == f"{announced[0].file.storage_path}.attr.json"
+    content = outcome.objects[data]
+    assert content == f"crash at {step}".encode() * 50
+    assert hashlib.sha256(content).hexdigest() == announced[0].file.checksum
+    assert json.loads(outcome.objects[sidecar])["file_id"] == str(outcome.file_id)
+    assert_clean(outcome)
     assert outcome.staged is not None
     assert not outcome.staged.exists(), "the staged bytes of a stored file are removed"
-    assert not list((outcome.root / ".artstore" / "releases").glob("*.json"))
+    assert not under(outcome, "releases")
 
 
 @pytest.mark.parametrize("step", UPDATE_DELETE_STEPS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_update_is_applied_exactly_once_after_a_crash_at(
-    step: str, outcomes: dict[str, Outcome]
+    backend: str, step: str, outcomes: dict[str, Outcome]
 ) -> None:
-    outcome = outcome_of(outcomes, f"update.{step}")
+    outcome = outcome_of(outcomes, f"{backend}:update.{step}")
     assert outcome.stored is not None
     versions = {m.file.version for m in outcome.of(MetadataUpdated, outcome.file_id)}
     assert versions == {2}
-    sidecar = json.loads(
-        (outcome.root / (outcome.stored.file.storage_path + ".attr.json")).read_text()
-    )
+    path = outcome.stored.file.storage_path
+    assert files_of(outcome) == [path, f"{path}.attr.json"]
+    sidecar = json.loads(outcome.objects[f"{path}.attr.json"])
     assert sidecar["version"] == 2
     assert sidecar["description"] == f"after {step}"
-    assert_clean(outcome.root)
+    assert_clean(outcome)
 
 
 @pytest.mark.parametrize("step", UPDATE_DELETE_STEPS)
-def test_delete_completes_after_a_crash_at(step: str, outcomes: dict[str, Outcome]) -> None:
-    outcome = outcome_of(outcomes, f"delete.{step}")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_delete_completes_after_a_crash_at(
+    backend: str, step: str, outcomes: dict[str, Outcome]
+) -> None:
+    outcome = outcome_of(outcomes, f"{backend}:delete.{step}")
     assert outcome.stored is not None
     (deleted, *_) = outcome.of(FileDeleted, outcome.file_id)
-    assert files_of(outcome.root, outcome.file_id) == []
+    assert files_of(outcome) == []
     assert deleted.storage_path == outcome.stored.file.storage_path
-    assert (outcome.root / ".artstore" / "deleted" / f"{outcome.file_id}.json").exists()
-    assert_clean(outcome.root)
+    assert f".artstore/deleted/{outcome.file_id}.json" in outcome.objects
+    assert_clean(outcome)
 
 
 @pytest.mark.parametrize("step", UPDATE_DELETE_STEPS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_an_expiry_is_completed_and_announced_after_a_crash_at(
-    step: str, outcomes: dict[str, Outcome]
+    backend: str, step: str, outcomes: dict[str, Outcome]
 ) -> None:
-    outcome = outcome_of(outcomes, f"expiry.{step}")
+    outcome = outcome_of(outcomes, f"{backend}:expiry.{step}")
     announced = outcome.of(FileDeleted, outcome.file_id)
     assert announced, "the expiry must be announced even though the worker died"
     assert {d.reason for d in announced} == {DeletionReason.TTL_EXPIRED}
-    assert files_of(outcome.root, outcome.file_id) == []
-    assert (outcome.root / ".artstore" / "deleted" / f"{outcome.file_id}.json").exists()
-    assert_clean(outcome.root)
-    assert not list((outcome.root / ".artstore" / "releases").glob("*.json"))
+    assert files_of(outcome) == []
+    assert f".artstore/deleted/{outcome.file_id}.json" in outcome.objects
+    assert_clean(outcome)
+    assert not under(outcome, "releases")

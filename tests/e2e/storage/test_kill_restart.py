@@ -1,5 +1,5 @@
 """No accepted upload is lost, stored twice or left without an outcome under kills, hand-overs
-and broker restarts (see :mod:`tests.e2e.storage.trials` for what each trial checks).
+and broker or database restarts (see :mod:`tests.e2e.storage.trials` for what each trial checks).
 
 ``make test`` runs each scenario once with a few dozen uploads; ``make soak`` runs every
 scenario ``ARTSTORE_SOAK_ROUNDS`` times with more uploads and writes one JSON line per trial to
@@ -83,12 +83,34 @@ def broker_restart(sig: signal.Signals, *, nearly_full: bool) -> Callable[[Trial
     return scenario
 
 
+def database_restart(sig: signal.Signals) -> Callable[[Trial], Awaitable[None]]:
+    async def scenario(trial: Trial) -> None:
+        n = uploads_per_trial()
+        database = trial.own_database()
+        trial.add_worker("se-a", 0, None)
+        trial.add_worker("se-b", 1, None)
+        async with trial.running():
+            await trial.until_consuming("se-a")
+            await trial.publish(n // 3)
+            await trial.until_outcomes(1)
+            await trial.publish(n // 3)
+            await database.restart(sig)
+            await trial.publish(n - 2 * (n // 3))
+
+    scenario.__doc__ = (
+        f"Restart PostgreSQL ({sig.name}) while uploads are being stored, claimed and projected."
+    )
+    return scenario
+
+
 SCENARIOS: dict[str, Callable[[Trial], Awaitable[None]]] = {
     "worker-kill": worker_killed_with_a_standby,
     "capacity-hand-over": capacity_hand_over_with_a_tiny_element,
     "broker-sigterm": broker_restart(signal.SIGTERM, nearly_full=False),
     "broker-sigkill": broker_restart(signal.SIGKILL, nearly_full=False),
     "broker-sigkill-nearly-full": broker_restart(signal.SIGKILL, nearly_full=True),
+    "database-sigint": database_restart(signal.SIGINT),
+    "database-sigkill": database_restart(signal.SIGKILL),
 }
 
 

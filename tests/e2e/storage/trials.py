@@ -2,12 +2,13 @@
 
 A trial runs its own durable broker, of the kind the run tests (Apache Kafka with its log in
 the trial's directory, or Tansu on the stack's S3 in a bucket of its own), so it can be restarted
-without disturbing anything else; two rw storage workers as processes (``se-a`` fills first,
-``se-b`` stands by); the projector in this process; and publishes uploads in waves
-while it disrupts something. Then it checks, for every accepted upload (one the broker
-acknowledged): exactly one stored copy on exactly one element, its FileStored fact naming that
-element, its index row and its status; and for the projector: every partition's applied count
-equals its position. :class:`TrialReport` counts what happened (the soak run prints it).
+without disturbing anything else (a trial that restarts PostgreSQL runs a cluster of its own
+too); two rw storage workers as processes (``se-a`` fills first, ``se-b`` stands by); the
+projector in this process; and publishes uploads in waves while it disrupts something. Then
+it checks, for every accepted upload (one the broker acknowledged): exactly one stored copy on
+exactly one element, its FileStored fact naming that element, its index row and its status; and
+for the projector: every partition's applied count equals its position. :class:`TrialReport`
+counts what happened (the soak run prints it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from artstore.settings import Settings
 from artstore.stack import KafkaBroker, StackEnv, apache_kafka, processes
 from artstore.stack.lifecycle import KAFKA_BROKER_VARIABLE
@@ -35,6 +38,7 @@ from artstore.stack.tansu import tansu_binary
 from auth.testing import TestSigner
 from consumers import ProjectorSettings, migrate
 from events import FileStored, Topic, UploadRequested, create_topics
+from tests.e2e.storage.own_database import OwnDatabase
 from tests.e2e.storage.worker_process import WorkerProcess
 from tests.helpers import read_events, s3_client, wait_until
 from tests.integration.query.support import fetch, running_projector
@@ -140,6 +144,7 @@ class TrialReport:
     uploads: int = 0
     kills: int = 0
     broker_restarts: int = 0
+    database_restarts: int = 0
     stored: int = 0
     lost: int = 0
     """Accepted uploads without a stored copy, a fact, an index row or a final status."""
@@ -180,6 +185,16 @@ class Trial:
         self.workers: dict[str, WorkerProcess] = {}
         self.producer: Producer | None = None
         self.accepted: list[UploadRequested] = []
+        self.database: OwnDatabase | None = None
+        self.projector: asyncio.Task[None] | None = None
+
+    def own_database(self) -> OwnDatabase:
+        """Use a PostgreSQL cluster of the trial's own (call before adding workers): the index,
+        the projector's positions and the workers' upload claims then live where the trial can
+        restart them."""
+        self.database = OwnDatabase(self.directory / "postgres")
+        self.settings = self.settings.model_copy(update={"database_url": self.database.url})
+        return self.database
 
     def element_root(self, element_id: str) -> Path:
         return self.directory / "elements" / element_id
@@ -230,6 +245,8 @@ class Trial:
         wait for every outcome and :meth:`check` (failing the block with what is wrong)."""
         await self.broker.start()
         try:
+            if self.database is not None:
+                await self.database.start()
             await create_topics(self.settings.kafka_bootstrap, self.settings.topic_names())
             await migrate(self.settings.database_url)
             projector = ProjectorSettings(
@@ -242,7 +259,7 @@ class Trial:
             self.producer = Producer(self.settings, self.signer, staging)
             await self.producer.start()
             try:
-                async with running_projector(self.settings, projector):
+                async with running_projector(self.settings, projector) as self.projector:
                     await asyncio.gather(*(self.start_worker(e) for e in self.workers))
                     try:
                         yield self
@@ -259,6 +276,10 @@ class Trial:
             self.report.broker_restarts = self.broker.restarts
             await self.broker.stop()
             self.broker.remove()
+            if self.database is not None:
+                self.report.database_restarts = self.database.restarts
+                await self.database.stop()
+                self.database.remove()
 
     async def publish(self, count: int) -> None:
         """Publish ``count`` uploads; they are accepted once the broker acknowledged them."""
@@ -284,9 +305,12 @@ class Trial:
 
     async def until_outcomes(self, at_least: int) -> None:
         async def enough() -> bool:
+            if self.projector is not None and self.projector.done():
+                self.projector.result()  # raises what stopped it
+                raise AssertionError("the projector stopped by itself")
             try:
                 return await self.outcomes() >= at_least
-            except OSError:
+            except (OSError, asyncpg.PostgresError):  # the database is restarting
                 return False
 
         await wait_until(enough, OUTCOME_DEADLINE_S, interval=0.5, message="upload outcomes")
@@ -325,6 +349,8 @@ class Trial:
         projection applied every record up to its position. Fills and returns the report."""
         report = self.report
         report.broker_restarts = self.broker.restarts
+        if self.database is not None:
+            report.database_restarts = self.database.restarts
         copies = self.copies()
         facts = await self.stored_facts()
         fact_elements: dict[UUID, set[str]] = {}

@@ -47,8 +47,12 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log = Path(settings.data_dir) / "worker.log"
+        self._crash_at: str | None = None
+        self._log_from = 0
 
     def start(self, crash_at: str | None = None) -> None:
+        self._crash_at = crash_at
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         env = dict(self.env)
         self.port = free_port()
         env["ARTSTORE_STORAGE_HEALTH_PORT"] = str(self.port)
@@ -68,7 +72,17 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
             )
 
+    def _lost_its_port(self) -> bool:
+        """Whether the worker exited because another process took its health port between
+        :func:`free_port` and its bind (the machine is shared; nothing of ours to fix)."""
+        with open(self.log, "rb") as log:
+            log.seek(self._log_from)
+            return b"address already in use" in log.read()
+
     def ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None and self._lost_its_port():
+            self.start(self._crash_at)  # it died before doing anything: start it again
+            return False
         if self.proc is None or self.proc.poll() is not None:
             raise AssertionError(f"worker exited; see {self.log}")
         try:

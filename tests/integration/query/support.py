@@ -73,8 +73,9 @@ class FactPublisher:
 @contextlib.asynccontextmanager
 async def running_projector(
     settings: Settings, projector_settings: ProjectorSettings | None = None
-) -> AsyncIterator[None]:
-    """The live projector in this process until the block ends."""
+) -> AsyncIterator[asyncio.Task[None]]:
+    """The live projector in this process until the block ends (its task: done only if the
+    projector stopped by itself, which it never should)."""
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(
@@ -85,7 +86,7 @@ async def running_projector(
     if task.done():
         task.result()
     try:
-        yield
+        yield task
     finally:
         stop.set()
         waiter.cancel()
