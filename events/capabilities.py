@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import socket
 import struct
+
+from events.kafka_wire import exchange
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +45,14 @@ def _cached_answer(host: str, port: int, timeout: float) -> bool:
 
 
 def _init_producer_id_error(host: str, port: int, timeout: float) -> int:
-    client_id = b"artstore-capabilities"
-    correlation_id = 22
-    # Header v1, then InitProducerId v0: a null transactional id and a transaction timeout.
-    body = struct.pack(">hhih", _INIT_PRODUCER_ID, 0, correlation_id, len(client_id)) + client_id
-    body += struct.pack(">hi", -1, 60_000)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        (size,) = struct.unpack(">i", _read_exactly(sock, 4))
-        payload = _read_exactly(sock, size)
-    answered_id, _throttle_ms, error_code = struct.unpack_from(">iih", payload, 0)
-    if answered_id != correlation_id:
-        raise ValueError("the broker answered another request")
+    # InitProducerId v0: a null transactional id and a transaction timeout.
+    response = exchange(
+        host,
+        port,
+        api_key=_INIT_PRODUCER_ID,
+        version=0,
+        body=struct.pack(">hi", -1, 60_000),
+        timeout=timeout,
+    )
+    _throttle_ms, error_code = struct.unpack_from(">ih", response, 0)
     return int(error_code)
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = sock.recv(size - len(chunks))
-        if not chunk:
-            raise OSError("connection closed mid-response")
-        chunks += chunk
-    return bytes(chunks)

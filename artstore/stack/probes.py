@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Callable
 
 from artstore.stack.errors import StackError
+from events.kafka_wire import exchange
 
 LOOPBACK = "127.0.0.1"
 
@@ -51,25 +52,13 @@ def kafka_brokers(host: str, port: int, timeout: float = 1.0) -> list[tuple[str,
 
     Version 4 is the oldest one Apache Kafka 4.x still serves and one Tansu serves too.
     """
-    client_id = b"artstore-stack"
-    correlation_id = 7
-    # Header v1 (api_key=3 Metadata, version 4, correlation id, client id); body: an empty
-    # topic array (no topics, only brokers) and allow_auto_topic_creation=false.
-    body = struct.pack(">hhih", 3, 4, correlation_id, len(client_id)) + client_id
-    body += struct.pack(">ib", 0, 0)
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            size = struct.unpack(">i", _read_exactly(sock, 4))[0]
-            payload = _read_exactly(sock, size)
-    except (OSError, struct.error):
-        return None
-    try:
-        # correlation id, throttle_time_ms, broker count
-        (answered_id, _throttle, count) = struct.unpack_from(">iii", payload, 0)
-        offset = 12
-        if answered_id != correlation_id:
-            return None
+        # An empty topic array (no topics, only brokers) and allow_auto_topic_creation=false.
+        payload = exchange(
+            host, port, api_key=3, version=4, body=struct.pack(">ib", 0, 0), timeout=timeout
+        )
+        (_throttle, count) = struct.unpack_from(">ii", payload, 0)
+        offset = 8
         brokers = []
         for _ in range(count):
             offset += 4  # node id
@@ -81,18 +70,8 @@ def kafka_brokers(host: str, port: int, timeout: float = 1.0) -> list[tuple[str,
             offset += 6 + max(rack_len, 0)
             brokers.append((broker_host, int(broker_port)))
         return brokers
-    except (struct.error, UnicodeDecodeError):
+    except (OSError, ValueError, struct.error):
         return None
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = sock.recv(size - len(chunks))
-        if not chunk:
-            raise OSError("connection closed mid-response")
-        chunks += chunk
-    return bytes(chunks)
 
 
 def wait_until(

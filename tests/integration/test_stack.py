@@ -27,7 +27,13 @@ from artstore.stack import (
     processes,
     stack_status,
 )
-from tests.helpers import fresh_database, poll_until, s3_client, wait_for_assignment
+from tests.helpers import (
+    fresh_database,
+    poll_until,
+    s3_client,
+    wait_for_assignment,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.embedded_broker]
 
@@ -41,7 +47,12 @@ async def test_broker_answers_metadata_and_round_trips_a_record(
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-        assert topic in await admin.list_topics()
+
+        async def listed() -> bool:
+            # Apache Kafka acknowledges a creation a moment before its metadata lists the topic.
+            return topic in await admin.list_topics()
+
+        await wait_until(listed, 10, message="the new topic listed")
     finally:
         await admin.close()
 
