@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = logging.getLogger(__name__)
 
 Readiness = Callable[[], str | None]
 """Why the process is not ready (a sentence an operator can act on), or None when it is."""
@@ -60,8 +63,12 @@ class HealthServer:
             )
             writer.write(head.encode() + body)
             await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            # A prober that hangs up or never finishes its request gets no answer; say so.
+            log.debug(
+                "health request abandoned",
+                extra={"peer": str(writer.get_extra_info("peername")), "error": repr(exc)},
+            )
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):

@@ -61,10 +61,9 @@ class AccountsAdmin:
 
     async def resolve(self, account: str) -> str:
         """The account id of ``account``: an id, a client id or a name."""
-        try:
-            return str(uuid.UUID(account))
-        except ValueError:
-            pass
+        as_id = _account_id(account)
+        if as_id is not None:
+            return as_id
         offset = 0
         while True:
             page = await self.list(limit=500, offset=offset)
@@ -96,3 +95,11 @@ class AccountsAdmin:
             "POST", f"{PATH}/{account_id}/activate", what="activation"
         )
         return changed
+
+
+def _account_id(text: str) -> str | None:
+    """``text`` as an account id when it is a UUID; None when it names an account otherwise."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None

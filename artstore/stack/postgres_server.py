@@ -184,7 +184,7 @@ def _run_as() -> str | None:
         try:
             pwd.getpwnam(user)
         except KeyError:
-            continue
+            continue  # no such user here; the next one, and a StackError if none exists
         return user
     raise StackError(
         "PostgreSQL will not run as root and there is no 'postgres' or 'nobody' OS user: "

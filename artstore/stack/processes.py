@@ -55,6 +55,8 @@ def is_running(pid: int | None, program: str | None = None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
+        # It exists but belongs to another user (our PostgreSQL runs as 'postgres' or
+        # 'nobody'): alive; /proc below tells whether it is the program we started.
         pass
     proc = Path(f"/proc/{pid}")
     if not proc.exists():

@@ -148,6 +148,8 @@ class LocalStorage:
             try:
                 entries = list(os.scandir(directory))
             except (FileNotFoundError, NotADirectoryError):
+                # Removed while we walked (a delete, a TTL sweep), or the prefix names a file:
+                # it holds no objects to list. Readers that need a key check for it themselves.
                 continue
             for entry in entries:
                 # Plain string keys: pathlib costs more than the stat on large elements.

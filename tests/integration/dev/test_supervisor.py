@@ -94,10 +94,11 @@ async def test_stop_ends_every_child_and_kills_one_that_ignores_sigterm(tmp_path
     stubborn = python_child(
         tmp_path,
         "stubborn",
-        "import signal, time\n"
+        "import signal\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "print('ignoring SIGTERM')\n"
-        "time.sleep(600)\n",
+        "while True:\n"
+        "    signal.pause()\n",
     )
     reports: list[str] = []
     supervisor = Supervisor([web_child(tmp_path), stubborn], policy=FAST, report=reports.append)
