@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from auth.testing import TestSigner
 from events import (
     EventPublisher,
     FileStagedObject,
+    Mode,
     Outgoing,
     ReceivedEvent,
     Topic,
@@ -24,11 +27,49 @@ from events import (
     make_broker,
     new_event,
 )
+from storage_workers.config import WorkerConfig
+from storage_workers.service import StorageService
 from tests.helpers import consumer_from_beginning, wait_until
 
 TEST_SESSION_TIMEOUT_MS = 2000
 """Consumer-group session timeout of test workers: a killed member's partitions move (and a
 restarted worker's first join completes) after about this long instead of the default 10 s."""
+
+
+def worker_config(
+    element_id: str, *, mode: Mode, root: Path, jwks_file: Path, **overrides: Any
+) -> WorkerConfig:
+    """A test element's worker: room without floors, heartbeats every second, a short session
+    so group moves are quick, tokens from :class:`TestSigner`; ``overrides`` win."""
+    values: dict[str, Any] = {
+        "element_id": element_id,
+        "mode": mode,
+        "root": root,
+        "jwks_file": jwks_file,
+        "token_issuer": TestSigner().issuer,
+        "heartbeat_interval_s": 1,
+        "capacity_bytes": 10**12,
+        "floor_full_bytes": 0,
+        "floor_critical_bytes": 0,
+        "floor_warning_bytes": 0,
+        "session_timeout_ms": TEST_SESSION_TIMEOUT_MS,
+    }
+    return WorkerConfig(**(values | overrides))
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    settings: Settings, config: WorkerConfig, **options: Any
+) -> AsyncIterator[StorageService]:
+    """A started worker, once it consumes its class's upload topic; stopped afterwards."""
+    service = StorageService(settings, config, **options)
+    await service.start()
+    try:
+        await wait_until(lambda: service.consuming_uploads, 30, message="consuming uploads")
+        yield service
+    finally:
+        await service.stop()
+
 
 WRITE_SCOPES = {"files:write", "metadata:write", "files:delete", "elements:admin"}
 

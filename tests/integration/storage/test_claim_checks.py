@@ -17,7 +17,6 @@ import pytest
 from minio import Minio
 
 from artstore.settings import Settings
-from auth.testing import TestSigner
 from events import (
     FileStagedObject,
     FileStored,
@@ -26,10 +25,14 @@ from events import (
     S3StagedObject,
     UploadRejected,
 )
-from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.helpers import wait_until
-from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
+from tests.storage_support import (
+    FactLog,
+    Producer,
+    running_worker,
+    worker_config,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.s3]
 
@@ -47,24 +50,9 @@ def element_root(settings: Settings) -> Path:
 async def service(
     settings: Settings, element_root: Path, jwks_file: Path, topics: None, facts: FactLog
 ) -> AsyncIterator[StorageService]:
-    config = WorkerConfig(
-        element_id=ELEMENT,
-        mode=Mode.RW,
-        root=element_root,
-        jwks_file=jwks_file,
-        token_issuer=TestSigner().issuer,
-        heartbeat_interval_s=1,
-        capacity_bytes=10**12,
-        floor_full_bytes=0,
-        floor_critical_bytes=0,
-        floor_warning_bytes=0,
-        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
-    )
-    svc = StorageService(settings, config)
-    await svc.start()
-    await wait_until(lambda: svc.consuming_uploads, 30, message="consuming uploads")
-    yield svc
-    await svc.stop()
+    config = worker_config(ELEMENT, mode=Mode.RW, root=element_root, jwks_file=jwks_file)
+    async with running_worker(settings, config) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,18 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from artstore.settings import Settings
-from auth.testing import TestSigner
 from events import AuditRecorded, FileStored, Mode, Topic, decode_record
 from events.admin import topic_partitions
 from events.dead_letters import REDRIVEN_FROM, SOURCE_TOPIC
 from storage_workers.backends import BackendError, LocalStorage, WrittenObject
-from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.helpers import wait_until
-from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
+from tests.storage_support import (
+    FactLog,
+    Producer,
+    running_worker,
+    worker_config,
+)
 
 pytestmark = [pytest.mark.kafka]
 
@@ -58,26 +61,16 @@ async def service(
     settings: Settings, jwks_file: Path, topics: None, facts: FactLog, outage: Outage
 ) -> AsyncIterator[StorageService]:
     outage.away = False  # the element registers itself; the outage starts once it consumes
-    config = WorkerConfig(
-        element_id="se-redrive",
+    config = worker_config(
+        "se-redrive",
         mode=Mode.EDIT,
         root=settings.data_dir / "se-redrive",
         jwks_file=jwks_file,
-        token_issuer=TestSigner().issuer,
-        heartbeat_interval_s=1,
-        capacity_bytes=10**12,
-        floor_full_bytes=0,
-        floor_critical_bytes=0,
-        floor_warning_bytes=0,
-        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
         retry_attempts=2,
         retry_backoff_s=0.05,
     )
-    svc = StorageService(settings, config, backend=outage)
-    await svc.start()
-    await wait_until(lambda: svc.consuming_uploads, 30, message="consuming uploads")
-    yield svc
-    await svc.stop()
+    async with running_worker(settings, config, backend=outage) as svc:
+        yield svc
 
 
 def artstore(settings: Settings, *args: str) -> Any:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from artstore.settings import Settings
-from auth.testing import TestSigner
 from events import (
     DeleteFile,
     FileCommandRejected,
@@ -20,14 +19,14 @@ from events import (
     RejectionReason,
     UpdateMetadata,
 )
-from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.helpers import wait_until
 from tests.storage_support import (
-    TEST_SESSION_TIMEOUT_MS,
     WRITE_SCOPES,
     FactLog,
     Producer,
+    running_worker,
+    worker_config,
 )
 
 pytestmark = [pytest.mark.kafka]
@@ -40,24 +39,10 @@ STRANGER = "sa_test_stranger_22222222"
 async def service(
     settings: Settings, jwks_file: Path, topics: None, facts: FactLog
 ) -> AsyncIterator[StorageService]:
-    config = WorkerConfig(
-        element_id=ELEMENT,
-        mode=Mode.EDIT,
-        root=settings.data_dir / ELEMENT,
-        jwks_file=jwks_file,
-        token_issuer=TestSigner().issuer,
-        heartbeat_interval_s=1,
-        capacity_bytes=10**12,
-        floor_full_bytes=0,
-        floor_critical_bytes=0,
-        floor_warning_bytes=0,
-        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
-    )
-    svc = StorageService(settings, config)
-    await svc.start()
-    await wait_until(lambda: svc.consuming_uploads, 30, message="consuming uploads")
-    yield svc
-    await svc.stop()
+    root = settings.data_dir / ELEMENT
+    config = worker_config(ELEMENT, mode=Mode.EDIT, root=root, jwks_file=jwks_file)
+    async with running_worker(settings, config) as svc:
+        yield svc
 
 
 async def stored_file(producer: Producer, facts: FactLog) -> FileStored:

@@ -14,11 +14,9 @@ from redis.asyncio import Redis
 
 from artstore.settings import Settings
 from auth import RedisDenyList
-from auth.testing import TestSigner
 from events import FileStored, Mode, RejectionReason, UploadRejected
-from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
-from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
+from tests.storage_support import FactLog, Producer, worker_config
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
@@ -33,23 +31,14 @@ async def deny_list(settings: Settings, redis_namespace: str) -> AsyncIterator[R
 
 
 def worker(settings: Settings, jwks_file: Path, redis_namespace: str) -> StorageService:
-    return StorageService(
-        settings,
-        WorkerConfig(
-            element_id=ELEMENT,
-            mode=Mode.RW,
-            root=settings.data_dir / ELEMENT,
-            jwks_file=jwks_file,
-            token_issuer=TestSigner().issuer,
-            revocation_prefix=f"{redis_namespace}auth:",
-            heartbeat_interval_s=1,
-            capacity_bytes=10**12,
-            floor_full_bytes=0,
-            floor_critical_bytes=0,
-            floor_warning_bytes=0,
-            session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
-        ),
+    config = worker_config(
+        ELEMENT,
+        mode=Mode.RW,
+        root=settings.data_dir / ELEMENT,
+        jwks_file=jwks_file,
+        revocation_prefix=f"{redis_namespace}auth:",
     )
+    return StorageService(settings, config)
 
 
 async def revoke(deny_list: RedisDenyList, token: str) -> datetime:

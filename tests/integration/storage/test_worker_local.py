@@ -27,11 +27,15 @@ from events import (
     UpdateMetadata,
     UploadRejected,
 )
-from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.brokers import stamps_record_time
 from tests.helpers import wait_until
-from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
+from tests.storage_support import (
+    FactLog,
+    Producer,
+    running_worker,
+    worker_config,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.embedded_broker]
 
@@ -45,24 +49,9 @@ async def service(
     (root / ".artstore" / "templates" / "invoice.json").write_text(
         '{"type":"object","required":["amount"],"properties":{"amount":{"type":"number"}}}'
     )
-    config = WorkerConfig(
-        element_id="se-edit",
-        mode=Mode.EDIT,
-        root=root,
-        jwks_file=jwks_file,
-        token_issuer=TestSigner().issuer,
-        heartbeat_interval_s=1,
-        capacity_bytes=10**12,
-        floor_full_bytes=0,
-        floor_critical_bytes=0,
-        floor_warning_bytes=0,
-        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
-    )
-    svc = StorageService(settings, config)
-    await svc.start()
-    await wait_until(lambda: svc.consuming_uploads, 30, message="consuming uploads")
-    yield svc
-    await svc.stop()
+    config = worker_config("se-edit", mode=Mode.EDIT, root=root, jwks_file=jwks_file)
+    async with running_worker(settings, config) as svc:
+        yield svc
 
 
 def matching(root: Path, pattern: str) -> list[Path]:
