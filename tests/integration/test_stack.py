@@ -21,6 +21,7 @@ from artstore.settings import Settings
 from artstore.stack import (
     StackEnv,
     StackError,
+    apache_kafka,
     asyncpg_dsn,
     ensure_stack,
     postgres_server,
@@ -218,3 +219,14 @@ def test_a_cluster_is_started_by_binaries_of_its_own_major_version() -> None:
     assert postgres_server.major_version(postgres_server.postgres_bindir(version)) == version
     with pytest.raises(StackError, match=r"made by PostgreSQL 9; found only .*stack down --purge"):
         postgres_server.postgres_bindir("9")
+
+
+@pytest.mark.skipif(bool(apache_kafka.missing_tools()), reason="Apache Kafka needs java and mvn")
+def test_a_kraft_log_is_formatted_for_a_cluster_id_that_begins_with_a_dash(tmp_path: Path) -> None:
+    # One id in 64 that the stack draws begins with '-'.
+    cluster_id = "-" + apache_kafka._cluster_id()[1:]
+    config = tmp_path / "server.properties"
+    config.write_text(apache_kafka._server_properties(tmp_path, 1, 2))
+    apache_kafka.format_log(apache_kafka.ensure_jars(), config, cluster_id)
+    meta = (tmp_path / "log" / "meta.properties").read_text()
+    assert f"cluster.id={cluster_id}" in meta

@@ -161,6 +161,28 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
+def format_log(jars: Path, config: Path, cluster_id: str) -> None:
+    """Format the KRaft log ``config`` names for ``cluster_id``."""
+    # The id is base64 and may begin with '-': given as "--cluster-id=<id>", never as a
+    # separate word the tool's argument parser would take for an option.
+    result = subprocess.run(
+        _java(
+            jars,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            f"{config}",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StackError(f"formatting Kafka's log failed:\n{result.stdout}\n{result.stderr}")
+
+
 def start(state_dir: Path, ports: tuple[int, int] | None = None) -> ServiceRecord:
     """Format the log directory (first time) and start the broker; not yet known ready.
 
@@ -175,17 +197,7 @@ def start(state_dir: Path, ports: tuple[int, int] | None = None) -> ServiceRecor
     config.write_text(_server_properties(root, broker_port, controller_port))
     log = state_dir / "apache-kafka.log"
     if not (root / "log" / "meta.properties").exists():
-        result = subprocess.run(
-            _java(
-                jars, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", f"{config}"
-            ),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise StackError(f"formatting Kafka's log failed:\n{result.stdout}\n{result.stderr}")
+        format_log(jars, config, _cluster_id())
     pid = processes.launch(_java(jars, "kafka.Kafka", str(config)), log=log, cwd=root)
     return ServiceRecord(
         name=NAME,
