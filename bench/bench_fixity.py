@@ -74,7 +74,9 @@ async def audit(backend: LocalStorage, element_id: str, catalogue: Catalogue) ->
         clock=lambda: datetime.now(UTC),
     )
     try:
-        items = await asyncio.to_thread(lambda: plan_items(backend.list(), catalogue.entries()))
+        items = await asyncio.to_thread(
+            lambda: plan_items(backend.list_keys(), catalogue.entries())
+        )
         checked = await runner.run(items, FixityState())
     finally:
         runner.close()

@@ -95,7 +95,9 @@ async def run_fixity(
             raise UnknownElementOrFile(f"element {element_id} holds no file {file_id}")
         items = [KnownFile(entry)]
     else:
-        items = await asyncio.to_thread(lambda: plan_items(backend.list(), catalogue.entries()))
+        items = await asyncio.to_thread(
+            lambda: plan_items(backend.list_keys(), catalogue.entries())
+        )
     state = FixityState(
         failed={
             r["storage_path"]: FixityFindingKind(r["fixity"].get("kind") or "checksum_mismatch")

@@ -14,7 +14,10 @@ import events
 CHUNK_SIZE = 1024 * 1024
 """Bytes per read/write when streaming; no file is ever held whole in memory."""
 
-_SEGMENT = re.compile(r"^[^/\x00]+$")
+_SEGMENT = r"(?!\.\.?(?:/|\Z))[^/\x00]+"
+_SAFE_KEY = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+"""Relative, '/'-separated, no empty, '.' or '..' segment, no NUL: one match per key (the
+auditor and the facade check every key they touch, so this is on their hot path)."""
 
 
 class BackendError(Exception):
@@ -43,8 +46,7 @@ class RangeNotSatisfiable(ValueError):
 
 def check_key(key: str) -> str:
     """Return ``key`` if it is a safe, relative, '/'-separated path; raise ``InvalidKey``."""
-    parts = key.split("/")
-    if not key or any(p in ("", ".", "..") or not _SEGMENT.match(p) for p in parts):
+    if _SAFE_KEY.fullmatch(key) is None:
         raise InvalidKey(f"{key!r} is not a safe relative key")
     return key
 
@@ -55,6 +57,24 @@ class ObjectInfo:
 
     key: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectDigest:
+    """What reading an object to its end found: its size and sha256."""
+
+    size: int
+    sha256: str
+
+
+def digest_of(chunks: Iterable[bytes]) -> ObjectDigest:
+    """Size and sha256 of a stream of chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+    return ObjectDigest(size, digest.hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +217,15 @@ class StorageBackend(Protocol):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under ``prefix`` (recursively), temporaries included."""
+        ...
+
+    def digest(self, key: str) -> ObjectDigest:
+        """Size and sha256 of the object's bytes, read to their end (``ObjectMissing``)."""
+        ...
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        """The keys :meth:`list` yields, without their sizes (a local element skips a stat per
+        file: the auditor plans a pass over every key and needs sizes only of strays)."""
         ...
 
     def delete(self, key: str) -> None:

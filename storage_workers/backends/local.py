@@ -20,6 +20,7 @@ from storage_workers.backends.base import (
     WHOLE,
     ByteRange,
     FileSource,
+    ObjectDigest,
     ObjectInfo,
     ObjectMissing,
     WrittenObject,
@@ -133,6 +134,25 @@ class LocalStorage:
         offset, length = byte_range.resolve(os.fstat(handle.fileno()).st_size)
         return _chunks(handle, offset, length)
 
+    def digest(self, key: str) -> ObjectDigest:
+        try:
+            handle = open(self._file(key), "rb", buffering=0)  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        with handle:
+            # Reads sized from the file's length: a small file costs one read and one EOF
+            # check, not a 1 MiB allocation (the auditor hashes many small files). Reading on
+            # to EOF counts bytes appended since the stat.
+            expected = os.fstat(handle.fileno()).st_size
+            digest = hashlib.sha256()
+            size = 0
+            while chunk := handle.read(
+                min(CHUNK_SIZE, expected - size + 1) if size <= expected else CHUNK_SIZE
+            ):
+                digest.update(chunk)
+                size += len(chunk)
+        return ObjectDigest(size, digest.hexdigest())
+
     def stat(self, key: str) -> ObjectInfo | None:
         try:
             return ObjectInfo(key, os.stat(self._file(key)).st_size)
@@ -140,8 +160,19 @@ class LocalStorage:
             return None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        start = f"{self._root}/{prefix.strip('/')}" if prefix.strip("/") else self._root
         skip = len(self._root) + 1
+        for entry in self._walk(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                yield ObjectInfo(entry.path[skip:], entry.stat(follow_symlinks=False).st_size)
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        skip = len(self._root) + 1
+        for entry in self._walk(prefix):
+            yield entry.path[skip:]
+
+    def _walk(self, prefix: str) -> Iterator[os.DirEntry[str]]:
+        """Every entry that is not a directory under ``prefix``, recursively."""
+        start = f"{self._root}/{prefix.strip('/')}" if prefix.strip("/") else self._root
         pending = [start]
         while pending:
             directory = pending.pop()
@@ -155,9 +186,8 @@ class LocalStorage:
                 # Plain string keys: pathlib costs more than the stat on large elements.
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
-                    continue
-                with contextlib.suppress(FileNotFoundError):
-                    yield ObjectInfo(entry.path[skip:], entry.stat(follow_symlinks=False).st_size)
+                else:
+                    yield entry
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)

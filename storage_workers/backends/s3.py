@@ -22,10 +22,12 @@ from storage_workers.backends.base import (
     BackendError,
     ByteRange,
     HashingReader,
+    ObjectDigest,
     ObjectInfo,
     ObjectMissing,
     WrittenObject,
     check_key,
+    digest_of,
 )
 
 PART_SIZE = 16 * 1024 * 1024
@@ -158,6 +160,12 @@ class S3Storage:
             ):
                 if item.object_name and not item.is_dir:
                     yield ObjectInfo(self._key(item.object_name), int(item.size or 0))
+
+    def digest(self, key: str) -> ObjectDigest:
+        return digest_of(self.read_range(key))
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        return (info.key for info in self.list(prefix))
 
     def delete(self, key: str) -> None:
         with _errors(key):

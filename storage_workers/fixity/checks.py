@@ -21,6 +21,7 @@ from uuid import UUID
 from events import FixityFindingKind, FixityOutcome
 from storage_workers.backends import (
     InvalidKey,
+    ObjectDigest,
     ObjectInfo,
     ObjectMissing,
     StorageBackend,
@@ -56,7 +57,6 @@ class UnknownObject:
     """An object on the element that the catalogue does not know."""
 
     key: str
-    size: int
     has_sidecar: bool
 
 
@@ -68,22 +68,22 @@ def sort_key(key: str) -> tuple[str, ...]:
     return tuple(key.split("/"))
 
 
-def plan_items(listing: Iterable[ObjectInfo], entries: Iterable[CatalogueEntry]) -> list[AuditItem]:
+def plan_items(keys: Iterable[str], entries: Iterable[CatalogueEntry]) -> list[AuditItem]:
     """Every item a pass checks, in walking order: each known file once (whether or not its
-    objects are listed), and every listed object that belongs to no known file."""
+    objects are listed), and every listed key (``backend.list_keys()``) that belongs to no
+    known file."""
     known = {e.storage_path: e for e in entries}
     known_keys = set(known) | {sidecar_path(path) for path in known}
-    listed: dict[str, int] = {}
-    for info in listing:
-        key = info.key
-        if key.startswith(ELEMENT_OWN) or is_temporary(key) or key in known_keys:
-            continue
-        listed[key] = info.size
+    listed = {
+        key
+        for key in keys
+        if not (key.startswith(ELEMENT_OWN) or is_temporary(key) or key in known_keys)
+    }
     items: list[AuditItem] = [KnownFile(e) for e in known.values()]
-    for key, size in listed.items():
+    for key in listed:
         if is_sidecar(key) and key[: -len(".attr.json")] in listed:
             continue  # the pair is one unknown object, reported on its data key
-        items.append(UnknownObject(key, size, has_sidecar=sidecar_path(key) in listed))
+        items.append(UnknownObject(key, has_sidecar=sidecar_path(key) in listed))
     items.sort(key=lambda item: sort_key(item.key))
     return items
 
@@ -130,12 +130,6 @@ class AuditPolicy:
 
 class Unreadable(Exception):
     """The storage kept failing; nothing is known about the bytes."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Digest:
-    size: int
-    sha256: str
 
 
 class Auditor:
@@ -268,7 +262,8 @@ class Auditor:
         if file_id is not None and self.lookup(file_id) is not None:
             # Stored while the pass was planned: the next pass checks it as a file.
             return Verdict(item.key, file_id, None, detail="stored meanwhile")
-        if self._stat(item.key) is None:
+        found = self._stat(item.key)
+        if found is None:
             return Verdict(item.key, file_id, None, detail="gone meanwhile")
         landed = not item.has_sidecar and not is_sidecar(item.key)
         if landed and self._stat(sidecar_path(item.key)) is not None:
@@ -280,7 +275,7 @@ class Auditor:
         else:
             kind = FixityFindingKind.STRAY_FILE
             detail = f"{item.key} is not a file the element's catalogue knows"
-        finding = Finding(kind, detail, observed_size=item.size)
+        finding = Finding(kind, detail, observed_size=found.size)
         return Verdict(item.key, file_id, FixityOutcome.FAIL, [finding])
 
     # -- reading, with retries -----------------------------------------------------------------
@@ -310,20 +305,12 @@ class Auditor:
         assert found is None or isinstance(found, ObjectInfo)
         return found
 
-    def _hash(self, key: str) -> _Digest | None:
-        def read() -> _Digest:
-            digest = hashlib.sha256()
-            size = 0
-            for chunk in self.backend.read_range(key):
-                digest.update(chunk)
-                size += len(chunk)
-            return _Digest(size, digest.hexdigest())
-
+    def _hash(self, key: str) -> ObjectDigest | None:
         try:
-            result = self._retrying(key, read)
+            result = self._retrying(key, lambda: self.backend.digest(key))
         except ObjectMissing:
             return None
-        assert isinstance(result, _Digest)
+        assert isinstance(result, ObjectDigest)
         self.budget.take(size=result.size, files=1)
         return result
 

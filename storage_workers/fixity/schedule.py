@@ -99,7 +99,7 @@ class ElementAuditor:
             await asyncio.sleep(min(wait, idle))
 
     def _plan(self) -> list[AuditItem]:
-        return plan_items(self.worker.backend.list(), self.worker.catalogue.entries())
+        return plan_items(self.worker.backend.list_keys(), self.worker.catalogue.entries())
 
     async def _confirm(self, items: Sequence[AuditItem]) -> list[Verdict]:
         # Under the worker's lock no upload, update or delete is half-done: a finding that

@@ -96,6 +96,8 @@ def test_atomic_small_files_list_stat_delete(backend: StorageBackend) -> None:
     keys = sorted(i.key for i in backend.list())
     assert keys == [".artstore/element.json", "a/b/c.attr.json"]
     assert [i.key for i in backend.list("a")] == ["a/b/c.attr.json"]
+    assert sorted(backend.list_keys()) == keys
+    assert list(backend.list_keys("a")) == ["a/b/c.attr.json"]
     backend.delete("a/b/c.attr.json")
     backend.delete("a/b/c.attr.json")
     assert backend.stat("a/b/c.attr.json") is None
@@ -103,7 +105,31 @@ def test_atomic_small_files_list_stat_delete(backend: StorageBackend) -> None:
         backend.read_bytes("a/b/c.attr.json")
 
 
-@pytest.mark.parametrize("key", ["../x", "/abs", "a//b", "a/./b", "a\x00b", ""])
+@pytest.mark.parametrize("size", [0, 1, 64 * 1024, (1 << 20) + 7])
+def test_digest_reads_the_whole_object(backend: StorageBackend, size: int) -> None:
+    data = b"".join(chunks(size))
+    backend.write_atomic(f"d/{size}", data)
+    found = backend.digest(f"d/{size}")
+    assert (found.size, found.sha256) == (size, hashlib.sha256(data).hexdigest())
+    with pytest.raises(ObjectMissing):
+        backend.digest("d/none")
+
+
+def test_digest_counts_bytes_appended_after_the_object_was_written(tmp_path: Path) -> None:
+    backend = LocalStorage(tmp_path)
+    backend.write_atomic("d/x", b"a" * 1000)
+    with open(tmp_path / "d/x", "ab") as handle:
+        handle.write(b"b" * 5000)
+    found = backend.digest("d/x")
+    assert (found.size, found.sha256) == (
+        6000,
+        hashlib.sha256(b"a" * 1000 + b"b" * 5000).hexdigest(),
+    )
+
+
+@pytest.mark.parametrize(
+    "key", ["../x", "/abs", "a//b", "a/./b", "a\x00b", "", "a/..", "./a", "a/"]
+)
 def test_keys_cannot_escape_the_element(backend: StorageBackend, key: str) -> None:
     with pytest.raises(InvalidKey):
         backend.write_atomic(key, b"x")

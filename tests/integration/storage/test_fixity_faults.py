@@ -61,7 +61,7 @@ async def audit(backend: StorageBackend, element_id: str, catalogue: Catalogue) 
         clock=lambda: datetime.now(UTC),
     )
     try:
-        items = plan_items(backend.list(), catalogue.entries())
+        items = plan_items(backend.list_keys(), catalogue.entries())
         await runner.run(items, StateStore(backend).load())
     finally:
         runner.close()
@@ -162,7 +162,7 @@ async def test_an_interrupted_pass_resumes_where_it_stopped(tmp_path: Path) -> N
         store=StateStore(backend),
         clock=lambda: datetime.now(UTC),
     )
-    items = plan_items(backend.list(), catalogue.entries())
+    items = plan_items(backend.list_keys(), catalogue.entries())
     with pytest.raises(ConnectionError):
         await runner.run(items, StateStore(backend).load())
     runner.close()
