@@ -94,14 +94,17 @@ async def read_dead_letters(
     await consumer.start()
     try:
         consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
+        wanted = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
-        wanted = {tp: ends[tp] for tp in partitions if ends[tp] > starts[tp]}
         for tp in partitions:
             consumer.seek(tp, starts[tp])
         letters: list[DeadLetter] = []
         while wanted:
-            batches = await consumer.getmany(*wanted, timeout_ms=1000)
+            batches = await consumer.getmany(*wanted, timeout_ms=500)
+            for tp in wanted:
+                # The end is what ListOffsets said or, if higher, the watermark the fetch saw:
+                # the embedded broker may answer ListOffsets with an end a moment old.
+                wanted[tp] = max(wanted[tp], consumer.highwater(tp) or 0)
             for tp, records in batches.items():
                 letters.extend(_letter(r) for r in records if r.offset < wanted[tp])
             for tp in list(wanted):

@@ -27,7 +27,10 @@ async def load(worker: ElementWorker) -> None:
     )
     worker.catalogue = await asyncio.to_thread(Catalogue.load, worker.backend, worker.element_id)
     worker.deleted = await asyncio.to_thread(_tombstones, worker)
-    await release_leftover_staging(worker)
+    if worker.claims is None:
+        # With claims, staged bytes wait until the claims say whose uploads they are
+        # (see storage_workers.settlement).
+        await release_leftover_staging(worker)
 
 
 def _tombstones(worker: ElementWorker) -> set[str]:

@@ -32,12 +32,12 @@ from events import (
     UploadRejected,
     new_event,
 )
-from storage_workers import commands, lifecycle
+from storage_workers import commands, lifecycle, settlement
 from storage_workers.admission import Admitted, Refused, admit
 from storage_workers.backends import ObjectMissing, StorageBackend
 from storage_workers.capacity import Capacity, Floors, measure
 from storage_workers.catalogue import Catalogue, CatalogueEntry
-from storage_workers.claims import StoredUpload, UploadClaims
+from storage_workers.claims import UploadClaims
 from storage_workers.durability import Change, FileRemoval, NewFile, SidecarRewrite, commit_changes
 from storage_workers.element import ElementState
 from storage_workers.groups import storage_group_of
@@ -320,20 +320,11 @@ class ElementWorker:
         return await lifecycle.sweep_expired(self, announce=announce, limit=limit)
 
     async def reconcile_claims(self) -> int:
-        """Settle this element's unfinished claims after a crash: a file that is durable here
-        is recorded as stored, the rest are released. Returns how many were settled."""
+        """Settle this element's uploads with the claims after a crash (see
+        :mod:`~storage_workers.settlement`). Returns how many were settled."""
         if self.claims is None:
             return 0
-        unfinished = await self.claims.unfinished(self.element_id)
-        stored: list[StoredUpload] = []
-        for file_id in unfinished:
-            sidecar = await self.read_sidecar(file_id)
-            if sidecar is not None:
-                stored.append(StoredUpload(file_id, sidecar.checksum, sidecar.to_record()))
-        await self.claims.stored(self.element_id, stored)
-        held = {s.file_id for s in stored}
-        await self.claims.release(self.element_id, [i for i in unfinished if i not in held])
-        return len(unfinished)
+        return await settlement.settle_claims(self, self.claims)
 
     async def drain(self) -> None:
         """Wait for background removals of staged bytes to finish."""
