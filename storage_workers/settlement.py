@@ -54,7 +54,8 @@ async def _settle_leftover_uploads(worker: ElementWorker, claims: UploadClaims) 
             "withdrawing uploads another element took over while this one was down",
             extra={"file_ids": [str(i) for i in lost]},
         )
-        await asyncio.to_thread(withdraw, worker, lost)
+        copies = [e for e in map(worker.catalogue.get, lost) if e is not None]
+        await asyncio.to_thread(withdraw, worker, [(e.file_id, e.storage_path) for e in copies])
     return lost
 
 
@@ -68,15 +69,14 @@ async def _held(worker: ElementWorker, file_ids: Sequence[UUID]) -> list[StoredU
     return held
 
 
-def withdraw(worker: ElementWorker, file_ids: Sequence[UUID]) -> None:
-    """Remove this element's copies of ``file_ids`` through the journal: a crash midway is
-    finished by recovery on the next start. No tombstone, so a redelivered upload is not
-    refused as deleted here."""
-    entries = [e for e in map(worker.catalogue.get, file_ids) if e is not None]
-    if not entries:
+def withdraw(worker: ElementWorker, files: Sequence[tuple[UUID, str]]) -> None:
+    """Remove this element's copies of ``files`` (file id, data path) through the journal: a
+    crash midway is finished by recovery on the next start. No tombstone, so a redelivered
+    upload is not refused as deleted here."""
+    if not files:
         return
-    entry = new_entry([JournalOp("delete", str(e.file_id), e.storage_path) for e in entries])
+    entry = new_entry([JournalOp("delete", str(file_id), path) for file_id, path in files])
     worker.journal.begin(entry)
     recover_entry(worker.journal, entry)
-    for e in entries:
-        worker.catalogue.remove(e.file_id)
+    for file_id, _ in files:
+        worker.catalogue.remove(file_id)

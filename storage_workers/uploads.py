@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from events import (
     UploadRejected,
     UploadRequested,
 )
+from storage_workers import settlement
 from storage_workers.admission import Admitted, Refused, catch_up_revocations
 from storage_workers.claim_checks import ConfinedClaim, InvalidClaimCheck
 from storage_workers.claims import ClaimsUnavailable, StoredUpload
@@ -175,8 +177,8 @@ async def store_uploads(
         ) -> None:
             # The claims learn what is durable before anyone hears of it: a redelivery to
             # another element from here on is re-announced from the claim, not stored again.
-            await _record_stored(worker, changes, already)
-            await announce(facts, dead)
+            withdrawn = await _record_stored(worker, changes, already)
+            await announce([f for f in facts if not any(f is c.fact for c in withdrawn)], dead)
 
         try:
             await worker.commit(
@@ -261,22 +263,31 @@ async def _claim(
 
 async def _record_stored(
     worker: ElementWorker, changes: Sequence[Change], already: Sequence[StoredUpload]
-) -> None:
+) -> list[Change]:
+    """Tell the claims what is durable here. Returns the changes withdrawn: uploads another
+    element claimed meanwhile (this one outlived its claim's lease mid-write) are removed
+    from this element, not announced, and their staged bytes left for their owner."""
     claims = worker.claims
     if claims is None:
-        return
+        return []
     uploads = [
         StoredUpload(c.file_id, _new(c).sidecar.checksum, _new(c).sidecar.to_record())
         for c in changes
         if c.done
     ]
-    lost = await claims.stored(worker.element_id, [*uploads, *already])
-    if lost:
-        # Only after this element outlived its claim's lease mid-write (see claims).
-        log.error(
-            "uploads stored here were claimed by another element meanwhile",
-            extra={"file_ids": [str(i) for i in lost]},
+    lost = set(await claims.stored(worker.element_id, [*uploads, *already]))
+    withdrawn = [c for c in changes if c.done and c.file_id in lost]
+    if withdrawn:
+        log.warning(
+            "withdrawing uploads another element claimed while this one wrote them",
+            extra={"file_ids": [str(c.file_id) for c in withdrawn]},
         )
+        await asyncio.to_thread(
+            settlement.withdraw, worker, [(c.file_id, c.data_path) for c in withdrawn]
+        )
+        for change in withdrawn:
+            change.done = False  # neither catalogued nor its staged bytes removed
+    return withdrawn
 
 
 async def _release_unstored(worker: ElementWorker, changes: Sequence[Change]) -> None:
