@@ -48,6 +48,7 @@ def _door(
 
 
 _FILE = r"(?P<s>[^/]+)"
+_ACCOUNT = r"^/console/accounts/(?P<s>[^/]+)"
 _DOWNLOAD = ("file.downloaded", "file.download_refused")
 ROUTES = (
     _door("GET", rf"^/api/v1/files/{_FILE}/content$", *_DOWNLOAD),
@@ -55,6 +56,17 @@ ROUTES = (
     _door("PATCH", rf"^/api/v1/files/{_FILE}$", None, "file.metadata_update_refused"),
     _door("DELETE", rf"^/api/v1/files/{_FILE}$", None, "file.delete_refused"),
     _door("POST", r"^/api/v1/elements/(?P<s>[^/]+)/mode$", None, "element.mode_change_refused"),
+    _door("GET", rf"^/console/files/{_FILE}/content$", *_DOWNLOAD),
+    _door(
+        "POST", r"^/console/signin$", "console.signed_in", "console.sign_in_refused", "client_id"
+    ),
+    _door("POST", r"^/console/signout$", "console.signed_out", "console.sign_out_refused"),
+    _door("POST", r"^/console/elements/mode$", None, "element.mode_change_refused", "element_id"),
+    _door("POST", r"^/console/(?P<s>accounts)$", None, "account.create_refused", "name"),
+    _door("POST", _ACCOUNT + r"/rotate-secret$", None, "account.secret_rotation_refused"),
+    _door("POST", _ACCOUNT + r"/suspend$", None, "account.suspend_refused"),
+    _door("POST", _ACCOUNT + r"/activate$", None, "account.activate_refused"),
+    _door("POST", _ACCOUNT + r"/[^/]+$", None, "account.change_refused"),
 )
 
 
