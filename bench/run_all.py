@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "docs" / "benchmarks.md"
 TIMEOUT_S = 1800
 #: Benchmarks whose numbers depend on the broker: run on each one.
-THROUGH_KAFKA = {"bench_ingest", "bench_projection"}
+THROUGH_KAFKA = {"bench_ingest", "bench_projection", "bench_transactions"}
 
 
 def machine() -> str:
