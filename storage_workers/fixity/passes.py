@@ -8,6 +8,7 @@ checkpoint, so a crash can repeat a fact but never lose one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -110,14 +111,26 @@ class PassRunner:
             after = sort_key(progress.cursor)
             todo = [i for i in todo if sort_key(i.key) > after]
             log.info("resuming a fixity pass", extra={"pass_id": progress.pass_id})
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
-            verdicts = await self._check(chunk)
-            facts = self._facts(verdicts, state, progress.pass_id)
-            for verdict in verdicts:
-                progress.tally.add(verdict)
-            progress.cursor = chunk[-1].key
-            await commit_progress(self.publish, self.store, state, facts)
+        chunks = [todo[start : start + CHUNK] for start in range(0, len(todo), CHUNK)]
+        # The next chunk is read while this one's facts and checkpoint are written: reading
+        # never waits on the broker or the checkpoint, and the cursor still moves in order.
+        ahead = asyncio.ensure_future(self._check(chunks[0])) if chunks else None
+        try:
+            for index, chunk in enumerate(chunks):
+                assert ahead is not None
+                verdicts = await ahead
+                ahead = None
+                if index + 1 < len(chunks):
+                    ahead = asyncio.ensure_future(self._check(chunks[index + 1]))
+                facts = self._facts(verdicts, state, progress.pass_id)
+                progress.tally.add_all(verdicts)
+                progress.cursor = chunk[-1].key
+                await commit_progress(self.publish, self.store, state, facts)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ahead
         closing = self.announcer.checked(
             progress.tally,
             pass_id=progress.pass_id,

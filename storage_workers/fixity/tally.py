@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from uuid import UUID
 
@@ -40,6 +40,23 @@ class Tally(BaseModel):
     def checked(self) -> int:
         """Always the sum of the outcomes."""
         return self.sound + self.failed + self.unreadable
+
+    def add_all(self, verdicts: Iterable[Verdict]) -> None:
+        """Count checked items: the sound ones in plain integers, one assignment per count (a
+        validated model's attribute costs more than the count itself)."""
+        sound = bytes_checked = sidecars = offline = 0
+        for verdict in verdicts:
+            if verdict.outcome is FixityOutcome.PASS:
+                sound += 1
+                bytes_checked += verdict.bytes_read
+                sidecars += int(verdict.sidecar_checked)
+                offline += int(verdict.content_offline)
+            else:
+                self.add(verdict)
+        self.sound += sound
+        self.bytes_checked += bytes_checked
+        self.sidecars_checked += sidecars
+        self.content_offline += offline
 
     def add(self, verdict: Verdict) -> None:
         """Count one checked item (a file gone meanwhile is not counted)."""
