@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -145,16 +146,12 @@ def test_the_image_runs_as_an_unprivileged_user() -> None:
     assert stages == ["build", "runtime"]
     runtime = dockerfile.split("AS runtime", 1)[1]
     assert re.search(r"^USER artstore$", runtime, flags=re.M)
-    for package in (
-        "artstore",
-        "events",
-        "producers",
-        "consumers",
-        "storage_workers",
-        "facade",
-        "auth",
-        "schemas",
-    ):
+    # Every package the wheel is built from (pyproject's packages.find), so none is missed.
+    pyproject = tomllib.loads((COMPOSE.parent / "pyproject.toml").read_text())
+    included = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = [pattern.removesuffix("*") for pattern in included]
+    assert "operations" in packages
+    for package in packages:
         assert f"COPY {package} ./{package}" in dockerfile, f"{package} is not in the image"
 
 
