@@ -18,6 +18,7 @@ COMPOSE = Path(__file__).resolve().parents[3] / "compose"
 INFRASTRUCTURE = {"kafka", "postgres", "redis", "minio"}
 ARTSTORE_SERVICES = {"auth", "facade", "projector", "worker-local", "worker-s3"}
 ONE_SHOT = {"topics"}
+MONITORING = {"prometheus", "grafana"}
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,11 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_every_part_of_the_system_is_a_service(services) -> None:
-    assert set(services) == INFRASTRUCTURE | ARTSTORE_SERVICES | ONE_SHOT
+    assert set(services) == INFRASTRUCTURE | ARTSTORE_SERVICES | ONE_SHOT | MONITORING
 
 
 def test_infrastructure_images_are_pinned(services) -> None:
-    for name in INFRASTRUCTURE:
+    for name in INFRASTRUCTURE | MONITORING:
         image = services[name]["image"]
         assert ":" in image, f"{name}: {image} has no tag"
         assert not image.endswith(":latest"), f"{name}: {image} is not pinned"
@@ -55,7 +56,7 @@ def test_artstore_services_build_from_the_one_dockerfile(services) -> None:
 
 
 def test_long_running_services_have_health_checks_and_restart(services) -> None:
-    for name in INFRASTRUCTURE | ARTSTORE_SERVICES:
+    for name in INFRASTRUCTURE | ARTSTORE_SERVICES | MONITORING:
         service = services[name]
         assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
         assert service.get("restart") == "unless-stopped", name
@@ -75,10 +76,12 @@ def test_artstore_services_wait_for_healthy_dependencies_and_the_topics(services
 
 def test_stateful_services_keep_data_in_declared_volumes(compose, services) -> None:
     declared = set(compose["volumes"])
-    for name in ("kafka", "postgres", "redis", "minio", "worker-local"):
+    for name in ("kafka", "postgres", "redis", "minio", "worker-local", "prometheus", "grafana"):
         volumes = services[name].get("volumes", [])
         assert volumes, f"{name} keeps its data in the container"
-        for volume in volumes:
+        named = [v for v in volumes if not v.startswith("./")]  # ./...: config from this repo
+        assert named, f"{name} keeps its data in the container"
+        for volume in named:
             assert volume.split(":", 1)[0] in declared
 
 
