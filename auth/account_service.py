@@ -262,6 +262,44 @@ class AccountService:
         self._on_commit()
         return AccountWithSecret(account, secret)
 
+    async def refused(
+        self,
+        action: str,
+        *,
+        account: str | None,
+        actor: str | None,
+        reason: str,
+        details: dict[str, Any],
+    ) -> None:
+        """Audit a refused account change (outcome ``failure``) in a transaction of its own.
+
+        ``account`` is the account id the request named, if any: the subject is that account's
+        client id when the id names one (as for the changes themselves), else the id as given.
+        """
+        subject = "accounts"
+        async with self._engine.begin() as conn:
+            if account is not None:
+                subject = account
+                try:
+                    found = await store.by_id(conn, uuid.UUID(account))
+                except ValueError:
+                    found = None  # not an account id: the subject is what the request said
+                if found is not None:
+                    subject = found.client_id
+                    details = {"account_id": str(found.id), **details}
+            await self._emit(
+                conn,
+                self._audit.record(
+                    action,
+                    subject=subject,
+                    outcome="failure",
+                    actor=actor,
+                    reason=reason,
+                    details=details,
+                ),
+            )
+        self._on_commit()
+
     async def _live(self, conn: AsyncConnection, account_id: uuid.UUID) -> Account:
         account = await store.by_id(conn, account_id, lock=True)
         if account is None or account.status is AccountStatus.DELETED:

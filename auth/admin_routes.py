@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from artstore.openapi import details, merged, oauth_errors
 from auth.account_service import AccountService, AccountWithSecret
 from auth.accounts import AccountStatus
-from auth.errors import InvalidToken, TokenError
+from auth.errors import InsufficientScope, InvalidToken, TokenError
 from auth.scopes import Role, Scope
 from auth.verifier import VerifiedToken
 
@@ -40,9 +40,14 @@ async def require_admin(request: Request) -> VerifiedToken:
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise_missing()
-        verified: VerifiedToken = await verifier.verify(
-            token.strip(), required_scopes={Scope.ACCOUNTS_ADMIN.value}
-        )
+        verified: VerifiedToken = await verifier.verify(token.strip())
+        # Known from here on: a refusal for the missing scope names who was refused.
+        request.state.client_id = verified.client_id
+        if not verified.has_scopes(Scope.ACCOUNTS_ADMIN.value):
+            raise InsufficientScope(
+                f"token lacks scope: {Scope.ACCOUNTS_ADMIN.value}",
+                missing=frozenset({Scope.ACCOUNTS_ADMIN.value}),
+            )
     except TokenError as exc:
         raise BearerRejected(exc) from exc
     return verified

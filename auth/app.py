@@ -13,6 +13,8 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaClient
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from artstore.openapi import body, merged
 from artstore.settings import Settings, broker_settings
+from auth.account_refusals import audit_refusal
 from auth.account_service import AccountService
 from auth.accounts import AccountError
 from auth.admin_routes import BearerRejected
@@ -253,9 +256,13 @@ def create_app(
     app.include_router(oauth_router)
     app.include_router(admin_router)
 
+    # A refused account change is audited like the change itself (auth/account_refusals.py).
     @app.exception_handler(BearerRejected)
     async def bearer_rejected(request: Request, exc: BearerRejected) -> Response:
         error = exc.error
+        await audit_refusal(
+            request, status=error.status_code, reason=error.description, error=error.error
+        )
         return JSONResponse(
             {"error": error.error, "error_description": error.description},
             status_code=error.status_code,
@@ -264,7 +271,18 @@ def create_app(
 
     @app.exception_handler(AccountError)
     async def account_error(request: Request, exc: AccountError) -> Response:
+        await audit_refusal(
+            request, status=exc.status_code, reason=exc.message, error=type(exc).__name__
+        )
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        reason = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+        await audit_refusal(request, status=422, reason=reason, error="invalid_request")
+        return await request_validation_exception_handler(request, exc)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:

@@ -35,6 +35,12 @@ class AuthMetrics:
         self.key_rotations = Counter(
             "artstore_auth_key_rotations", "Signing keys created.", registry=r
         )
+        self.unaudited_refusals = Counter(
+            "artstore_auth_unaudited_refusals",
+            "Refused account changes from a source over its failed-authentication limit: "
+            "counted here instead of audited.",
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "artstore_auth_outbox_pending", "Audit events waiting in the outbox.", registry=r
         )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -31,8 +34,9 @@ from auth import (
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
 from facade import metrics, routes_audit, routes_read, routes_write
-from facade.audit_buffer import AuditBuffer
 from facade.audit_door import audit_requests
+from facade.audit_journal import AuditJournal, unheld_journals
+from facade.audit_relay import AuditRelay
 from facade.cache import SearchCache
 from facade.console import install_console
 from facade.problems import Problem
@@ -100,65 +104,90 @@ def _s3(settings: Settings) -> Minio:
     )
 
 
+def audit_journal_root(settings: Settings, facade: FacadeSettings) -> Path:
+    """Where facade instances journal their audit events, each in a directory of its own."""
+    return facade.audit_journal_dir or settings.data_dir / "facade-audit"
+
+
+def instance_name(facade: FacadeSettings) -> str:
+    """This instance's name: set, or ``<hostname>-<port>`` (the same across restarts)."""
+    if facade.instance:
+        return facade.instance
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:80] or "facade"
+    return f"{host}-{facade.port}"
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     settings: Settings, facade: FacadeSettings, *, verifier: TokenVerifier | None = None
 ) -> AsyncIterator[FacadeRuntime]:
     """Connect everything the facade needs; close it all on exit."""
-    pool = await create_pool(settings.database_url, application_name="artstore-facade", size=10)
-    await pool.execute("SELECT 1")
-    redis = Redis.from_url(settings.redis_url)
-    revocations = DenyListCache(RedisDenyList(redis, prefix=facade.revocation_prefix), redis)
-    await revocations.start()
-    verifier = verifier or TokenVerifier(
-        HttpJwksSource(facade.jwks_url), issuer=facade.issuer, audience=facade.audience
-    )
-    if verifier.revocations is None:
-        verifier = verifier.with_revocations(revocations)
-    broker = make_broker(broker_settings(settings, client_id="artstore-facade"))
-    await broker.start()
-    s3 = _s3(settings) if facade.staging == "s3" else None
-    rate_limit = None
-    if facade.rate_limit > 0:
-        limiter = SlidingWindowLimiter(
-            redis, prefix=f"{facade.cache_prefix}rate:", window_s=facade.rate_limit_window_s
+    # First: a journal another process holds stops the start before anything connects.
+    root = audit_journal_root(settings, facade)
+    journal = AuditJournal(root / instance_name(facade))
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(journal.close)
+        adopted = await asyncio.to_thread(unheld_journals, root, journal.directory)
+        for other in adopted:
+            stack.callback(other.close)
+        pool = await create_pool(settings.database_url, application_name="artstore-facade", size=10)
+        stack.push_async_callback(pool.close)
+        await pool.execute("SELECT 1")
+        redis = Redis.from_url(settings.redis_url)
+        stack.push_async_callback(redis.aclose)
+        revocations = DenyListCache(RedisDenyList(redis, prefix=facade.revocation_prefix), redis)
+        await revocations.start()
+        stack.push_async_callback(revocations.stop)
+        verifier = verifier or TokenVerifier(
+            HttpJwksSource(facade.jwks_url), issuer=facade.issuer, audience=facade.audience
         )
-        rate_limit = RateLimit(limiter, facade.rate_limit)
-    publisher = EventPublisher(
-        broker, settings.topic_names(), max_message_bytes=settings.max_message_bytes
-    )
-    runtime = FacadeRuntime(
-        settings=settings,
-        facade=facade,
-        verifier=verifier,
-        pool=pool,
-        store=ProjectionStore(pool),
-        redis=redis,
-        cache=SearchCache(
-            redis,
-            prefix=facade.cache_prefix,
-            generation_key=facade.cache_generation_key,
-            ttl_s=facade.cache_ttl_s,
-        ),
-        broker=broker,
-        publisher=publisher,
-        staging=_staging(settings, facade, s3),
-        audit=AuditBuffer(publisher, capacity=facade.audit_buffer),
-        s3=s3,
-        rate_limit=rate_limit,
-    )
-    stop = asyncio.Event()
-    relay = asyncio.create_task(runtime.audit.run(stop), name="audit-relay")
-    try:
-        yield runtime
-    finally:
-        stop.set()
-        await relay
-        await runtime.audit.drain(settings.graceful_timeout_s)
-        await broker.stop()
-        await revocations.stop()
-        await redis.aclose()
-        await pool.close()
+        if verifier.revocations is None:
+            verifier = verifier.with_revocations(revocations)
+        broker = make_broker(broker_settings(settings, client_id="artstore-facade"))
+        await broker.start()
+        stack.push_async_callback(broker.stop)
+        s3 = _s3(settings) if facade.staging == "s3" else None
+        rate_limit = None
+        if facade.rate_limit > 0:
+            limiter = SlidingWindowLimiter(
+                redis, prefix=f"{facade.cache_prefix}rate:", window_s=facade.rate_limit_window_s
+            )
+            rate_limit = RateLimit(limiter, facade.rate_limit)
+        publisher = EventPublisher(
+            broker, settings.topic_names(), max_message_bytes=settings.max_message_bytes
+        )
+        audit = AuditRelay(journal, publisher, capacity=facade.audit_buffer)
+        await asyncio.to_thread(audit.resume, adopted)
+        stack.push_async_callback(audit.close)
+        runtime = FacadeRuntime(
+            settings=settings,
+            facade=facade,
+            verifier=verifier,
+            pool=pool,
+            store=ProjectionStore(pool),
+            redis=redis,
+            cache=SearchCache(
+                redis,
+                prefix=facade.cache_prefix,
+                generation_key=facade.cache_generation_key,
+                ttl_s=facade.cache_ttl_s,
+            ),
+            broker=broker,
+            publisher=publisher,
+            staging=_staging(settings, facade, s3),
+            audit=audit,
+            s3=s3,
+            rate_limit=rate_limit,
+        )
+        stop = asyncio.Event()
+        relay = asyncio.create_task(audit.run(stop), name="audit-relay")
+        try:
+            yield runtime
+        finally:
+            stop.set()
+            await relay
+            # Before the broker stops (the exit stack closes the rest in reverse order).
+            await audit.drain(settings.graceful_timeout_s)
 
 
 def create_app(

@@ -15,7 +15,7 @@ from artstore.settings import Settings
 from auth import TokenVerifier
 from consumers import ProjectionStore
 from events import ElementBackend, EventPublisher
-from facade.audit_buffer import AuditBuffer
+from facade.audit_relay import AuditRelay
 from facade.cache import SearchCache
 from facade.security import RateLimit
 from facade.settings import FacadeSettings
@@ -39,7 +39,7 @@ class FacadeRuntime:
     broker: KafkaBroker
     publisher: EventPublisher
     staging: Staging
-    audit: AuditBuffer
+    audit: AuditRelay
     s3: Minio | None = None
     rate_limit: RateLimit | None = None
     _backends: dict[str, tuple[Any, StorageBackend]] = field(default_factory=dict)

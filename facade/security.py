@@ -74,6 +74,20 @@ def bearer(request: Request) -> str:
     return token.strip()
 
 
+def check_scopes(claims: VerifiedToken, scopes: tuple[str, ...], *, any_of: bool) -> None:
+    """:class:`InsufficientScope` unless ``claims`` hold every one of ``scopes`` (or, with
+    ``any_of``, at least one)."""
+    if any_of:
+        if not claims.scopes & set(scopes):
+            raise InsufficientScope(
+                f"token needs one of the scopes: {' '.join(scopes)}", missing=frozenset(scopes)
+            )
+        return
+    missing = frozenset(scopes) - claims.scopes
+    if missing:
+        raise InsufficientScope(f"token lacks scope: {' '.join(sorted(missing))}", missing=missing)
+
+
 def requires(*scopes: str, any_of: bool = False) -> Callable[[Request], Awaitable[Caller]]:
     """A dependency that verifies the token and its scopes, then applies the rate limit.
 
@@ -86,18 +100,15 @@ def requires(*scopes: str, any_of: bool = False) -> Callable[[Request], Awaitabl
         try:
             # Every revocation made before this request counts (one shared round trip).
             await verifier.catch_up()
-            claims = await verifier.verify(token, required_scopes=() if any_of else scopes)
-            if any_of and not claims.scopes & set(scopes):
-                raise InsufficientScope(
-                    f"token needs one of the scopes: {' '.join(scopes)}",
-                    missing=frozenset(scopes),
-                )
+            claims = await verifier.verify(token)
+            # Known from here on, so that a refusal for a missing scope names who was refused.
+            request.state.client_id = claims.client_id
+            check_scopes(claims, scopes, any_of=any_of)
         except TokenError as exc:
             problem = {401: Unauthorized, 403: Forbidden}.get(exc.status_code, Problem)
             error = problem(exc.description, headers={"WWW-Authenticate": exc.www_authenticate()})
             error.status = exc.status_code
             raise error from None
-        request.state.client_id = claims.client_id
         limit: RateLimit | None = request.app.state.runtime.rate_limit
         if limit is not None:
             await limit.check(claims.client_id)

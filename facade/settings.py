@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -55,7 +56,21 @@ class FacadeSettings(BaseSettings):
     audit_buffer: int = Field(
         10_000,
         ge=1,
-        description="Audit events held while Kafka is away; when full, downloads answer 503.",
+        description="Audit events journaled and not yet on the broker (Kafka away); when that "
+        "many wait, downloads answer 503.",
+    )
+    audit_journal_dir: Path | None = Field(
+        None,
+        description="Where facade instances journal their audit events until the broker has "
+        "them (fsync'd, kept across restarts): each in a subdirectory named after it. A facade "
+        "also relays the journals there that no running facade holds. A directory of its own; "
+        "default <ARTSTORE_DATA_DIR>/facade-audit.",
+    )
+    instance: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="This facade instance's name, unique among the facades sharing "
+        "audit_journal_dir and the same across its restarts; default <hostname>-<port>.",
     )
     staging: Literal["s3", "local"] = Field(
         "s3", description="Where uploads are staged: the S3 bucket or data_dir/staging."

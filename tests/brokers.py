@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 
 async def stamps_record_time(bootstrap: str) -> bool:
@@ -31,3 +33,19 @@ async def stamps_record_time(bootstrap: str) -> bool:
     finally:
         await admin.close()
     return bool(meta.timestamp != 1_000)
+
+
+async def delete_topics(bootstrap: str, prefix: str, timeout_s: float = 30.0) -> None:
+    """Delete every topic whose name starts with ``prefix`` (best effort: a broker that is
+    gone or slow leaves them, and the run goes on)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await admin.start()
+            names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+            if names:
+                await admin.delete_topics(names)
+    except (KafkaError, OSError, TimeoutError):
+        return  # the broker went away with the test's topics: nothing left to tidy
+    finally:
+        await admin.close()

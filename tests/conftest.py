@@ -8,6 +8,7 @@ environment, those services are used as they are.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -19,6 +20,7 @@ import pytest
 from artstore.settings import Settings, load_settings
 from artstore.stack import StackEnv, ensure_stack, stack_is_running, stop_stack
 from artstore.stack.lifecycle import describe_kafka
+from tests.brokers import delete_topics
 from tests.helpers import fresh_database, s3_client
 
 
@@ -61,9 +63,13 @@ def redis_namespace() -> str:
 
 
 @pytest.fixture(scope="module")
-def topic_prefix() -> str:
-    """A topic prefix no other module uses, so each module sees only its own records."""
-    return f"t{secrets.token_hex(6)}.artstore"
+def topic_prefix(stack: StackEnv) -> Iterator[str]:
+    """A topic prefix no other module uses, so each module sees only its own records. The
+    module's topics are deleted afterwards: a broker that keeps its log (Apache Kafka) would
+    otherwise reload every test run's partitions at each start."""
+    prefix = f"t{secrets.token_hex(6)}.artstore"
+    yield prefix
+    asyncio.run(delete_topics(stack.kafka_bootstrap, prefix))
 
 
 @pytest.fixture(scope="module")

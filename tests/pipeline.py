@@ -73,6 +73,13 @@ class Pipeline:
     admin_client_id: str
     admin_secret: str
     element_id: str
+    auth_outbox: Any = None
+    """The auth service's outbox relay; its loop does not run here (:meth:`relay_auth_audit`)."""
+
+    async def relay_auth_audit(self) -> int:
+        """Publish the auth service's pending audit events now; how many went out."""
+        published: int = await self.auth_outbox.drain()
+        return published
 
     def client_settings(self, **overrides: Any) -> ClientSettings:
         """SDK settings for this pipeline (the admin's credentials unless overridden)."""
@@ -230,7 +237,13 @@ async def running_pipeline(
             admin = await account_store.by_name(conn, auth_settings.bootstrap_admin_name)
         assert admin is not None
         pipeline = Pipeline(
-            settings, auth_url, facade_url, admin.client_id, ADMIN_SECRET, element_id
+            settings,
+            auth_url,
+            facade_url,
+            admin.client_id,
+            ADMIN_SECRET,
+            element_id,
+            auth_outbox=auth_app.state.runtime.relay,
         )
         await worker.start()
         try:

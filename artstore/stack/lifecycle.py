@@ -144,7 +144,7 @@ class _Startup:
 
         # Everything missing is launched; wait for all of it (they come up in parallel).
         for record in self.pending:
-            _wait_ready(record, self.timeout)
+            _wait_ready(record, _start_timeout(record, self.timeout))
         seaweedfs.ensure_buckets(s3_access, buckets)
         if kafka is None and durable_tansu:
             # The durable broker keeps its records in an S3 bucket: S3 must be up first.
@@ -309,6 +309,14 @@ def _running(record: ServiceRecord | None) -> ServiceRecord | None:
     if record.owned:
         _stop(record)
     return None
+
+
+def _start_timeout(record: ServiceRecord, timeout: float) -> float:
+    """How long ``record``'s service may take to answer: Apache Kafka reloads every partition
+    of its log first, which takes minutes once a log holds thousands of them."""
+    if record.name == apache_kafka.NAME and record.program == apache_kafka.PROGRAM:
+        return max(timeout, apache_kafka.START_TIMEOUT_S)
+    return timeout
 
 
 def _wait_ready(record: ServiceRecord, timeout: float) -> None:

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from facade.audit_door import note_audited_elsewhere, note_refusal
 from facade.console import (
     routes_accounts,
     routes_audit,
@@ -47,6 +48,10 @@ def install_console(app: FastAPI) -> None:
     async def console_error(request: Request, exc: ConsoleError) -> Response:
         from facade.console.access import signed_in
 
+        request.state.problem_detail = exc.detail  # the audit of a refused change says why
+        if exc.audited_elsewhere:
+            note_audited_elsewhere(request)
+
         try:
             operator = await signed_in(request)
         except (SignedOut, ConsoleError):
@@ -57,6 +62,7 @@ def install_console(app: FastAPI) -> None:
 
     @app.exception_handler(SignedOut)
     async def signed_out(request: Request, exc: SignedOut) -> Response:
+        note_refusal(request, exc.notice or "not signed in to the console")
         target = f"/console/signin?next={quote(exc.next_url, safe='')}"
         if request.headers.get("hx-request"):
             return Response(status_code=204, headers={"HX-Redirect": target})

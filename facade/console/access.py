@@ -77,6 +77,7 @@ async def signed_in(request: Request) -> Operator:
     except TokenError as exc:
         await sessions.close(session.session_id)
         raise SignedOut(_here(request), f"your session ended: {exc.description}") from None
+    request.state.client_id = claims.client_id  # the actor of what the request changes
     return Operator(session, Caller(session.token, claims))
 
 
@@ -95,6 +96,7 @@ async def form_fields(request: Request) -> dict[str, str]:
         if len(value) > MAX_FIELD:
             raise ConsoleError(400, "Bad form", f"{name}: at most {MAX_FIELD} characters")
         fields[name] = value
+    request.state.form_fields = fields  # the audit of the request finds its subject here
     return fields
 
 

@@ -33,10 +33,12 @@ class AccountsClient:
         except httpx.HTTPError as exc:
             raise ConsoleError(503, "Auth service away", f"could not reach it: {exc}") from None
         if response.status_code >= 400:
+            # The auth service audits every account change it refuses (not its own failures).
             raise ConsoleError(
                 response.status_code if response.status_code < 500 else 502,
                 "Refused by the auth service",
                 _reason(response),
+                audited_elsewhere=response.status_code < 500,
             )
         return response.json()
 

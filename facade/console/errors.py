@@ -6,11 +6,15 @@ from __future__ import annotations
 class ConsoleError(Exception):
     """A 4xx (or 503) shown as a console page naming what was wrong and how to go on."""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, *, audited_elsewhere: bool = False
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
+        self.audited_elsewhere = audited_elsewhere
+        """The service that refused (the auth service) has recorded the refusal itself."""
 
 
 class SignedOut(Exception):

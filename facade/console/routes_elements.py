@@ -109,6 +109,7 @@ async def change_mode(request: Request, operator: SignedIn) -> Response:
         refused = check_transition(Mode(element["mode"]), target, confirm=confirm)
         refusal = refused.reason if refused else None
     if refusal is not None:
+        request.state.problem_detail = refusal
         return _elements_page(
             request,
             operator,

@@ -32,6 +32,8 @@ def _next_url(raw: str | None) -> str:
 
 
 def _signin_page(request: Request, *, error: str | None, status: int, next_url: str) -> Response:
+    if error is not None:
+        request.state.problem_detail = error  # the audit of the refused sign-in says why
     token = secrets.token_urlsafe(32)
     response = render(
         request,
@@ -98,6 +100,7 @@ async def signin(request: Request) -> Response:
             status=401,
             next_url=next_url,
         )
+    request.state.client_id = claims.client_id
     expires_at = min(claims.expires_at, datetime.now(UTC) + timedelta(seconds=issued.expires_in))
     session = await console.sessions.open(
         token=issued.access_token,

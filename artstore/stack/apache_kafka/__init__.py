@@ -28,6 +28,9 @@ from artstore.stack.state import ServiceRecord
 NAME = "kafka"
 PROGRAM = "java"
 FLAVOUR = "apache"
+START_TIMEOUT_S = 300.0
+"""How long a start may take: the broker loads every partition of its log before it answers
+(about 60 s for 12,000 partitions on a 2-core machine)."""
 POM = Path(__file__).with_name("pom.xml")
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 _MAVEN_NS = {"m": "http://maven.apache.org/POM/4.0.0"}

@@ -113,6 +113,9 @@ async def test_downloads_and_refusals_at_the_facade_are_audited_with_the_request
             correlation_id=correlation,
         )
         assert entry["reason"]
+
+
+async def test_a_refusal_for_a_missing_scope_names_the_refused_caller(pipeline: Pipeline) -> None:
     reader = await pipeline.create_account(f"reader{uuid.uuid4().hex[:6]}", role="readonly")
     async with ArtStoreClient(reader) as client:
         token = await client.token()
@@ -124,15 +127,28 @@ async def test_downloads_and_refusals_at_the_facade_are_audited_with_the_request
                 json={"target_mode": "ro", "reason": "not mine to change"},
             )
             assert answer.status_code == 403
+            upload = await http.post(
+                "/api/v1/uploads", params={"filename": "not-mine.txt"}, content=b"x"
+            )
+            assert upload.status_code == 403
     async with ArtStoreClient(pipeline.client_settings()) as client:
         entry = await audited(
             client,
             action="element.mode_change_refused",
             subject=pipeline.element_id,
+            actor=reader.client_id,
             outcome="failure",
             source="artstore-facade",
         )
         assert "elements:admin" in entry["reason"]
+        entry = await audited(
+            client,
+            action="upload.refused",
+            actor=reader.client_id,
+            outcome="failure",
+            source="artstore-facade",
+        )
+        assert "files:write" in entry["reason"]
 
 
 async def test_a_mode_change_is_audited_with_its_command_correlation(pipeline: Pipeline) -> None:
