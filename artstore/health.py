@@ -1,5 +1,6 @@
 """A tiny HTTP server for a consumer process: ``/health/live``, ``/health/ready`` (with the
-reason when not ready) and ``/metrics``, without authentication."""
+reason when not ready) and ``/metrics``, without authentication; or ``/metrics`` alone, for a
+process whose health is served elsewhere (the facade's internal metrics port)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ Readiness = Callable[[], str | None]
 
 
 class HealthServer:
-    """Serves liveness, readiness (from ``not_ready()``) and the process's metrics."""
+    """Serves liveness, readiness (from ``not_ready()``) and the process's metrics; only the
+    metrics when ``not_ready`` is None."""
 
-    def __init__(self, registry: CollectorRegistry, not_ready: Readiness) -> None:
+    def __init__(self, registry: CollectorRegistry, not_ready: Readiness | None) -> None:
         self._registry = registry
         self._not_ready = not_ready
         self._server: asyncio.Server | None = None
@@ -45,9 +47,9 @@ class HealthServer:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
             path = request.split(b" ", 2)[1].decode("ascii", "replace") if b" " in request else "/"
-            if path == "/health/live":
+            if path == "/health/live" and self._not_ready is not None:
                 status, body, ctype = "200 OK", b'{"status":"live"}', "application/json"
-            elif path == "/health/ready":
+            elif path == "/health/ready" and self._not_ready is not None:
                 reason = self._not_ready()
                 status = "200 OK" if reason is None else "503 Service Unavailable"
                 answer = {"status": "ready"} if reason is None else {"status": "not_ready"}

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import REGISTRY
 
+from artstore.dead_letter_depth import DEAD_LETTER_DEPTH
 from artstore.health import HealthServer
 from artstore.settings import Settings
 from consumers.dead_letters import DeadLetters
@@ -163,11 +164,22 @@ def run_projector_process(settings: Settings, projector_settings: ProjectorSetti
             loop.add_signal_handler(sig, stop.set)
         readiness = ProjectorReadiness()
         health = HealthServer(REGISTRY, readiness)
+        watchers: list[asyncio.Task[None]] = []
         if projector_settings.metrics_port is not None:
             await health.start(projector_settings.metrics_host, projector_settings.metrics_port)
+            dlq = settings.topic_names().name(Topic.DLQ)
+            watch = DEAD_LETTER_DEPTH.watch(
+                settings.kafka_bootstrap, dlq, stop, interval_s=projector_settings.dlq_poll_s
+            )
+            watchers.append(asyncio.create_task(watch, name="dlq-depth"))
         try:
             await run_projector(settings, projector_settings, stop, readiness=readiness)
         finally:
+            stop.set()
+            for task in watchers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await health.stop()
 
     asyncio.run(main())

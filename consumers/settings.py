@@ -29,6 +29,12 @@ class ProjectorSettings(BaseSettings):
         description="Address the metrics server binds to; 0.0.0.0 to be scraped from outside "
         "a container.",
     )
+    dlq_poll_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often the projector measures the dead-letter topic's depth for "
+        "`artstore_dlq_records` (only while it serves metrics).",
+    )
     cache_generation_key: str = Field(
         "artstore:query:generation",
         description="Redis key bumped after every batch that changed files or uploads.",

@@ -16,10 +16,11 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from minio import Minio
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from artstore.health import HealthServer
 from artstore.openapi import body, merged, problems, without_default_422
 from artstore.serving import serve_until_stopped
 from artstore.settings import Settings, broker_settings
@@ -196,9 +197,17 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, facade, verifier=verifier) as runtime:
-            app.state.runtime = runtime
-            yield
+        # The internal metrics port: the same registry as /metrics, for a scraper without a
+        # token. Opened first, so a facade that can't reach its database is still seen.
+        scrape = HealthServer(REGISTRY, None)
+        if facade.metrics_port is not None:
+            await scrape.start(facade.metrics_host, facade.metrics_port)
+        try:
+            async with open_runtime(settings, facade, verifier=verifier) as runtime:
+                app.state.runtime = runtime
+                yield
+        finally:
+            await scrape.stop()
 
     app = FastAPI(
         title="ArtStore",

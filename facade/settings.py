@@ -24,6 +24,16 @@ class FacadeSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8081
+    metrics_port: int | None = Field(
+        None,
+        description="Also serve Prometheus metrics, without a token, on this port: for a "
+        "scraper on the internal network (`/metrics` on `port` needs `audit:read`).",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the metrics port binds to; 0.0.0.0 to be scraped from outside a "
+        "container (never publish it).",
+    )
 
     page_size: int = Field(50, ge=1, le=500)
     max_page_size: int = Field(200, ge=1, le=1000)

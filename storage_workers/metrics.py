@@ -5,12 +5,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from artstore.consumer_lag import ConsumerLag
+from events import CapacityStatus, Mode
 
 
 class StorageMetrics:
     """Counters, gauges and histograms the worker updates."""
 
     def __init__(self, element_id: str) -> None:
+        self.element_id = element_id
         self.registry = CollectorRegistry()
         self.lag = ConsumerLag(self.registry)
         labels = {"element_id": element_id}
@@ -93,3 +95,43 @@ class StorageMetrics:
             ["element_id"],
             registry=self.registry,
         ).labels(**labels)
+        self.mode = Gauge(
+            "artstore_storage_mode",
+            "1 for the element's current mode (edit, rw, ro, ar), 0 for the others.",
+            ["element_id", "mode"],
+            registry=self.registry,
+        )
+        self.capacity_status = Gauge(
+            "artstore_storage_capacity_status",
+            "1 for where free space stands against the floors (ok, warning, critical, full).",
+            ["element_id", "status"],
+            registry=self.registry,
+        )
+        self.fixity_failed = Gauge(
+            "artstore_storage_fixity_failed_files",
+            "Files whose last fixity check failed (until a check finds them sound again).",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.fixity_unreadable = Gauge(
+            "artstore_storage_fixity_unreadable_files",
+            "Files the storage would not give back during the last full fixity pass.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.fixity_last_pass = Gauge(
+            "artstore_storage_fixity_last_pass_timestamp_seconds",
+            "When the last full fixity pass finished (Unix time; 0 before the first).",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+
+    def set_mode(self, mode: Mode) -> None:
+        """The element is in ``mode`` now."""
+        for each in Mode:
+            self.mode.labels(self.element_id, each.value).set(1 if each is mode else 0)
+
+    def set_capacity_status(self, status: CapacityStatus) -> None:
+        """Free space stands at ``status`` now."""
+        for each in CapacityStatus:
+            self.capacity_status.labels(self.element_id, each.value).set(1 if each is status else 0)

@@ -47,6 +47,7 @@ from events.admin import topic_partitions
 from storage_workers import element as element_file
 from storage_workers import lifecycle
 from storage_workers.backends import StorageBackend, open_backend
+from storage_workers.capacity import Capacity
 from storage_workers.claims import ClaimsUnavailable, PostgresClaims, UploadClaims
 from storage_workers.config import WorkerConfig
 from storage_workers.fixity import AuditPolicy, ElementAuditor, ReadBudget
@@ -208,6 +209,7 @@ class StorageService:
         await self.worker.load()
         self.auditor = self._make_auditor(self.worker)
         await self.auditor.load()
+        self._update_gauges(self.worker, self.worker.capacity())
         await self.broker.start()
         await self._publish([self.fact_registered()], [])
         await lifecycle.announce_leftovers(self.worker, self._publish)
@@ -365,6 +367,7 @@ class StorageService:
                     backoff.succeeded()
                     await self.metrics.lag.observe(message.consumer, group, [record])
                     if name == Topic.ELEMENT_COMMANDS.value:
+                        self._update_gauges(worker, worker.capacity())  # a mode may have changed
                         self._placement_due.set()
 
                 return handle
@@ -532,9 +535,7 @@ class StorageService:
         worker = self.worker
         assert worker is not None
         capacity = worker.capacity()
-        self.metrics.capacity.set(capacity.capacity_bytes)
-        self.metrics.used.set(capacity.used_bytes)
-        self.metrics.free.set(capacity.free_bytes)
+        self._update_gauges(worker, capacity)
         now = datetime.now(UTC)
         facts = [
             worker.fact(
@@ -581,6 +582,22 @@ class StorageService:
         async with asyncio.timeout(self.config.placement_timeout_s):
             await self._publish(facts, [])
         self._full_announced = full
+
+    def _update_gauges(self, worker: ElementWorker, capacity: Capacity) -> None:
+        """What the element's gauges show: capacity, mode, capacity status and fixity."""
+        metrics = self.metrics
+        metrics.capacity.set(capacity.capacity_bytes)
+        metrics.used.set(capacity.used_bytes)
+        metrics.free.set(capacity.free_bytes)
+        metrics.set_mode(worker.state.mode)
+        metrics.set_capacity_status(capacity.status)
+        if self.auditor is not None:
+            state = self.auditor.state
+            metrics.fixity_failed.set(len(state.failed))
+            last = state.last_full_pass
+            if last is not None:
+                metrics.fixity_unreadable.set(last.unreadable)
+                metrics.fixity_last_pass.set(last.finished_at.timestamp())
 
     async def _heartbeat_loop(self) -> None:
         while True:

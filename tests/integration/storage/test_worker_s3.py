@@ -126,6 +126,14 @@ async def test_mode_transitions_are_enforced_and_recorded(
         lambda: not s3_service.consuming_uploads, 30, message="stopped consuming uploads"
     )
 
+    def mode_gauge(mode: str) -> float | None:
+        labels = {"element_id": "se-s3", "mode": mode}
+        return s3_service.metrics.registry.get_sample_value("artstore_storage_mode", labels)
+
+    await wait_until(
+        lambda: (mode_gauge("ro"), mode_gauge("rw")) == (1, 0), 10, message="mode gauge: ro"
+    )
+
     update = UpdateMetadata(file_id=command.file_id, element_id="se-s3", description="x")
     await producer.send(update)
     refused = await facts.wait(FileCommandRejected, file_id=command.file_id)
