@@ -8,16 +8,21 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
 from artstore.settings import Settings, load_settings
-from consumers.sql import asyncpg_dsn
 from events import Topic
-from operations.dead_letter_queue import DeadLetter, DeadLetterFilter, counts, read_dead_letters
+from operations.dead_letter_queue import (
+    DeadLetter,
+    DeadLetterFilter,
+    parse_letter_id,
+    read_dead_letter,
+    read_dead_letters,
+)
+from operations.dead_letter_views import count_rows, detail, redrive_report, summary
 from operations.lag import PartitionLag, read_lag
-from operations.redrive import RedriveLedger, RedriveOutcome, RedriveResult, redrive
+from operations.redrive import RedriveResult, redrive_letters
 
 console = Console()
 dlq_app = typer.Typer(help="The dead-letter topic: list, show and redrive what failed.")
@@ -43,21 +48,6 @@ def _letters(settings: Settings, selection: DeadLetterFilter) -> list[DeadLetter
     return asyncio.run(read_dead_letters(settings.kafka_bootstrap, dlq, selection))
 
 
-def _summary(letter: DeadLetter) -> dict[str, object]:
-    dead = letter.dead
-    return {
-        "id": letter.id,
-        "source": dead.coordinates,
-        "group": dead.consumer_group,
-        "reason": dead.reason,
-        "error_class": dead.error_class,
-        "error": dead.error,
-        "attempts": dead.attempts,
-        "last_failed_at": (dead.last_failed_at or letter.written_at).isoformat(),
-        "correlation_id": dead.correlation_id,
-    }
-
-
 @dlq_app.command("list")
 def list_command(
     source_topic: SourceOption = None,
@@ -70,16 +60,13 @@ def list_command(
     """Dead letters matching the filters, and their counts by source, group and reason."""
     selection = DeadLetterFilter(source_topic, group, error, _utc(since), _utc(until))
     letters = _letters(load_settings(), selection)
-    tally = counts(letters)
+    tally = count_rows(letters)
     if as_json:
         print(
             json.dumps(
                 {
-                    "dead_letters": [_summary(d) for d in letters],
-                    "counts": [
-                        {"source_topic": s, "group": g, "reason": r, "count": n}
-                        for (s, g, r), n in sorted(tally.items())
-                    ],
+                    "dead_letters": [summary(d) for d in letters],
+                    "counts": tally,
                     "total": len(letters),
                 }
             )
@@ -87,7 +74,7 @@ def list_command(
         return
     table = Table("id", "source", "group", "reason", "error", "attempts", "last failed")
     for letter in letters:
-        row = _summary(letter)
+        row = summary(letter)
         table.add_row(
             *(str(row[k])[:80] for k in ("id", "source", "group", "reason", "error")),
             str(row["attempts"]),
@@ -95,8 +82,8 @@ def list_command(
         )
     console.print(table)
     totals = Table("source topic", "group", "reason", "count")
-    for (source, grp, reason), n in sorted(tally.items()):
-        totals.add_row(source, grp, reason, str(n))
+    for row in tally:
+        totals.add_row(*(str(row[k]) for k in ("source_topic", "group", "reason", "count")))
     console.print(totals)
     console.print(f"{len(letters)} dead letter(s)")
 
@@ -105,28 +92,17 @@ def list_command(
 def show_command(
     letter_id: Annotated[str, typer.Argument(help="PARTITION/OFFSET in the dead-letter topic.")],
 ) -> None:
-    """Every header of one dead letter and its payload, decoded."""
+    """Every header of one dead letter and its payload, decoded (credentials redacted)."""
     settings = load_settings()
-    letters = [d for d in _letters(settings, DeadLetterFilter()) if d.id == letter_id]
-    if not letters:
-        dlq = settings.topic_names().name(Topic.DLQ)
+    dlq = settings.topic_names().name(Topic.DLQ)
+    place = parse_letter_id(letter_id)
+    letter = None
+    if place is not None:
+        letter = asyncio.run(read_dead_letter(settings.kafka_bootstrap, dlq, *place))
+    if letter is None:
         console.print(f"[red]no dead letter {letter_id} in {dlq} (list them: artstore dlq list)")
         raise typer.Exit(1)
-    letter = letters[0]
-    print(
-        json.dumps(
-            {
-                "id": letter.id,
-                "topic": letter.topic,
-                "written_at": letter.written_at.isoformat(),
-                "key": letter.key.decode("utf-8", "replace"),
-                "headers": letter.headers,
-                "payload": letter.payload(),
-            },
-            indent=2,
-            ensure_ascii=False,
-        )
-    )
+    print(json.dumps(detail(letter), indent=2, ensure_ascii=False))
 
 
 @dlq_app.command("redrive")
@@ -136,6 +112,9 @@ def redrive_command(
     error: ErrorOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    letter_ids: Annotated[
+        list[str] | None, typer.Option("--id", help="Only this letter (PARTITION/OFFSET); repeat.")
+    ] = None,
     execute: Annotated[
         bool, typer.Option("--execute", help="Send them; without it, only say what would be sent.")
     ] = False,
@@ -144,23 +123,19 @@ def redrive_command(
 ) -> None:
     """Send matching dead letters back to their source topics, each at most once."""
     settings = load_settings()
-    selection = DeadLetterFilter(source_topic, group, error, _utc(since), _utc(until))
+    selection = DeadLetterFilter(
+        source_topic, group, error, _utc(since), _utc(until), frozenset(letter_ids or ())
+    )
     results = asyncio.run(_redrive(settings, selection, execute=execute, actor=actor))
-    tally: dict[str, int] = {o.value: 0 for o in RedriveOutcome}
-    for result in results:
-        tally[result.outcome.value] += 1
+    report = redrive_report(results, executed=execute)
+    tally: dict[str, int] = report["counts"]
     if as_json:
-        rows = [
-            {"id": r.letter.id, "source": r.letter.dead.coordinates, "outcome": r.outcome.value}
-            | ({"detail": r.detail} if r.detail else {})
-            for r in results
-        ]
-        print(json.dumps({"executed": execute, "results": rows, "counts": tally}))
+        print(json.dumps(report))
         return
     for result in results:
-        detail = f": {result.detail}" if result.detail else ""
+        note = f": {result.detail}" if result.detail else ""
         console.print(
-            f"{result.letter.id} {result.letter.dead.coordinates} {result.outcome.value}{detail}",
+            f"{result.letter.id} {result.letter.dead.coordinates} {result.outcome.value}{note}",
             markup=False,
         )
     console.print(", ".join(f"{n} {k}" for k, n in tally.items() if n))
@@ -173,29 +148,7 @@ async def _redrive(
 ) -> list[RedriveResult]:
     dlq = settings.topic_names().name(Topic.DLQ)
     letters = await read_dead_letters(settings.kafka_bootstrap, dlq, selection)
-    ledger = await RedriveLedger.connect(asyncpg_dsn(settings.database_url))
-    producer = None
-    try:
-        if execute:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap,
-                client_id="artstore-dlq-redrive",
-                acks="all",
-                max_request_size=settings.max_message_bytes + 64 * 1024,
-            )
-            await producer.start()
-        return await redrive(
-            letters,
-            names=settings.topic_names(),
-            ledger=ledger,
-            producer=producer,
-            max_message_bytes=settings.max_message_bytes,
-            actor=actor,
-        )
-    finally:
-        if producer is not None:
-            await producer.stop()
-        await ledger.close()
+    return await redrive_letters(settings, letters, execute=execute, actor=actor)
 
 
 def lag_command(as_json: JsonOption = False) -> None:

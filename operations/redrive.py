@@ -6,15 +6,17 @@ times the command runs and across restarts. A record that fails again after a re
 dead-lettered with new source coordinates (its redriven copy's), so it can be redriven again.
 
 Order per record, in one transaction: claim the row -> send and wait for the broker's
-acknowledgement -> note the new offset -> commit. A crash after the send and before the commit
-leaves no row, and the next redrive sends the record again: at least once, never silently
-dropped; the consumers' handlers are idempotent (same file id and checksum: already done).
+acknowledgement -> note the new offset -> announce it on the audit topic -> commit. A crash after
+the send and before the commit leaves no row, and the next redrive sends the record (and its
+audit event) again: at least once, never silently dropped, never sent unannounced; the
+consumers' handlers are idempotent (same file id and checksum: already done).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -23,6 +25,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from artstore.operations_audit import SOURCE, operator
+from artstore.settings import Settings
+from consumers.sql import asyncpg_dsn
 from events import TopicNames, audit_event, encode
 from events.dead_letters import HEADERS, REDRIVEN_FROM
 from operations.dead_letter_queue import DeadLetter
@@ -85,9 +89,17 @@ class RedriveLedger:
         return {f"{r[0]}/{r[1]}/{r[2]}" for r in rows}
 
     async def send_once(
-        self, letter: DeadLetter, producer: AIOKafkaProducer, *, actor: str | None
+        self,
+        letter: DeadLetter,
+        producer: AIOKafkaProducer,
+        *,
+        actor: str | None,
+        announce: Callable[[], Awaitable[None]] | None = None,
     ) -> bool:
-        """Send ``letter`` back unless the ledger has it; True when this call sent it."""
+        """Send ``letter`` back unless the ledger has it; True when this call sent it.
+
+        ``announce`` runs once the record is acknowledged and before the row is committed, so
+        a record sent is announced at least once: a crash in between sends both again."""
         dead = letter.dead
         async with self._pool.acquire() as conn, conn.transaction():
             claimed = await conn.fetchval(
@@ -119,6 +131,8 @@ class RedriveLedger:
                 sent.partition,
                 sent.offset,
             )
+            if announce is not None:
+                await announce()
         return True
 
 
@@ -152,9 +166,11 @@ async def redrive(
     producer: AIOKafkaProducer | None,
     max_message_bytes: int,
     actor: str | None = None,
+    source: str = SOURCE,
 ) -> list[RedriveResult]:
     """Send ``letters`` back to their source topics, each at most once, and announce every
-    record sent on the audit topic. Without a ``producer`` nothing is sent (a dry run)."""
+    record sent on the audit topic (from ``source``, the service or command that redrives).
+    Without a ``producer`` nothing is sent (a dry run)."""
     done = await ledger.already_redriven(letters)
     results: list[RedriveResult] = []
     for letter in letters:
@@ -165,12 +181,55 @@ async def redrive(
             results.append(RedriveResult(letter, RedriveOutcome.ALREADY_REDRIVEN))
         elif producer is None:
             results.append(RedriveResult(letter, RedriveOutcome.WOULD_SEND))
-        elif await ledger.send_once(letter, producer, actor=actor):
-            await _audit(producer, letter, names, max_message_bytes, actor)
+        elif await ledger.send_once(
+            letter,
+            producer,
+            actor=actor,
+            announce=functools.partial(
+                _audit, producer, letter, names, max_message_bytes, actor, source
+            ),
+        ):
             results.append(RedriveResult(letter, RedriveOutcome.SENT))
         else:
             results.append(RedriveResult(letter, RedriveOutcome.ALREADY_REDRIVEN))
     return results
+
+
+async def redrive_letters(
+    settings: Settings,
+    letters: Sequence[DeadLetter],
+    *,
+    execute: bool,
+    actor: str | None = None,
+    source: str = SOURCE,
+) -> list[RedriveResult]:
+    """:func:`redrive` on the deployment ``settings`` name: its ledger in the deployment's
+    database, and (with ``execute``) a producer that waits for every replica. What both
+    ``artstore dlq redrive`` and the facade run."""
+    ledger = await RedriveLedger.connect(asyncpg_dsn(settings.database_url))
+    producer = None
+    try:
+        if execute:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                client_id="artstore-dlq-redrive",
+                acks="all",
+                max_request_size=settings.max_message_bytes + 64 * 1024,
+            )
+            await producer.start()
+        return await redrive(
+            letters,
+            names=settings.topic_names(),
+            ledger=ledger,
+            producer=producer,
+            max_message_bytes=settings.max_message_bytes,
+            actor=actor,
+            source=source,
+        )
+    finally:
+        if producer is not None:
+            await producer.stop()
+        await ledger.close()
 
 
 async def _audit(
@@ -179,6 +238,7 @@ async def _audit(
     names: TopicNames,
     max_message_bytes: int,
     actor: str | None,
+    source: str,
 ) -> None:
     dead = letter.dead
     details: dict[str, Any] = {
@@ -191,7 +251,7 @@ async def _audit(
     event = audit_event(
         "dlq.redriven",
         subject=dead.coordinates,
-        source=SOURCE,
+        source=source,
         actor=actor or operator(),
         details=details,
         correlation_id=dead.correlation_id or None,

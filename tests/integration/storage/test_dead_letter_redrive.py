@@ -3,7 +3,7 @@ with ``artstore dlq redrive --execute`` — twice — and each one stored once.
 
 The element's backend is real (a local directory); a wrapper makes every write fail while the
 outage lasts, the way an unreachable disk would, so the worker's retries run out and it
-dead-letters the uploads.
+dead-letters the uploads (:mod:`tests.dead_letter_support`).
 """
 
 from __future__ import annotations
@@ -12,19 +12,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from artstore.settings import Settings
 from events import AuditRecorded, FileStored, Mode, Topic, decode_record
-from events.admin import topic_partitions
-from events.dead_letters import REDRIVEN_FROM, SOURCE_TOPIC
-from storage_workers.backends import BackendError, LocalStorage, WrittenObject
+from events.dead_letters import SOURCE_TOPIC
 from storage_workers.service import StorageService
+from tests.dead_letter_support import Outage, redriven, whole_topic
 from tests.helpers import wait_until
 from tests.storage_support import (
     FactLog,
@@ -34,19 +32,6 @@ from tests.storage_support import (
 )
 
 pytestmark = [pytest.mark.kafka]
-
-
-class Outage(LocalStorage):
-    """A real local element whose writes fail while ``away`` is set; reads go through."""
-
-    away = True
-
-    def write_pending(
-        self, key: str, chunks: Iterable[bytes], *, durable: bool = True
-    ) -> WrittenObject:
-        if self.away:
-            raise BackendError("the element's storage does not answer")
-        return super().write_pending(key, chunks, durable=durable)
 
 
 @pytest.fixture(scope="module")
@@ -93,25 +78,6 @@ def artstore(settings: Settings, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-async def whole_topic(settings: Settings, topic: Topic) -> list[Any]:
-    """Every record of ``topic`` from its start to the end offsets the broker reports now."""
-    name = settings.topic_names().name(topic)
-    partitions = await topic_partitions(settings.kafka_bootstrap, [name])
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[Any] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            for tp, batch in (await consumer.getmany(timeout_ms=1000)).items():
-                records.extend(r for r in batch if r.offset < ends[tp])
-        return records
-    finally:
-        await consumer.stop()
-
-
 async def test_poison_uploads_are_redriven_once_after_the_fault_is_mended(
     settings: Settings, service: StorageService, producer: Producer, facts: FactLog, outage: Outage
 ) -> None:
@@ -146,11 +112,12 @@ async def test_poison_uploads_are_redriven_once_after_the_fault_is_mended(
     shown = artstore(settings, "dlq", "show", listed["dead_letters"][0]["id"])
     assert shown["headers"][SOURCE_TOPIC] == uploads_topic
     assert shown["payload"]["data"]["file_id"] in file_ids
+    assert shown["headers"]["authorization"] == "Bearer [redacted]"  # the producer's token
 
     outage.away = False
     dry = artstore(settings, "dlq", "redrive", "--error", "BackendError", "--json")
     assert dry["counts"]["would_send"] == 3
-    assert not [r for r in await whole_topic(settings, Topic.UPLOADS_EDIT) if _redriven(r)]
+    assert not [r for r in await whole_topic(settings, Topic.UPLOADS_EDIT) if redriven(r)]
 
     first = artstore(settings, "dlq", "redrive", "--execute", "--actor", "ops", "--json")
     second = artstore(settings, "dlq", "redrive", "--execute", "--actor", "ops", "--json")
@@ -159,7 +126,7 @@ async def test_poison_uploads_are_redriven_once_after_the_fault_is_mended(
 
     for upload in uploads:
         await facts.wait(FileStored, file__file_id=upload.file_id)
-    resent = [r for r in await whole_topic(settings, Topic.UPLOADS_EDIT) if _redriven(r)]
+    resent = [r for r in await whole_topic(settings, Topic.UPLOADS_EDIT) if redriven(r)]
     assert sorted(r.key.decode() for r in resent) == sorted(file_ids)
     root = settings.data_dir / "se-redrive"
     for upload in uploads:
@@ -179,7 +146,3 @@ async def test_poison_uploads_are_redriven_once_after_the_fault_is_mended(
         d["source"] for d in listed["dead_letters"]
     )
     assert {r.actor for r in redrives} == {"ops"}
-
-
-def _redriven(record: Any) -> bool:
-    return any(name == REDRIVEN_FROM for name, _ in record.headers or ())
