@@ -15,6 +15,8 @@ class Scope(StrEnum):
     ELEMENTS_ADMIN = "elements:admin"
     ACCOUNTS_ADMIN = "accounts:admin"
     AUDIT_READ = "audit:read"
+    DLQ_ADMIN = "dlq:admin"
+    """Send dead letters back to their source topics (reading them needs ``audit:read``)."""
 
 
 class Role(StrEnum):

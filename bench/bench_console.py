@@ -30,7 +30,7 @@ from facade.console.sessions import COOKIE, SessionStore
 
 ADMIN_SCOPES = {
     "files:read", "files:write", "files:delete", "metadata:write",
-    "elements:admin", "accounts:admin", "audit:read",
+    "elements:admin", "accounts:admin", "audit:read", "dlq:admin",
 }  # fmt: skip
 
 

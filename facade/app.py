@@ -33,7 +33,7 @@ from auth import (
 )
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
-from facade import metrics, routes_audit, routes_read, routes_write
+from facade import metrics, routes_audit, routes_dlq, routes_read, routes_write
 from facade.audit_door import audit_requests
 from facade.audit_journal import AuditJournal, unheld_journals
 from facade.audit_relay import AuditRelay
@@ -221,6 +221,7 @@ def create_app(
     app.include_router(routes_write.router)
     install_console(app)
     app.include_router(routes_audit.router)
+    app.include_router(routes_dlq.router)
 
     @app.middleware("http")
     async def audit(

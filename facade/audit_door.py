@@ -50,18 +50,24 @@ def _door(
 _FILE = r"(?P<s>[^/]+)"
 _ACCOUNT = r"^/console/accounts/(?P<s>[^/]+)"
 _DOWNLOAD = ("file.downloaded", "file.download_refused")
+_LETTER = r"(?P<s>[^/]+/[^/]+)"
 ROUTES = (
     _door("GET", rf"^/api/v1/files/{_FILE}/content$", *_DOWNLOAD),
     _door("POST", r"^/api/v1/(?P<s>uploads)$", None, "upload.refused"),
     _door("PATCH", rf"^/api/v1/files/{_FILE}$", None, "file.metadata_update_refused"),
     _door("DELETE", rf"^/api/v1/files/{_FILE}$", None, "file.delete_refused"),
     _door("POST", r"^/api/v1/elements/(?P<s>[^/]+)/mode$", None, "element.mode_change_refused"),
+    _door("GET", r"^/api/v1/(?P<s>dlq)$", None, "dlq.read_refused"),
+    _door("GET", rf"^/api/v1/dlq/{_LETTER}$", None, "dlq.read_refused"),
+    _door("POST", r"^/api/v1/(?P<s>dlq)/redrive$", None, "dlq.redrive_refused"),
     _door("GET", rf"^/console/files/{_FILE}/content$", *_DOWNLOAD),
     _door(
         "POST", r"^/console/signin$", "console.signed_in", "console.sign_in_refused", "client_id"
     ),
     _door("POST", r"^/console/signout$", "console.signed_out", "console.sign_out_refused"),
     _door("POST", r"^/console/elements/mode$", None, "element.mode_change_refused", "element_id"),
+    _door("GET", rf"^/console/pipeline/dlq/{_LETTER}$", None, "dlq.read_refused"),
+    _door("POST", r"^/console/pipeline/(?P<s>dlq)/redrive$", None, "dlq.redrive_refused"),
     _door("POST", r"^/console/(?P<s>accounts)$", None, "account.create_refused", "name"),
     _door("POST", _ACCOUNT + r"/rotate-secret$", None, "account.secret_rotation_refused"),
     _door("POST", _ACCOUNT + r"/suspend$", None, "account.suspend_refused"),

@@ -81,5 +81,13 @@ class FacadeSettings(BaseSettings):
     )
     max_upload_bytes: int = Field(50 * 1024**3, gt=0)
 
+    dlq_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="Bound on reading the dead-letter topic for /api/v1/dlq and the console's "
+        "pipeline page; beyond it they answer 503.",
+    )
+
     rate_limit: int = Field(0, ge=0, description="Requests per window per client; 0 = off.")
     rate_limit_window_s: float = Field(60.0, gt=0)
