@@ -1,10 +1,11 @@
 """One log format for every ArtStore service and command: JSON lines (or text for a terminal).
 
-Each JSON line carries ``service``, ``correlation_id`` and, when one exists, ``trace_id``; fields
-passed with ``extra=`` (``file_id``, ``upload_id``, ``element_id``, …) become keys of their own.
-A line written while a message or request is handled carries that message's correlation id (set
-with :func:`correlated`); any other line carries the process's own run id, so that every line
-can be followed and grouped.
+Each JSON line carries ``service``, ``correlation_id`` and, when one exists, ``trace_id`` and
+``span_id``; fields passed with ``extra=`` (``file_id``, ``upload_id``, ``element_id``, …)
+become keys of their own. A line written while a message or request is handled carries that
+message's correlation id (set with :func:`correlated`); any other line carries the process's
+own run id, so that every line can be followed and grouped. The trace is the current
+OpenTelemetry span's (see :mod:`artstore.telemetry`), or one named with :func:`correlated`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from opentelemetry import trace as otel_trace
 
 LogFormat = Literal["json", "text"]
 
@@ -57,8 +60,11 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "correlation_id": correlation_id.get() or self.run_id,
         }
-        trace = trace_id.get()
-        if trace:
+        span = otel_trace.get_current_span().get_span_context()
+        if span.is_valid:
+            payload["trace_id"] = format(span.trace_id, "032x")
+            payload["span_id"] = format(span.span_id, "016x")
+        elif trace := trace_id.get():
             payload["trace_id"] = trace
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] | None = Field(
         None, description="json or text; wins over log_json (the --log-format option sets it)."
     )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP endpoint (e.g. http://collector:4318) spans are exported to; "
+        "unset (and no OTEL_EXPORTER_OTLP_ENDPOINT): tracing is off.",
+    )
 
     @field_validator("topic_prefix")
     @classmethod
@@ -93,7 +98,10 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def broker_settings(settings: Settings, *, client_id: str) -> BrokerSettings:
-    """The event contract's broker settings from the shared settings."""
+    """The event contract's broker settings from the shared settings (traced when tracing is
+    on: :mod:`artstore.telemetry`)."""
+    from artstore.telemetry import tracer_provider
+
     return BrokerSettings(
         bootstrap_servers=settings.kafka_bootstrap,
         topic_prefix=settings.topic_prefix,
@@ -105,12 +113,16 @@ def broker_settings(settings: Settings, *, client_id: str) -> BrokerSettings:
             settings.kafka_idempotence == "auto"
             and supports_idempotent_producer(settings.kafka_bootstrap)
         ),
+        tracer_provider=tracer_provider(),
     )
 
 
 def configure_service_logging(settings: Settings, service: str) -> None:
-    """Log as ``service`` in the format the settings (or ``--log-format``) ask for."""
+    """Log as ``service`` in the format the settings (or ``--log-format``) ask for, and trace
+    as ``service`` when an OTLP endpoint is configured
+    (:func:`artstore.telemetry.configure_tracing`): lines written in a span carry its ids."""
     from artstore.logging import configure_logging
+    from artstore.telemetry import configure_tracing
 
     configure_logging(
         settings.log_level,
@@ -118,3 +130,4 @@ def configure_service_logging(settings: Settings, service: str) -> None:
         log_format=settings.log_format,
         service=service,
     )
+    configure_tracing(settings, service)

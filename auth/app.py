@@ -21,6 +21,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from artstore import telemetry
 from artstore.openapi import body, merged
 from artstore.settings import Settings, broker_settings
 from auth.account_refusals import audit_refusal
@@ -253,6 +254,7 @@ def create_app(
             await runtime.engine.dispose()
 
     app = FastAPI(title="ArtStore auth", version="1", lifespan=lifespan)
+    telemetry.instrument_app(app)
     app.include_router(oauth_router)
     app.include_router(admin_router)
 

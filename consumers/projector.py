@@ -19,6 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from artstore import telemetry
 from consumers import metrics
 from consumers.handlers import dead_letter_changes, project
 from consumers.store import (
@@ -30,6 +31,7 @@ from consumers.store import (
 )
 from consumers.write_plan import WritePlan
 from events import EventDecodeError, Failure, Topic, TopicNames, decode_record
+from events.tracing import record_trace_headers
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,25 @@ class Projection:
         return DecodedBatch(records, events, plan_batch(events))
 
     async def apply(self, consumer: AIOKafkaConsumer, batch: DecodedBatch) -> ApplyResult | None:
-        """Apply one decoded batch; None when the consumer had to seek back (batch dropped)."""
+        """Apply one decoded batch; None when the consumer had to seek back (batch dropped).
+
+        With tracing on, each record that carries a ``traceparent`` gets an
+        ``artstore.project`` span, the child of the span it names, ended with the batch's
+        transaction; records without one get none (heartbeats are not traced)."""
+        spans = telemetry.RecordSpans(telemetry.tracer("artstore.projector"), "artstore.project")
+        if spans.active:
+            for record in batch.records:
+                if (headers := record_trace_headers(record.headers)) is not None:
+                    spans.open(headers, **_span_attributes(record))
+        try:
+            result = await self._apply(consumer, batch)
+        except BaseException as exc:
+            spans.end(exc)
+            raise
+        spans.end()
+        return result
+
+    async def _apply(self, consumer: AIOKafkaConsumer, batch: DecodedBatch) -> ApplyResult | None:
         records, events = batch.records, batch.events
         started = time.perf_counter()
         attempt = 0
@@ -341,6 +361,18 @@ async def consume(
     finally:
         if pending is not None:
             await pending
+
+
+def _span_attributes(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
+    """What a record's ``artstore.project`` span says about it."""
+    event_type = next((raw for name, raw in record.headers or () if name == "ce_type"), None)
+    return {
+        "messaging.destination.name": record.topic,
+        "messaging.kafka.destination.partition": record.partition,
+        "messaging.kafka.message.offset": record.offset,
+        "artstore.event_type": event_type.decode("utf-8", "replace") if event_type else None,
+        "artstore.subject": record.key.decode("utf-8", "replace") if record.key else None,
+    }
 
 
 async def _observe_lag(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, Any]) -> None:

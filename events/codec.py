@@ -2,7 +2,8 @@
 
 Structured-mode CloudEvents: the whole envelope is the JSON value. A few attributes are copied
 into headers (``ce_type``, ``ce_id``, ``correlation_id``) so routers and the DLQ can read them
-without parsing the value. Commands carry the caller's JWT in the ``authorization`` header.
+without parsing the value. Commands carry the caller's JWT in the ``authorization`` header; a
+record that continues a trace carries W3C ``traceparent`` (and ``tracestate``) headers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from events.envelope import Envelope
 from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
 from events.registry import BY_TYPE, EventSpec, spec_for
 from events.topics import Topic, TopicNames
+from events.tracing import TraceHeaders
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 AUTHORIZATION = "authorization"
@@ -66,8 +68,11 @@ def encode(
     *,
     max_bytes: int,
     token: str | None = None,
+    trace: TraceHeaders | None = None,
 ) -> OutgoingRecord:
-    """Turn an envelope into a record for its registered topic; refuse it if it is too large."""
+    """Turn an envelope into a record for its registered topic; refuse it if it is too large.
+
+    ``trace`` (see :mod:`events.tracing`) names the span the record continues."""
     spec = spec_for(envelope.data)
     if envelope.type != spec.type:
         raise ValueError(f"envelope type {envelope.type!r} does not match payload {spec.type!r}")
@@ -79,6 +84,8 @@ def encode(
     }
     if token is not None:
         headers[AUTHORIZATION] = f"Bearer {token}"
+    if trace:
+        headers.update(trace)
     record = OutgoingRecord(
         topic=topics.name(spec.route(envelope.data)),
         key=spec.key_of(envelope.data).encode(),

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from artstore import telemetry
 from artstore.health import HealthServer
 from artstore.openapi import body, merged, problems, without_default_422
 from artstore.serving import serve_until_stopped
@@ -216,6 +217,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.openapi = without_default_422(app)  # type: ignore[method-assign]
+    telemetry.instrument_app(app)
     _install_error_handlers(app)
     app.include_router(routes_read.router)
     app.include_router(routes_write.router)

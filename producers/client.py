@@ -15,6 +15,17 @@ from uuid import UUID
 import httpx
 from aiokafka.errors import KafkaError
 from minio import Minio
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import (
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+)
 from pydantic import ValidationError
 
 from events import (
@@ -31,6 +42,7 @@ from events import (
     new_event,
     staged_key,
 )
+from events.tracing import headers_of
 from producers.accounts import AccountsAdmin
 from producers.downloads import DownloadProgress, download, local_filename
 from producers.errors import (
@@ -55,6 +67,7 @@ from producers.staging import DirectoryStaging, S3Staging, Staged, Staging
 from producers.tokens import Clock, TokenProvider
 
 SOURCE = "artstore/producer-sdk"
+TRACER = "artstore.producers"
 UploadProgress = Callable[[UploadRequest, int], None]
 """Called with the request and the number of bytes just staged (from a worker thread)."""
 
@@ -90,20 +103,37 @@ def upload_command_fields(request: UploadRequest) -> dict[str, Any]:
 
 
 class UploadHandle:
-    """A published upload; :meth:`wait` polls the facade until it is stored or rejected."""
+    """A published upload; :meth:`wait` polls the facade until it is stored or rejected.
 
-    def __init__(self, client: ArtStoreClient, request: UploadRequest, command: UploadRequested):
+    Its calls continue the upload's trace (when the upload was traced): the facade's spans for
+    them join the spans of its publish, store and projection."""
+
+    def __init__(
+        self,
+        client: ArtStoreClient,
+        request: UploadRequest,
+        command: UploadRequested,
+        trace_context: Context | None = None,
+    ):
         self._client = client
         self.request = request
         self.file_id: UUID = command.file_id
         self.filename = command.original_filename
         self.size = command.file_size
         self.checksum = command.checksum
+        self.trace_context = trace_context
+        """The context of the upload's ``artstore.upload`` span (None: not traced)."""
 
     async def status(self) -> dict[str, Any]:
         """The upload's status row (``status``: queued, stored, rejected, failed, or deleted
         with ``deleted_at``, ``deleted_by`` and ``deletion_reason``)."""
-        return await self._client.upload_status(self.file_id)
+        if self.trace_context is None or trace.get_current_span().get_span_context().is_valid:
+            return await self._client.upload_status(self.file_id)
+        token = otel_context.attach(self.trace_context)
+        try:
+            return await self._client.upload_status(self.file_id)
+        finally:
+            otel_context.detach(token)
 
     async def wait(
         self,
@@ -114,6 +144,21 @@ class UploadHandle:
     ) -> StoredFile:
         """The stored file; raises :class:`Rejected` with the element's reason, or
         :class:`Timeout` if neither happened within ``timeout`` seconds (it may still happen)."""
+        if self.trace_context is None:
+            return await self._wait(timeout, first_poll_s, max_poll_s)
+        with self._client.tracer().start_as_current_span(
+            "artstore.upload.wait",
+            context=self.trace_context,
+            attributes={"artstore.file_id": str(self.file_id)},
+        ):
+            return await self._wait(timeout, first_poll_s, max_poll_s)
+
+    async def _wait(
+        self,
+        timeout: float,  # noqa: ASYNC109 - a deadline across many polls
+        first_poll_s: float,
+        max_poll_s: float,
+    ) -> StoredFile:
         deadline = time.monotonic() + timeout
         delay = first_poll_s
         last = "not yet known to the index"
@@ -152,6 +197,10 @@ class ArtStoreClient:
 
     Uploads stage the bytes (S3 bucket or shared directory), then publish ``UploadRequested``
     with the client's token straight to Kafka; everything else goes through the HTTP facade.
+
+    Each upload starts a trace (OpenTelemetry) with ``tracer_provider``, else the application's
+    global provider; its command carries ``traceparent``, so the services that handle it
+    continue the trace. Without a provider nothing is traced.
     """
 
     def __init__(
@@ -160,7 +209,9 @@ class ArtStoreClient:
         *,
         clock: Clock = time.monotonic,
         http: httpx.AsyncClient | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
+        self._tracer_provider = tracer_provider
         self.settings = settings or load_client_settings()
         s = self.settings
         self._http = http or httpx.AsyncClient(timeout=s.request_timeout_s)
@@ -233,6 +284,17 @@ class ArtStoreClient:
         """The current access token (cached; refreshed before it expires)."""
         return await self.tokens.token()
 
+    def tracer(self) -> Tracer:
+        """The SDK's tracer (a no-op one when the application traces nothing)."""
+        return trace.get_tracer(TRACER, tracer_provider=self._tracer_provider)
+
+    def _traced_provider(self) -> TracerProvider | None:
+        """The provider spans are recorded with; None when there is none to record them."""
+        provider = self._tracer_provider or trace.get_tracer_provider()
+        if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
+            return None
+        return provider
+
     # -- uploads ------------------------------------------------------------------------------
 
     async def upload(
@@ -289,6 +351,36 @@ class ArtStoreClient:
         if check_placement:
             for policy in {r.policy for r in requests}:
                 await self.check_placement(policy)
+        tracer = self.tracer()
+        spans = [
+            tracer.start_span(
+                "artstore.upload",
+                attributes={
+                    "artstore.file_id": str(f["file_id"]),
+                    "artstore.filename": f["original_filename"],
+                },
+            )
+            for f in commands
+        ]
+        try:
+            return await self._upload(requests, commands, spans, progress, concurrency)
+        except BaseException as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            for span in spans:
+                span.end()
+
+    async def _upload(
+        self,
+        requests: Sequence[UploadRequest],
+        commands: list[dict[str, Any]],
+        spans: list[Span],
+        progress: UploadProgress | None,
+        concurrency: int,
+    ) -> list[UploadHandle]:
         token = await self.tokens.token()
         limit = asyncio.Semaphore(max(1, concurrency))
 
@@ -310,17 +402,30 @@ class ArtStoreClient:
             UploadRequested(**f, file_size=s.size, checksum=s.sha256, staged=s.staged)
             for f, s in zip(commands, staged, strict=True)
         ]
+        for span, item in zip(spans, staged, strict=True):
+            span.set_attribute("artstore.file_size", item.size)
         try:
-            outgoing = [Outgoing(new_event(c, source=SOURCE), token) for c in built]
+            outgoing = [
+                Outgoing(new_event(c, source=SOURCE), token, trace=headers_of(span))
+                for c, span in zip(built, spans, strict=True)
+            ]
             publisher = await self._publisher_started()
-            records = [publisher.encode(o.envelope, o.token) for o in outgoing]
+            records = [publisher.encode(o.envelope, o.token, o.trace) for o in outgoing]
         except BaseException:
             # Nothing was sent: nobody will ever ask for these bytes.
             for item in staged:
                 await self.staging.discard(item.staged)
             raise
         await self._send_commands(publisher, records, [str(c.file_id) for c in built])
-        return [UploadHandle(self, r, c) for r, c in zip(requests, built, strict=True)]
+        return [
+            UploadHandle(
+                self,
+                r,
+                c,
+                trace.set_span_in_context(span) if span.get_span_context().is_valid else None,
+            )
+            for r, c, span in zip(requests, built, spans, strict=True)
+        ]
 
     async def _send_commands(
         self, publisher: EventPublisher, records: list[OutgoingRecord], file_ids: list[str]
@@ -388,6 +493,7 @@ class ArtStoreClient:
                         topic_prefix=s.topic_prefix,
                         max_message_bytes=s.max_message_bytes,
                         client_id="artstore-producer",
+                        tracer_provider=self._traced_provider(),
                     )
                 )
                 try:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from opentelemetry import propagate
 
 from producers.errors import Unavailable, error_from_response
 from producers.tokens import TokenProvider
@@ -35,8 +36,11 @@ class AuthorizedHttp:
     async def request(
         self, method: str, path: str, *, what: str, ok: tuple[int, ...] = (200,), **kwargs: Any
     ) -> httpx.Response:
-        """Send and return the response if its status is in ``ok``; raise the typed error else."""
+        """Send and return the response if its status is in ``ok``; raise the typed error else.
+
+        Inside a span (an upload's, say) the request carries its ``traceparent``."""
         headers = dict(kwargs.pop("headers", None) or {})
+        propagate.inject(headers)
         for attempt in (1, 2):
             token = await self.tokens.token()
             headers["Authorization"] = f"Bearer {token}"
@@ -69,6 +73,7 @@ class AuthorizedHttp:
         for attempt in (1, 2):
             token = await self.tokens.token()
             sent = {**headers, "Authorization": f"Bearer {token}"}
+            propagate.inject(sent)
             try:
                 async with self.http.stream("GET", self.url(path), headers=sent) as response:
                     if response.status_code == 401 and attempt == 1:

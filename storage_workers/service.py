@@ -19,6 +19,7 @@ from faststream.middlewares import AckPolicy
 from redis.asyncio import Redis
 
 import events
+from artstore import telemetry
 from artstore.health import HealthServer
 from artstore.settings import Settings, broker_settings
 from auth import (
@@ -44,6 +45,7 @@ from events import (
     records_of,
 )
 from events.admin import topic_partitions
+from events.tracing import record_trace_headers
 from storage_workers import element as element_file
 from storage_workers import lifecycle
 from storage_workers.backends import StorageBackend, open_backend
@@ -293,8 +295,14 @@ class StorageService:
     async def _publish(self, facts: Sequence[Outgoing], dead: Sequence[OutgoingRecord]) -> None:
         # A change's audit event goes out in the same send as its fact, before the command is
         # committed: while Kafka is away neither leaves, and the redelivered command sends both.
-        audits = [a for f in facts if (a := audit_of_fact(f.envelope, actor=f.actor)) is not None]
-        records = [self.publisher.encode(e) for e in [f.envelope for f in facts] + audits]
+        # Each carries the trace of the fact it comes with: the span that handled its command.
+        audits = [
+            (a, f.trace)
+            for f in facts
+            if (a := audit_of_fact(f.envelope, actor=f.actor)) is not None
+        ]
+        records = [self.publisher.encode(f.envelope, trace=f.trace) for f in facts]
+        records += [self.publisher.encode(a, trace=trace) for a, trace in audits]
         records += list(dead)
         if records:
             await self.publisher.send_records(records)
@@ -342,7 +350,19 @@ class StorageService:
 
                 async def handle(body: Any, message: KafkaMessage) -> None:
                     (record,) = records_of(message.raw_message)
+                    with telemetry.consuming(
+                        telemetry.tracer("artstore.storage"),
+                        "artstore.command",
+                        record_trace_headers(record.headers),
+                        **{
+                            "artstore.element_id": self.element_id,
+                            "messaging.destination.name": record.topic,
+                            "messaging.kafka.message.offset": record.offset,
+                        },
+                    ):
+                        await handle_command(record, message)
 
+                async def handle_command(record: Record, message: KafkaMessage) -> None:
                     async def run() -> None:
                         await proc(
                             record,

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from artstore import telemetry
 from auth import SignatureCache
 from events import (
     Failure,
@@ -21,6 +22,7 @@ from events import (
     UploadRejected,
     UploadRequested,
 )
+from events.tracing import TraceHeaders, record_trace_headers
 from storage_workers import settlement
 from storage_workers.admission import Admitted, Refused, catch_up_revocations
 from storage_workers.claim_checks import ConfinedClaim, InvalidClaimCheck
@@ -85,7 +87,41 @@ async def store_uploads(
     acknowledge: Acknowledge,
 ) -> BatchOutcome:
     """Decide an admitted batch against the element and store it in one durable change; stop
-    at the first hand-back. May be called again with the same batch after a failure."""
+    at the first hand-back. May be called again with the same batch after a failure.
+
+    Traced, the batch is an ``artstore.store batch`` span and each record decided gets an
+    ``artstore.store`` span, the child of the span its command's ``traceparent`` names (linked
+    to the batch's), ended once the batch is durable and announced; the facts answering it
+    continue that span. Untraced, they carry the command's trace headers themselves."""
+    tracer = telemetry.tracer("artstore.storage")
+    if tracer is None:
+        spans = telemetry.RecordSpans(None, "artstore.store")
+        return await _store(worker, batch, spans, announce=announce, acknowledge=acknowledge)
+    with tracer.start_as_current_span(
+        "artstore.store batch",
+        attributes={
+            "artstore.element_id": worker.element_id,
+            "messaging.batch.message_count": len(batch.records),
+        },
+    ):
+        spans = telemetry.RecordSpans(tracer, "artstore.store")
+        try:
+            outcome = await _store(worker, batch, spans, announce=announce, acknowledge=acknowledge)
+        except BaseException as exc:
+            spans.end(exc)
+            raise
+        spans.end()
+        return outcome
+
+
+async def _store(
+    worker: ElementWorker,
+    batch: AdmittedBatch,
+    spans: telemetry.RecordSpans,
+    *,
+    announce: Announce,
+    acknowledge: Acknowledge,
+) -> BatchOutcome:
     records = batch.records
     async with worker.lock:
         capacity = worker.capacity()
@@ -96,12 +132,19 @@ async def store_uploads(
         already: list[StoredUpload] = []
         outcome = BatchOutcome(processed=len(records))
         for index, (record, admitted) in enumerate(zip(records, batch.admissions, strict=True)):
+            trace: TraceHeaders | None = record_trace_headers(record.headers)
+            if spans.active:
+                trace = spans.open(trace, **_span_attributes(worker, record, admitted))
             if isinstance(admitted, Refused):
                 if admitted.subject is not None and _is_uuid(admitted.subject):
                     corr = admitted.event.envelope.correlation_id if admitted.event else None
                     extra.append(
                         worker.upload_rejected(
-                            UUID(admitted.subject), admitted.reason, admitted.detail, corr
+                            UUID(admitted.subject),
+                            admitted.reason,
+                            admitted.detail,
+                            corr,
+                            trace=trace,
                         )
                     )
                 else:
@@ -122,6 +165,7 @@ async def store_uploads(
                             "the same file_id came twice with different checksums",
                             corr,
                             admitted.caller.client_id,
+                            trace=trace,
                         )
                     )
                 continue
@@ -132,7 +176,11 @@ async def store_uploads(
             except InvalidClaimCheck as exc:
                 extra.append(
                     worker.upload_rejected(
-                        command.file_id, RejectionReason.INVALID_CLAIM_CHECK, str(exc), corr
+                        command.file_id,
+                        RejectionReason.INVALID_CLAIM_CHECK,
+                        str(exc),
+                        corr,
+                        trace=trace,
                     )
                 )
                 continue
@@ -155,19 +203,22 @@ async def store_uploads(
                         decision.detail,
                         corr,
                         admitted.caller.client_id,
+                        trace=trace,
                     )
                 )
             elif isinstance(decision, AlreadyDone):
                 sidecar = await worker.read_sidecar(command.file_id)
                 if sidecar is not None:
-                    extra.append(worker.fact(FileStored(file=sidecar.to_record()), corr))
+                    extra.append(
+                        worker.fact(FileStored(file=sidecar.to_record()), corr, trace=trace)
+                    )
                     already.append(
                         StoredUpload(command.file_id, command.checksum, sidecar.to_record())
                     )
             elif isinstance(decision, Store):
                 planned[command.file_id] = command.checksum
                 capacity = capacity.after(command.file_size)
-                changes.append(_new_file(worker, command, claim, decision, corr))
+                changes.append(_new_file(worker, command, claim, decision, corr, trace))
         changes, elsewhere = await _claim(worker, changes)
         extra.extend(elsewhere)
         handled = list(records[: outcome.processed])
@@ -217,6 +268,7 @@ async def _claim(
     for change in changes:
         claim = found[change.file_id]
         corr = change.fact.envelope.correlation_id
+        trace = change.fact.trace
         decision = decide_claim(
             me=worker.element_id,
             owner=claim.element_id,
@@ -233,7 +285,7 @@ async def _claim(
         elif isinstance(decision, StoredElsewhere):
             assert claim.stored is not None
             worker.metrics.stored_elsewhere.inc()
-            answers.append(worker.fact(FileStored(file=claim.stored), corr))
+            answers.append(worker.fact(FileStored(file=claim.stored), corr, trace=trace))
         elif isinstance(decision, Reject):
             answers.append(
                 worker.upload_rejected(
@@ -242,6 +294,7 @@ async def _claim(
                     decision.detail,
                     corr,
                     _new(change).sidecar.created_by_id,
+                    trace=trace,
                 )
             )
         elif isinstance(decision, TakeOver):
@@ -315,6 +368,7 @@ def _new_file(
     claim: ConfinedClaim,
     decision: Store,
     corr: str,
+    trace: TraceHeaders | None,
 ) -> Change:
     sidecar = decision.sidecar
 
@@ -328,6 +382,7 @@ def _new_file(
                 rejected_at=worker.clock(),
             ),
             corr,
+            trace=trace,
         )
 
     return Change(
@@ -338,8 +393,26 @@ def _new_file(
             rejected,
             claim.model_dump_json(),
         ),
-        worker.fact(FileStored(file=sidecar.to_record()), corr),
+        worker.fact(FileStored(file=sidecar.to_record()), corr, trace=trace),
     )
+
+
+def _span_attributes(
+    worker: ElementWorker, record: Record, admitted: Admitted | Refused
+) -> dict[str, Any]:
+    """What a record's ``artstore.store`` span says about it (tracing on only)."""
+    attributes: dict[str, Any] = {
+        "artstore.element_id": worker.element_id,
+        "messaging.destination.name": record.topic,
+        "messaging.kafka.destination.partition": record.partition,
+        "messaging.kafka.message.offset": record.offset,
+    }
+    if isinstance(admitted, Refused):
+        attributes["artstore.file_id"] = admitted.subject
+        attributes["artstore.refused"] = admitted.reason.value
+    else:
+        attributes["artstore.file_id"] = str(admitted.command.file_id)
+    return attributes
 
 
 def _is_uuid(value: str) -> bool:

@@ -32,6 +32,7 @@ from events import (
     UploadRejected,
     new_event,
 )
+from events.tracing import TraceHeaders
 from storage_workers import commands, lifecycle, settlement
 from storage_workers.admission import Admitted, Refused, admit
 from storage_workers.backends import ObjectMissing, StorageBackend
@@ -136,11 +137,19 @@ class ElementWorker:
         )
 
     def fact(
-        self, payload: BaseModel, correlation_id: str | None = None, actor: str | None = None
+        self,
+        payload: BaseModel,
+        correlation_id: str | None = None,
+        actor: str | None = None,
+        *,
+        trace: TraceHeaders | None = None,
     ) -> Outgoing:
-        """An envelope from this element; ``actor`` is the verified caller it answers."""
+        """An envelope from this element; ``actor`` is the verified caller it answers, ``trace``
+        the span it continues (:class:`artstore.telemetry.RecordSpans`)."""
         return Outgoing(
-            new_event(payload, source=self.source, correlation_id=correlation_id), actor=actor
+            new_event(payload, source=self.source, correlation_id=correlation_id),
+            actor=actor,
+            trace=trace,
         )
 
     async def admit(
@@ -179,6 +188,8 @@ class ElementWorker:
         detail: str,
         correlation: str | None,
         actor: str | None = None,
+        *,
+        trace: TraceHeaders | None = None,
     ) -> Outgoing:
         """An UploadRejected fact (counted by reason); ``actor`` is the verified caller."""
         self.metrics.rejected.labels(self.element_id, reason.value).inc()
@@ -192,6 +203,7 @@ class ElementWorker:
             ),
             correlation,
             actor,
+            trace=trace,
         )
 
     async def commit(

@@ -50,3 +50,25 @@ def test_text_format_names_service_and_correlation(capsys: pytest.CaptureFixture
     line = capsys.readouterr().err.strip()
     assert line.startswith("artstore-test [corr-2] ")
     assert line.endswith("hello")
+
+
+def test_a_line_written_inside_a_span_carries_its_trace_and_span_ids(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    configure_logging("INFO", service="artstore-test")
+    log = logging.getLogger("artstore.test")
+    tracer = TracerProvider().get_tracer("artstore.test")
+    with tracer.start_as_current_span("upload") as span:
+        log.info("inside")
+        with correlated("corr-3", trace="0af7651916cd43dd8448eb211c80319c"):
+            log.info("the live span wins over a named trace")
+    log.info("outside")
+    inside, named, outside = lines(capsys)
+    context = span.get_span_context()
+    assert inside["trace_id"] == f"{context.trace_id:032x}"
+    assert inside["span_id"] == f"{context.span_id:016x}"
+    assert named["trace_id"] == f"{context.trace_id:032x}"
+    assert "trace_id" not in outside
+    assert "span_id" not in outside
