@@ -2,6 +2,7 @@
 
     python -m bench.bench_ingest                      # 2,000 x 4 KB and 2 x 256 MB
     python -m bench.bench_ingest --small 20000 --large 4
+    python -m bench.bench_ingest --trace              # with tracing on (every span recorded)
 
 The worker path: UploadRequested (with a token) on the broker -> worker verifies, streams the
 staged file into the element with sha256, writes the sidecar, journal, fsyncs, publishes
@@ -30,12 +31,18 @@ the worker's removal of staged files would slow its own next files down: ext4 pa
 inodes deleted in the last minute or so when it allocates new ones in the same block group,
 reading each one's inode table block, and with thousands just deleted a file creation took
 about 0.5 ms instead of 20 us here.
+
+``--trace`` runs the producer and the worker with tracing on: every command starts a trace of
+its own (published before the clock starts) and every span is recorded (sampler: always on)
+and handed to a batch span processor whose exporter discards it, so the figures include making
+the spans but not sending them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -44,18 +51,29 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaConsumer
 
+from artstore import telemetry
 from artstore.settings import Settings
 from artstore.stack import ensure_stack
 from auth.testing import TestSigner
 from bench.results import BenchResult, report
-from events import FileStored, Mode, Topic, UploadRequested, create_topics, spec_for
+from events import (
+    FileStored,
+    Mode,
+    Outgoing,
+    Topic,
+    UploadRequested,
+    create_topics,
+    new_event,
+    spec_for,
+)
+from events.tracing import headers_of
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.helpers import consumer_from_beginning, wait_until
@@ -162,6 +180,24 @@ class UploadGate:
         consumer.resume(*consumer.paused())
 
 
+async def send(producer: Producer, commands: list[UploadRequested]) -> None:
+    """Publish ``commands``; traced, each starts a trace of its own, as the SDK's uploads do."""
+    tracer = telemetry.tracer("bench")
+    if tracer is None:
+        await producer.send(*commands)
+        return
+    token = producer.token()
+    spans = [tracer.start_span("bench.upload") for _ in commands]
+    await producer.publisher.publish_many(
+        [
+            Outgoing(new_event(c, source="test://producer"), token, trace=headers_of(span))
+            for c, span in zip(commands, spans, strict=True)
+        ]
+    )
+    for span in spans:
+        span.end()
+
+
 async def through_the_worker(
     producer: Producer, stored: StoredFiles, gate: UploadGate, commands: list[UploadRequested]
 ) -> float:
@@ -169,7 +205,7 @@ async def through_the_worker(
     wanted = {str(c.file_id) for c in commands}
     await gate.close()
     for start in range(0, len(commands), 500):
-        await producer.send(*commands[start : start + 500])
+        await send(producer, commands[start : start + 500])
     await settle()
     started = time.perf_counter()
     gate.open()
@@ -210,7 +246,39 @@ async def alternate(
     return statistics.median(ours), statistics.median(theirs)
 
 
+@contextlib.contextmanager
+def tracing_on(enabled: bool) -> Iterator[None]:
+    """Trace what is built inside (see the module docstring); nothing when not ``enabled``."""
+    if not enabled:
+        yield
+        return
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    class Discarded(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(BatchSpanProcessor(Discarded()))
+    try:
+        with telemetry.tracing(provider):
+            yield
+    finally:
+        provider.shutdown()
+
+
 async def main(args: argparse.Namespace) -> None:
+    with tracing_on(args.trace):
+        await measure(args)
+
+
+async def measure(args: argparse.Namespace) -> None:
     env = ensure_stack()
     work = Path(tempfile.mkdtemp(prefix="artstore-bench-", dir=args.dir))
     settings = Settings(
@@ -320,4 +388,5 @@ if __name__ == "__main__":
         "(default: /dev/shm where there is one, else tmp)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the files afterwards")
+    parser.add_argument("--trace", action="store_true", help="with tracing on (every span kept)")
     asyncio.run(main(parser.parse_args()))
