@@ -31,8 +31,9 @@ DB_RETRIES = Counter(
 )
 GAPS = Counter(
     "artstore_projector_gap_records_total",
-    "Records skipped because the broker had removed them (retention) before they were applied.",
-    ["topic"],
+    "Offsets gone past without a record: removed by retention before they were applied, or "
+    "absent (the broker answered past them, consistently, for a while).",
+    ["topic", "reason"],
 )
 REWINDS = Counter(
     "artstore_projector_rewinds_total",

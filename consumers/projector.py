@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from artstore import telemetry
 from consumers import metrics
+from consumers.gaps import AbsentOffsets
 from consumers.handlers import dead_letter_changes, project
 from consumers.store import (
     ApplyResult,
@@ -47,6 +48,20 @@ PROJECTED_TOPICS: tuple[Topic, ...] = (
 
 #: Records decoded between two turns of the event loop (about 1 ms of work).
 _DECODE_SLICE = 50
+
+
+def _served(
+    events: Sequence[PositionedEvent], seek_to: Mapping[tuple[str, int], int]
+) -> dict[tuple[str, int], int]:
+    """Per partition to read again: the first offset of the batch past its position."""
+    served: dict[tuple[str, int], int] = {}
+    for event in events:
+        key = (event.topic, event.partition)
+        position = seek_to.get(key)
+        if position is not None and event.offset > position:
+            served[key] = min(served.get(key, event.offset), event.offset)
+    return served
+
 
 AfterBatch = Callable[[ApplyResult], Awaitable[None]]
 
@@ -112,6 +127,8 @@ class Projection:
         self._unexplained: dict[tuple[str, int], int] = {}
         """Per partition: how many times in a row a batch started past the stored position
         without the broker proving a gap."""
+        self._absent = AbsentOffsets()
+        """Per partition: the offsets the broker keeps answering past the stored position."""
 
     async def handle(
         self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
@@ -165,7 +182,7 @@ class Projection:
                 self.unavailable = None
                 break
             except PositionMismatch as exc:
-                await self._rewind(consumer, exc.seek_to)
+                await self._rewind(consumer, exc.seek_to, _served(events, exc.seek_to))
                 return None
             except _TRANSIENT as exc:
                 attempt += 1
@@ -184,8 +201,9 @@ class Projection:
             self._proven_gaps.pop(tp, None)
             if tp not in result.holes:
                 self._unexplained.pop(tp, None)
+                self._absent.forget(tp)
         if result.holes:
-            await self._rewind(consumer, result.holes)
+            await self._rewind(consumer, result.holes, _served(events, result.holes))
         self._count(events, result)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(records))
@@ -194,14 +212,24 @@ class Projection:
         return result
 
     async def _rewind(
-        self, consumer: AIOKafkaConsumer, seek_to: dict[tuple[str, int], int]
+        self,
+        consumer: AIOKafkaConsumer,
+        seek_to: dict[tuple[str, int], int],
+        served: dict[tuple[str, int], int],
     ) -> None:
-        """A batch started past the stored positions: read again from them, unless the broker
-        proves the records in between are gone (its log-start offset is past the position).
+        """A batch started past the stored positions (``served``: the first offset the broker
+        gave after each one): read again from them, unless the broker proves the records in
+        between are not there to read:
+
+        - its log-start offset is past the position (retention removed them); or
+        - asked again and again from the position for ``ABSENT_PROOF_S`` (at least
+          ``ABSENT_PROOF_READS`` reads), it answers every time with the same first offset past
+          it: those offsets hold no record any reader will ever get (the embedded broker can
+          leave such a hole when it is killed between reserving offsets and writing them).
 
         Nothing else counts as proof: a batch that starts late after a broker restart or a
-        seek is read again from the stored position, as often as it takes (with a growing
-        pause and an error in the log when it keeps happening), rather than skipped."""
+        seek is read again from the stored position (with a growing pause and an error in the
+        log when it keeps happening), rather than skipped."""
         metrics.REWINDS.inc()
         for (topic, partition), position in seek_to.items():
             tp = TopicPartition(topic, partition)
@@ -211,9 +239,24 @@ class Projection:
                     "retention removed records the projection never applied",
                     extra={"partition": f"{topic}[{partition}]", "from": position, "to": start},
                 )
-                metrics.GAPS.labels(topic).inc(start - position)
+                metrics.GAPS.labels(topic, "retention").inc(start - position)
                 self._proven_gaps[(topic, partition)] = start
                 consumer.seek(tp, start)
+                continue
+            first = served.get((topic, partition))
+            proven = first is not None and self._absent.proven(
+                (topic, partition), position, first, time.monotonic()
+            )
+            if proven:
+                assert first is not None
+                log.error(
+                    "the broker has no records at these offsets: going on past them",
+                    extra={"partition": f"{topic}[{partition}]", "from": position, "to": first},
+                )
+                metrics.GAPS.labels(topic, "absent").inc(first - position)
+                self._proven_gaps[(topic, partition)] = first
+                self._absent.forget((topic, partition))
+                consumer.seek(tp, first)
                 continue
             times = self._unexplained.get((topic, partition), 0) + 1
             self._unexplained[(topic, partition)] = times
