@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,10 @@ Confirm = Callable[[Sequence[AuditItem]], Awaitable[list[Verdict]]]
 Clock = Callable[[], datetime]
 
 CHUNK = 256
-"""Items per checkpoint."""
+"""Items checked, and their facts announced, together."""
+CHECKPOINT_S = 5.0
+"""Seconds of checking between checkpoints of the pass (each one is a durable write): a crash
+repeats at most that much, and announces its findings again."""
 
 
 def new_pass_id(element_id: str, at: datetime) -> str:
@@ -72,6 +76,7 @@ class PassRunner:
         confirm: Confirm | None = None,
         clock: Clock,
         concurrency: int = 4,
+        checkpoint_s: float = CHECKPOINT_S,
     ) -> None:
         self.auditor = auditor
         self.announcer = announcer
@@ -80,6 +85,7 @@ class PassRunner:
         self.confirm = confirm
         self.clock = clock
         self._threads = concurrency
+        self.checkpoint_s = checkpoint_s
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fixity")
 
     def _check_all(self, items: Sequence[AuditItem]) -> list[Verdict]:
@@ -115,6 +121,7 @@ class PassRunner:
         # The next chunk is read while this one's facts and checkpoint are written: reading
         # never waits on the broker or the checkpoint, and the cursor still moves in order.
         ahead = asyncio.ensure_future(self._check(chunks[0])) if chunks else None
+        checkpointed = time.monotonic()
         try:
             for index, chunk in enumerate(chunks):
                 assert ahead is not None
@@ -125,7 +132,10 @@ class PassRunner:
                 facts = self._facts(verdicts, state, progress.pass_id)
                 progress.tally.add_all(verdicts)
                 progress.cursor = chunk[-1].key
-                await commit_progress(self.publish, self.store, state, facts)
+                due = time.monotonic() - checkpointed >= self.checkpoint_s
+                await commit_progress(self.publish, self.store if due else None, state, facts)
+                if due:
+                    checkpointed = time.monotonic()
         finally:
             if ahead is not None:
                 ahead.cancel()

@@ -161,6 +161,7 @@ async def test_an_interrupted_pass_resumes_where_it_stopped(tmp_path: Path) -> N
         crashes_on_second_chunk,
         store=StateStore(backend),
         clock=lambda: datetime.now(UTC),
+        checkpoint_s=0,  # a checkpoint after every chunk
     )
     items = plan_items(backend.list_keys(), catalogue.entries())
     with pytest.raises(ConnectionError):
