@@ -357,7 +357,7 @@ class ProjectionStore:
             stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
             kept: list[PositionedEvent] = []
             rewind: dict[TopicPartition, int] = {}
-            advance: dict[TopicPartition, tuple[int, int]] = {}
+            advance: dict[TopicPartition, tuple[int, int, int]] = {}
             for tp in tps:
                 position = stored.get(tp)
                 fresh = [e for e in by_partition[tp] if position is None or e.offset >= position]
@@ -369,6 +369,9 @@ class ProjectionStore:
                 if position is not None and first > position and (proven is None or first > proven):
                     rewind[tp] = position
                     continue
+                # Offsets gone past without a record (a proven gap), so that applied records
+                # plus gaps always add up to the position.
+                gap = first - position if position is not None else 0
                 # A hole inside the batch is a gap too: apply up to it; the caller reads again
                 # from there.
                 for i in range(1, len(fresh)):
@@ -377,8 +380,9 @@ class ProjectionStore:
                         result.holes[tp] = expected
                         fresh = fresh[:i]
                         break
+                    gap += fresh[i].offset - expected
                 kept.extend(fresh)
-                advance[tp] = (fresh[-1].offset + 1, len(fresh))
+                advance[tp] = (fresh[-1].offset + 1, len(fresh), gap)
             if rewind:
                 raise PositionMismatch(rewind)
             if plan is None or len(kept) != len(events):
@@ -388,17 +392,19 @@ class ProjectionStore:
                 keys = sorted(advance)
                 await conn.execute(
                     f"UPDATE {self._t['projection_offsets']} AS o SET next_offset = u.next, "
-                    "events_applied = o.events_applied + u.n "
-                    "FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::bigint[]) "
-                    "AS u(topic, partition, next, n) "
+                    "events_applied = o.events_applied + u.n, "
+                    "gap_offsets = o.gap_offsets + u.gap "
+                    "FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::bigint[], "
+                    "$5::bigint[]) AS u(topic, partition, next, n, gap) "
                     "WHERE o.topic = u.topic AND o.partition = u.partition",
                     [t for t, _ in keys],
                     [p for _, p in keys],
                     [advance[k][0] for k in keys],
                     [advance[k][1] for k in keys],
+                    [advance[k][2] for k in keys],
                 )
             result.applied = len(kept)
-            result.positions = {tp: nxt for tp, (nxt, _) in advance.items()}
+            result.positions = {tp: nxt for tp, (nxt, _, _) in advance.items()}
         return result
 
     async def record_uploads(self, statuses: Sequence[UploadStatus]) -> None:

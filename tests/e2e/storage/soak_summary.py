@@ -16,6 +16,7 @@ COLUMNS = (
     "lost",
     "duplicated",
     "duplicate_facts",
+    "absent_offsets",
 )
 
 

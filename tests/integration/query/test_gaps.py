@@ -3,14 +3,32 @@ broker has proved it (retention removed the records: its log-start offset is pas
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 
 from artstore.settings import Settings
+from artstore.stack.postgres_server import asyncpg_dsn
 from consumers.store import PositionedEvent, PositionMismatch, ProjectionStore
 
 pytestmark = [pytest.mark.postgres]
 
 TOPIC = "t.artstore.files"
+
+
+async def counts(settings: Settings, partition: int) -> tuple[int, int, int]:
+    """A partition's position, records applied and offsets gone past without a record."""
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:
+        row = await conn.fetchrow(
+            "SELECT next_offset, events_applied, gap_offsets FROM projection_offsets "
+            "WHERE topic = $1 AND partition = $2",
+            TOPIC,
+            partition,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return row["next_offset"], row["events_applied"], row["gap_offsets"]
 
 
 def batch(*offsets: int, partition: int) -> list[PositionedEvent]:
@@ -43,6 +61,7 @@ async def test_a_gap_the_broker_proves_is_accepted_up_to_its_log_start(
         assert await store.stored_positions([(TOPIC, 1)]) == {(TOPIC, 1): 7}
         with pytest.raises(PositionMismatch):  # the proof covered 2..4, not 7..9
             await store.apply(batch(10, partition=1), tolerate_gaps={(TOPIC, 1): 5})
+        assert await counts(migrated, 1) == (7, 4, 3)  # position = applied + gone past
     finally:
         await store.close()
 
@@ -57,5 +76,6 @@ async def test_a_hole_inside_a_batch_is_applied_up_to_the_hole_only(migrated: Se
         assert await store.stored_positions([(TOPIC, 2)]) == {(TOPIC, 2): 5}
         proven = await store.apply(batch(6, 7, partition=2), tolerate_gaps={(TOPIC, 2): 6})
         assert (proven.applied, proven.holes) == (2, {})
+        assert await counts(migrated, 2) == (8, 7, 1)
     finally:
         await store.close()
