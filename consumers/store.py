@@ -144,14 +144,24 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(database_url: str, *, application_name: str, size: int = 2) -> asyncpg.Pool:
-    """A small asyncpg pool that maps jsonb to Python values."""
+async def create_pool(
+    database_url: str, *, application_name: str, size: int = 2, custom_plans: bool = False
+) -> asyncpg.Pool:
+    """A small asyncpg pool that maps jsonb to Python values.
+
+    ``custom_plans``: plan every execution of a prepared statement for its own parameters.
+    asyncpg prepares and caches each query; after five executions PostgreSQL may switch to a
+    generic plan, which for a full-text search cannot know how rare the words are (a rare word
+    then walks the whole date index instead of the text index)."""
+    settings = {"application_name": application_name}
+    if custom_plans:
+        settings["plan_cache_mode"] = "force_custom_plan"
     pool = await asyncpg.create_pool(
         asyncpg_dsn(database_url),
         min_size=1,
         max_size=size,
         init=_init_connection,
-        server_settings={"application_name": application_name},
+        server_settings=settings,
     )
     assert pool is not None
     return pool

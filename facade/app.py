@@ -131,7 +131,9 @@ async def open_runtime(
         adopted = await asyncio.to_thread(unheld_journals, root, journal.directory)
         for other in adopted:
             stack.callback(other.close)
-        pool = await create_pool(settings.database_url, application_name="artstore-facade", size=10)
+        pool = await create_pool(
+            settings.database_url, application_name="artstore-facade", size=10, custom_plans=True
+        )
         stack.push_async_callback(pool.close)
         await pool.execute("SELECT 1")
         redis = Redis.from_url(settings.redis_url)
