@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import Link, Span, SpanKind, Tracer, TracerProvider
 
-from events.tracing import TraceHeaders, context_of, headers_of
+from events.tracing import TraceHeaders, context_of, end_spans, headers_of
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -192,8 +192,4 @@ class RecordSpans:
     def end(self, error: BaseException | None = None) -> None:
         """End every span opened (marked failed with ``error`` when given)."""
         spans, self._spans = self._spans, []
-        for span in spans:
-            if error is not None:
-                span.record_exception(error)
-                span.set_status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
-            span.end()
+        end_spans(spans, error)

@@ -13,12 +13,12 @@ from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import Span, SpanKind, Tracer, TracerProvider
 
 from events.codec import OutgoingRecord, encode
 from events.envelope import Envelope
 from events.topics import FRAMING_ALLOWANCE, TopicNames
-from events.tracing import TRACEPARENT, TraceHeaders, context_of, headers_of
+from events.tracing import TRACEPARENT, TraceHeaders, context_of, headers_of, spans_ended
 
 _TRACERS: weakref.WeakKeyDictionary[KafkaBroker, Tracer] = weakref.WeakKeyDictionary()
 """The tracer of each broker built with a tracer provider (see :func:`make_broker`)."""
@@ -136,7 +136,7 @@ class EventPublisher:
         they were encoded with."""
         spans: list[Span] = []
         futures = []
-        try:
+        with spans_ended(spans):
             for record in records:
                 headers = record.headers
                 if self._tracer is not None:
@@ -155,14 +155,6 @@ class EventPublisher:
                     )
                 )
             return list(await asyncio.gather(*futures))
-        except BaseException as exc:
-            for span in spans:
-                span.record_exception(exc)
-                span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            for span in spans:
-                span.end()
 
 
 def _publish_span(tracer: Tracer, record: OutgoingRecord) -> Span | None:

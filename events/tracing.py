@@ -8,10 +8,12 @@ what an :class:`~events.Outgoing` carries into the headers of the record it beco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.trace import StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT = "traceparent"
@@ -68,3 +70,23 @@ def headers_of(span: trace.Span) -> dict[str, str] | None:
 def current_headers() -> dict[str, str] | None:
     """The trace headers of the current span (None outside any span)."""
     return headers_of(trace.get_current_span())
+
+
+def end_spans(spans: Sequence[trace.Span], error: BaseException | None = None) -> None:
+    """End ``spans``, each marked failed with ``error`` when one is given."""
+    for span in spans:
+        if error is not None:
+            span.record_exception(error)
+            span.set_status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
+        span.end()
+
+
+@contextlib.contextmanager
+def spans_ended(spans: Sequence[trace.Span]) -> Iterator[None]:
+    """Run the block, then end ``spans``: failed with what the block raised, if it did."""
+    try:
+        yield
+    except BaseException as exc:
+        end_spans(spans, exc)
+        raise
+    end_spans(spans)

@@ -22,7 +22,6 @@ from opentelemetry.trace import (
     NoOpTracerProvider,
     ProxyTracerProvider,
     Span,
-    StatusCode,
     Tracer,
     TracerProvider,
 )
@@ -42,7 +41,7 @@ from events import (
     new_event,
     staged_key,
 )
-from events.tracing import headers_of
+from events.tracing import headers_of, spans_ended
 from producers.accounts import AccountsAdmin
 from producers.downloads import DownloadProgress, download, local_filename
 from producers.errors import (
@@ -362,16 +361,8 @@ class ArtStoreClient:
             )
             for f in commands
         ]
-        try:
+        with spans_ended(spans):
             return await self._upload(requests, commands, spans, progress, concurrency)
-        except BaseException as exc:
-            for span in spans:
-                span.record_exception(exc)
-                span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            for span in spans:
-                span.end()
 
     async def _upload(
         self,
