@@ -232,9 +232,12 @@ class StorageService:
         self._ready = True
 
     def _not_ready(self) -> str | None:
-        if self._ready:
-            return None
-        return f"element {self.element_id}'s worker is starting or stopping: not consuming"
+        if not self._ready:
+            return f"element {self.element_id}'s worker is starting or stopping: not consuming"
+        if not self._claims_settled:
+            # Until then no upload is consumed and a crash's staged bytes are still there.
+            return f"element {self.element_id} is settling its uploads with the upload claims"
+        return None
 
     async def stop(self) -> None:
         """Stop consuming (offsets of unfinished work stay uncommitted) and disconnect."""
