@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from artstore.settings import Settings
+from auth.testing import TestSigner
 from consumers import ProjectorSettings, migrate
 from events import Mode, create_topics
 from producers import ClientSettings
@@ -61,6 +62,20 @@ async def served(app: FastAPI, port: int) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+@contextlib.asynccontextmanager
+async def served_jwks(signer: TestSigner) -> AsyncIterator[str]:
+    """The signer's public keys served over HTTP (where a service process fetches them): the
+    JWKS URL, until the block ends."""
+    app = FastAPI()
+
+    @app.get("/.well-known/jwks.json")
+    async def jwks() -> dict[str, object]:
+        return signer.jwks()
+
+    async with served(app, free_port()) as url:
+        yield f"{url}/.well-known/jwks.json"
 
 
 @dataclass

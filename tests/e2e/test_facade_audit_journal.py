@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from artstore.settings import Settings
 from artstore.stack import StackEnv
@@ -39,7 +38,7 @@ from tests.integration.query.support import (
     make_record,
     running_projector,
 )
-from tests.pipeline import free_port, served
+from tests.pipeline import free_port, served_jwks
 
 pytestmark = [
     pytest.mark.e2e,
@@ -61,14 +60,8 @@ def signer() -> TestSigner:
 
 @pytest.fixture(scope="module")
 async def jwks_url(signer: TestSigner) -> AsyncIterator[str]:
-    app = FastAPI()
-
-    @app.get("/.well-known/jwks.json")
-    async def jwks() -> dict[str, object]:
-        return signer.jwks()
-
-    async with served(app, free_port()) as url:
-        yield f"{url}/.well-known/jwks.json"
+    async with served_jwks(signer) as url:
+        yield url
 
 
 @pytest.fixture

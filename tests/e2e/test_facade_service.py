@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from artstore.settings import Settings
 from artstore.stack import StackEnv
@@ -20,7 +19,7 @@ from consumers.handlers import file_row
 from consumers.store import PositionedEvent
 from tests.e2e.service_process import ServiceLauncher, ServiceProcess
 from tests.integration.query.support import make_record
-from tests.pipeline import free_port, served
+from tests.pipeline import free_port, served_jwks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
@@ -34,15 +33,8 @@ def signer() -> TestSigner:
 
 @pytest.fixture(scope="module")
 async def jwks_url(signer: TestSigner) -> AsyncIterator[str]:
-    """The signer's keys served over HTTP, where the facade process fetches them."""
-    app = FastAPI()
-
-    @app.get("/.well-known/jwks.json")
-    async def jwks() -> dict[str, object]:
-        return signer.jwks()
-
-    async with served(app, free_port()) as url:
-        yield f"{url}/.well-known/jwks.json"
+    async with served_jwks(signer) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
