@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from artstore.settings import Settings
+from artstore.stack import StackEnv
 from auth.testing import TestSigner
 from consumers import ProjectorSettings, migrate
 from events import Mode, create_topics
@@ -76,6 +77,49 @@ async def served_jwks(signer: TestSigner) -> AsyncIterator[str]:
 
     async with served(app, free_port()) as url:
         yield f"{url}/.well-known/jwks.json"
+
+
+def service_env(stack: StackEnv, settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a service process on the stack, with ``settings``' broker, database,
+    topics and data dir (no ``ARTSTORE_`` variable of the caller's leaks in); ``extra`` wins."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTSTORE_")}
+    env.update(stack.as_env())
+    env.update(
+        {
+            "ARTSTORE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "ARTSTORE_DATABASE_URL": settings.database_url,
+            "ARTSTORE_TOPIC_PREFIX": settings.topic_prefix,
+            "ARTSTORE_DATA_DIR": str(settings.data_dir),
+            **extra,
+        }
+    )
+    return env
+
+
+def facade_env(
+    stack: StackEnv,
+    settings: Settings,
+    *,
+    signer: TestSigner,
+    jwks_url: str,
+    redis_namespace: str,
+    port: int,
+    **extra: str,
+) -> dict[str, str]:
+    """:func:`service_env` for ``artstore query facade`` on ``port``, trusting ``signer``."""
+    return service_env(
+        stack,
+        settings,
+        ARTSTORE_FACADE_HOST="127.0.0.1",
+        ARTSTORE_FACADE_PORT=str(port),
+        ARTSTORE_FACADE_JWKS_URL=jwks_url,
+        ARTSTORE_FACADE_ISSUER=signer.issuer,
+        ARTSTORE_FACADE_AUDIENCE=signer.audience,
+        ARTSTORE_FACADE_STAGING="local",
+        ARTSTORE_FACADE_CACHE_PREFIX=f"{redis_namespace}query:",
+        ARTSTORE_FACADE_CACHE_GENERATION_KEY=f"{redis_namespace}query:generation",
+        **extra,
+    )
 
 
 @dataclass

@@ -5,7 +5,6 @@ event reaches ``artstore.audit`` from its journal."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import uuid
@@ -38,7 +37,7 @@ from tests.integration.query.support import (
     make_record,
     running_projector,
 )
-from tests.pipeline import free_port, served_jwks
+from tests.pipeline import facade_env, free_port, served_jwks
 
 pytestmark = [
     pytest.mark.e2e,
@@ -113,37 +112,6 @@ async def seed_files(settings: Settings, redis_namespace: str, root: Path) -> di
     return {str(r.file_id): c for r, c in zip(records, contents, strict=True)}
 
 
-def facade_env(
-    stack: StackEnv,
-    settings: Settings,
-    signer: TestSigner,
-    jwks_url: str,
-    redis_namespace: str,
-    port: int,
-    journal: Path,
-) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTSTORE_")}
-    env.update(stack.as_env())
-    env.update(
-        {
-            "ARTSTORE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "ARTSTORE_DATABASE_URL": settings.database_url,
-            "ARTSTORE_TOPIC_PREFIX": settings.topic_prefix,
-            "ARTSTORE_DATA_DIR": str(settings.data_dir),
-            "ARTSTORE_FACADE_HOST": "127.0.0.1",
-            "ARTSTORE_FACADE_PORT": str(port),
-            "ARTSTORE_FACADE_JWKS_URL": jwks_url,
-            "ARTSTORE_FACADE_ISSUER": signer.issuer,
-            "ARTSTORE_FACADE_AUDIENCE": signer.audience,
-            "ARTSTORE_FACADE_STAGING": "local",
-            "ARTSTORE_FACADE_CACHE_PREFIX": f"{redis_namespace}query:",
-            "ARTSTORE_FACADE_CACHE_GENERATION_KEY": f"{redis_namespace}query:generation",
-            "ARTSTORE_FACADE_AUDIT_JOURNAL_DIR": str(journal),
-        }
-    )
-    return env
-
-
 def pending_audit_events(metrics: str) -> float:
     (line,) = (m for m in metrics.splitlines() if m.startswith("artstore_facade_audit_pending "))
     return float(line.split()[-1])
@@ -166,7 +134,15 @@ async def test_downloads_while_kafka_is_away_survive_a_killed_facade(
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = facade_env(stack, own, signer, jwks_url, redis_namespace, port, tmp_path / "journal")
+    env = facade_env(
+        stack,
+        own,
+        signer=signer,
+        jwks_url=jwks_url,
+        redis_namespace=redis_namespace,
+        port=port,
+        ARTSTORE_FACADE_AUDIT_JOURNAL_DIR=str(tmp_path / "journal"),
+    )
     reader = {"Authorization": f"Bearer {signer.issue(scopes={'files:read'}, client_id=READER)}"}
     auditor = signer.issue(scopes={"audit:read"}, client_id="sa_test_auditor_00000000")
     correlations = {file_id: f"journal-{uuid.uuid4().hex}" for file_id in contents}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from consumers.handlers import file_row
 from consumers.store import PositionedEvent
 from tests.e2e.service_process import ServiceLauncher, ServiceProcess
 from tests.integration.query.support import make_record
-from tests.pipeline import free_port, served_jwks
+from tests.pipeline import facade_env, free_port, served_jwks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
@@ -63,22 +62,13 @@ async def start_facade(
     """Starts ``python -m artstore query facade`` on a free port and waits until it is ready."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTSTORE_")}
-    env.update(stack.as_env())
-    env.update(
-        {
-            "ARTSTORE_DATABASE_URL": settings.database_url,
-            "ARTSTORE_TOPIC_PREFIX": settings.topic_prefix,
-            "ARTSTORE_DATA_DIR": str(settings.data_dir),
-            "ARTSTORE_FACADE_HOST": "127.0.0.1",
-            "ARTSTORE_FACADE_PORT": str(port),
-            "ARTSTORE_FACADE_JWKS_URL": jwks_url,
-            "ARTSTORE_FACADE_ISSUER": signer.issuer,
-            "ARTSTORE_FACADE_AUDIENCE": signer.audience,
-            "ARTSTORE_FACADE_STAGING": "local",
-            "ARTSTORE_FACADE_CACHE_PREFIX": f"{redis_namespace}query:",
-            "ARTSTORE_FACADE_CACHE_GENERATION_KEY": f"{redis_namespace}query:generation",
-        }
+    env = facade_env(
+        stack,
+        settings,
+        signer=signer,
+        jwks_url=jwks_url,
+        redis_namespace=redis_namespace,
+        port=port,
     )
     async with ServiceLauncher("query facade", ["query", "facade"], base_url, tmp_path) as services:
 

@@ -11,7 +11,6 @@ counter of rejections by reason counts even when nothing was rejected yet.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from events import Topic, create_topics
 from tests.e2e.service_process import ServiceLauncher, ServiceProcess
 from tests.helpers import wait_until
 from tests.monitoring import PROMETHEUS_MADE, series_names, used_metric_names
-from tests.pipeline import free_port
+from tests.pipeline import free_port, service_env
 
 pytestmark = [
     pytest.mark.e2e,
@@ -79,16 +78,8 @@ async def deployment(
 ) -> AsyncIterator[Deployment]:
     await create_topics(settings.kafka_bootstrap, settings.topic_names())
     out = tmp_path_factory.mktemp("services")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTSTORE_")}
-    env.update(stack.as_env())
-    env.update(
-        {
-            "ARTSTORE_DATABASE_URL": settings.database_url,
-            "ARTSTORE_TOPIC_PREFIX": settings.topic_prefix,
-            "ARTSTORE_S3_BUCKET": settings.s3_bucket,
-            "ARTSTORE_DATA_DIR": str(settings.data_dir),
-            "ARTSTORE_LOG_LEVEL": "WARNING",
-        }
+    env = service_env(
+        stack, settings, ARTSTORE_S3_BUCKET=settings.s3_bucket, ARTSTORE_LOG_LEVEL="WARNING"
     )
     auth_prefix = f"{redis_namespace}auth:"
     ports = {name: free_port() for name in ("auth", "projector", "facade", "metrics", "worker")}
