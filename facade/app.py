@@ -40,6 +40,7 @@ from facade.audit_journal import AuditJournal, unheld_journals
 from facade.audit_relay import AuditRelay
 from facade.cache import SearchCache
 from facade.console import install_console
+from facade.outages import OUTAGE_TYPES, RETRY_AFTER_S, outage_body, outage_of
 from facade.problems import Problem
 from facade.runtime import FacadeRuntime
 from facade.security import Caller, RateLimit, requires
@@ -82,8 +83,23 @@ def _install_error_handlers(app: FastAPI) -> None:
         request.state.problem_detail = str(exc.detail)
         return _problem_response(exc.status_code, body, dict(exc.headers or {}))
 
+    async def outage(request: Request, exc: Exception) -> Response:
+        what = outage_of(exc) or "a service the facade depends on"
+        log.warning(
+            "a dependency is away: 503",
+            extra={"path": request.url.path, "away": what, "error": str(exc) or repr(exc)},
+        )
+        body = outage_body(what)
+        request.state.problem_detail = body["detail"]
+        return _problem_response(503, body, {"Retry-After": str(RETRY_AFTER_S)})
+
+    for kind in OUTAGE_TYPES:
+        app.add_exception_handler(kind, outage)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        if outage_of(exc) is not None:  # wrapped in something else
+            return await outage(request, exc)
         log.exception("unhandled error", extra={"path": request.url.path})
         body = {"title": "Internal error", "status": 500, "detail": "an unexpected error occurred"}
         return _problem_response(500, body, {})

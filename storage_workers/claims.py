@@ -79,6 +79,10 @@ class UploadClaims(Protocol):
         """This element's claims that were never recorded as stored."""
         ...
 
+    async def ping(self) -> None:
+        """Return when the registry answers; raise :class:`ClaimsUnavailable` when not."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
@@ -155,6 +159,9 @@ class PostgresClaims:
             raise ClaimsUnavailable(
                 f"the upload claim registry (PostgreSQL) is unreachable: {why}"
             ) from exc
+
+    async def ping(self) -> None:
+        await self._run("SELECT 1")
 
     async def claim(self, element_id: str, wanted: Mapping[UUID, str]) -> dict[UUID, Claim]:
         if not wanted:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from artstore.consumer_lag import ConsumerLag
@@ -125,6 +127,28 @@ class StorageMetrics:
             ["element_id"],
             registry=self.registry,
         ).labels(**labels)
+        self.dependency_away = Gauge(
+            "artstore_storage_dependency_away",
+            "1 while a dependency (storage, staging, database, keys) does not answer and "
+            "consuming is paused for it.",
+            ["element_id", "dependency"],
+            registry=self.registry,
+        )
+        self.outages = Counter(
+            "artstore_storage_outages",
+            "Times consuming paused because a dependency was away.",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self._away: set[str] = set()
+
+    def set_dependencies_away(self, away: Mapping[str, str]) -> None:
+        """``away`` (dependency -> why) is what does not answer now."""
+        if away and not self._away:
+            self.outages.inc()
+        for name in self._away | set(away):
+            self.dependency_away.labels(self.element_id, name).set(1 if name in away else 0)
+        self._away = set(away)
 
     def set_mode(self, mode: Mode) -> None:
         """The element is in ``mode`` now."""

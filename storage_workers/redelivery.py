@@ -18,6 +18,7 @@ from aiokafka import TopicPartition
 
 from storage_workers.admission import TransientFailure
 from storage_workers.backends import BackendError
+from storage_workers.outages import Outages
 from storage_workers.worker import Record
 
 log = logging.getLogger(__name__)
@@ -68,16 +69,25 @@ class Backoff:
 
 
 async def retry_in_place(
-    action: Callable[[], Awaitable[None]], attempts: int, backoff_s: float
+    action: Callable[[], Awaitable[None]],
+    attempts: int,
+    backoff_s: float,
+    outages: Outages | None = None,
 ) -> None:
     """Run ``action``; retry :data:`RETRIED_IN_PLACE` failures with bounded backoff; raise the
-    last one when ``attempts`` are spent. Any other exception propagates at once."""
+    last one when ``attempts`` are spent. Any other exception propagates at once.
+
+    With ``outages``, each failure first asks whether a dependency is away: then
+    :class:`~storage_workers.outages.DependencyAway` is raised at once (the record is held
+    until the outage ends, no attempt spent on it)."""
     delays = Backoff(backoff_s)
     for attempt in range(1, attempts + 1):
         try:
             await action()
             return
         except RETRIED_IN_PLACE as exc:
+            if outages is not None:
+                await outages.confirm(exc)
             if attempt == attempts:
                 raise
             log.warning("transient failure, retrying", extra={"error": str(exc)})

@@ -52,10 +52,12 @@ from storage_workers.backends import StorageBackend, open_backend
 from storage_workers.capacity import Capacity
 from storage_workers.claims import ClaimsUnavailable, PostgresClaims, UploadClaims
 from storage_workers.config import WorkerConfig
+from storage_workers.dependencies import worker_probes
 from storage_workers.fixity import AuditPolicy, ElementAuditor, ReadBudget
 from storage_workers.groups import storage_group
 from storage_workers.journal import Journal, recover
 from storage_workers.metrics import StorageMetrics
+from storage_workers.outages import DependencyAway, Outages
 from storage_workers.placement import PeerStatus, PeerTable, should_consume
 from storage_workers.redelivery import RETRIED_IN_PLACE, Backoff, retry_in_place, seek_back
 from storage_workers.staging import Staging
@@ -140,6 +142,8 @@ class StorageService:
         self._ready = False
         self._full_announced = False
         self._placement_due = asyncio.Event()
+        self.outages = Outages({}, on_change=self.metrics.set_dependencies_away)
+        """What is away (probes set at start); consumers pause while anything is."""
         self.health = HealthServer(self.metrics.registry, self._not_ready)
         self.stopped = asyncio.Event()
         self.writer_claim: WriterClaim | None = None
@@ -209,6 +213,13 @@ class StorageService:
             peer_alive=self._peer_alive,
         )
         await self.worker.load()
+        self.outages.probes = worker_probes(
+            config=self.config,
+            backend=self.backend,
+            staging=self.worker.staging,
+            claims=self.claims,
+            redis=self.redis,
+        )
         self.auditor = self._make_auditor(self.worker)
         await self.auditor.load()
         self._update_gauges(self.worker, self.worker.capacity())
@@ -222,6 +233,7 @@ class StorageService:
             asyncio.create_task(self._placement_loop(), name="placement"),
             asyncio.create_task(self._watch_loop(), name="peers"),
             asyncio.create_task(self._ttl_loop(), name="ttl"),
+            asyncio.create_task(self.outages.run(), name="outages"),
         ]
         if self.config.fixity_enabled:
             self._tasks.append(
@@ -237,6 +249,8 @@ class StorageService:
         if not self._claims_settled:
             # Until then no upload is consumed and a crash's staged bytes are still there.
             return f"element {self.element_id} is settling its uploads with the upload claims"
+        if (away := self.outages.reason()) is not None:
+            return f"element {self.element_id} is {away}"
         return None
 
     async def stop(self) -> None:
@@ -366,6 +380,10 @@ class StorageService:
                         await handle_command(record, message)
 
                 async def handle_command(record: Record, message: KafkaMessage) -> None:
+                    if self.outages.away:  # fetched before the pause, or newly assigned
+                        self.outages.hold(message.consumer, {_partition_of(record): record.offset})
+                        return
+
                     async def run() -> None:
                         await proc(
                             record,
@@ -377,10 +395,17 @@ class StorageService:
                     try:
                         try:
                             await retry_in_place(
-                                run, self.config.retry_attempts, self.config.retry_backoff_s
+                                run,
+                                self.config.retry_attempts,
+                                self.config.retry_backoff_s,
+                                self.outages,
                             )
                         except RETRIED_IN_PLACE as exc:
                             await self._dead_letter(message, name, exc, tried_at)
+                    except DependencyAway as exc:
+                        log.warning("a command waits for an outage", extra={"why": str(exc)})
+                        self.outages.hold(message.consumer, {_partition_of(record): record.offset})
+                        return
                     except Exception:
                         # Read it again later: committing a later record would skip this one.
                         log.exception("command failed; it is read again", extra={"topic": name})
@@ -416,6 +441,7 @@ class StorageService:
             metrics=self.metrics,
             announce=self._publish,
             step_aside=self._step_aside,
+            outages=self.outages,
         )
         try:
             async with asyncio.timeout(self.config.placement_timeout_s):
@@ -624,14 +650,19 @@ class StorageService:
 
     async def _heartbeat_loop(self) -> None:
         while True:
+            # The heartbeat goes out even when the lease can't be renewed (its storage away):
+            # peers must not take a live element for a dead one.
             try:
                 if self.writer_claim is not None:
                     await asyncio.to_thread(self.writer_claim.renew)
-                await self.heartbeat()
             except LeaseLost:
                 log.critical("writer lease lost: stopping", exc_info=True)
                 self.lease_lost.set()
                 return
+            except Exception as exc:  # its storage away: the outage is reported where it is met
+                log.warning("renewing the writer lease failed", extra={"error": str(exc)})
+            try:
+                await self.heartbeat()
             except Exception:
                 log.exception("heartbeat failed")
             await asyncio.sleep(self.config.heartbeat_interval_s)

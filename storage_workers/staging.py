@@ -91,6 +91,13 @@ class Staging:
             )
         return self._bucket
 
+    def probe(self) -> None:
+        """Return when the S3 staging area answers (whether or not anyone stages there yet);
+        raise :class:`BackendError` when it is away. A staging directory needs no probe: a
+        missing staged file is the command's own failure."""
+        if self.area.s3_bucket is not None:
+            self._s3().probe(bucket_required=False)
+
     def confine(self, staged: StagedObject, owner: str) -> ConfinedClaim:
         """``staged`` confined to ``owner``'s namespace; raises :class:`InvalidClaimCheck`."""
         return confine(staged, owner, self.area)

@@ -10,6 +10,9 @@ Every batch ends one of three ways (:class:`BatchEnd`):
 - ``STORED``: every record has its outcome (stored, rejected, dead-lettered) and is committed;
 - ``HANDED_BACK``: the element can't take the rest now; it goes back to the topic and the
   element steps aside (placement);
+- ``HELD``: a dependency is away (:mod:`storage_workers.outages`): the batch goes back to the
+  topic and the subscription pauses until every dependency answers again; nothing is
+  dead-lettered for it;
 - ``FAILED``: anything else went wrong (the broker while announcing or committing, the claim
   registry, a bug): it is logged, the batch goes back to the topic and is read again after a
   backoff. Never swallowed, never committed past.
@@ -40,6 +43,7 @@ from events import Failure, Topic, TopicNames, records_of
 from storage_workers.claims import ClaimsUnavailable
 from storage_workers.config import WorkerConfig
 from storage_workers.metrics import StorageMetrics
+from storage_workers.outages import DependencyAway, Outages
 from storage_workers.redelivery import (
     RETRIED_IN_PLACE,
     Backoff,
@@ -64,6 +68,7 @@ class BatchEnd(enum.Enum):
 
     STORED = "stored"
     HANDED_BACK = "handed_back"
+    HELD = "held"
     FAILED = "failed"
 
 
@@ -83,6 +88,7 @@ class UploadConsumer:
         metrics: StorageMetrics,
         announce: Announce,
         step_aside: Callable[[str], None],
+        outages: Outages,
     ) -> None:
         self.worker = worker
         self.topic = topic
@@ -91,6 +97,7 @@ class UploadConsumer:
         self.metrics = metrics
         self.announce = announce
         self.step_aside = step_aside
+        self.outages = outages
         self._storing: asyncio.Task[BatchEnd] | None = None
         self._sought_to: dict[TopicPartition, int] = {}
         self._backoff = Backoff(config.retry_backoff_s)
@@ -131,20 +138,28 @@ class UploadConsumer:
         admitted: AdmittedBatch | None = None
         failure: Exception | None = None
         tried_at = datetime.now(UTC)
-        try:
-            admitted = await self._admit(records)
-        except RETRIED_IN_PLACE as exc:
-            failure = exc
-        except Exception as exc:
-            log.exception("admitting uploads failed; the batch goes back to the topic")
-            await self._read_again(message, records, f"admission failed: {exc!r}")
-            return
+        # Fetched before an outage paused the subscription, or from a partition assigned since.
+        held = bool(self.outages.away)
+        if not held:
+            try:
+                admitted = await self._admit(records)
+            except DependencyAway:
+                held = True
+            except RETRIED_IN_PLACE as exc:
+                failure = exc
+            except Exception as exc:
+                log.exception("admitting uploads failed; the batch goes back to the topic")
+                await self._read_again(message, records, f"admission failed: {exc!r}")
+                return
         previous, self._storing = self._storing, None
         if previous is not None and (end := await asyncio.shield(previous)) is not BatchEnd.STORED:
             # Fetched before the previous batch went back: this one goes back too.
             self._seek_back(message, records)
             if end is BatchEnd.FAILED:
                 await asyncio.sleep(self._backoff.next_delay())
+            return
+        if held:
+            self._hold(message, records)
             return
         if failure is not None:
             try:
@@ -162,13 +177,23 @@ class UploadConsumer:
         async def admit() -> None:
             admitted[:] = [await admit_uploads(self.worker, records, self.topic)]
 
-        await retry_in_place(admit, self.config.retry_attempts, self.config.retry_backoff_s)
+        await retry_in_place(
+            admit, self.config.retry_attempts, self.config.retry_backoff_s, self.outages
+        )
         return admitted[0]
 
     async def _store(self, message: KafkaMessage, batch: AdmittedBatch) -> BatchEnd:
         """Store an admitted batch; every way it can end is one of :class:`BatchEnd`."""
         try:
-            outcome = await self._store_with_retries(message, batch)
+            try:
+                outcome = await self._store_with_retries(message, batch)
+            except ClaimsUnavailable as exc:
+                await self.outages.confirm(exc)  # the database away: held, not just retried
+                raise
+        except DependencyAway as exc:
+            log.warning("a dependency is away: the batch waits", extra={"why": str(exc)})
+            self._hold(message, batch.records)
+            return BatchEnd.HELD
         except (UploadBusyElsewhere, ClaimsUnavailable) as exc:
             log.warning("the batch waits and is read again", extra={"why": str(exc)})
             self.metrics.batches_rewound.inc()
@@ -213,7 +238,9 @@ class UploadConsumer:
 
         tried_at = datetime.now(UTC)
         try:
-            await retry_in_place(run, self.config.retry_attempts, self.config.retry_backoff_s)
+            await retry_in_place(
+                run, self.config.retry_attempts, self.config.retry_backoff_s, self.outages
+            )
         except RETRIED_IN_PLACE as exc:
             await self._dead_letter(message, batch.records, "uploads", exc, tried_at)
             return None
@@ -243,6 +270,13 @@ class UploadConsumer:
         self._seek_back(message, records)
         log.warning("upload batch goes back", extra={"reason": why})
         await asyncio.sleep(self._backoff.next_delay())
+
+    def _hold(self, message: KafkaMessage, records: Sequence[Record]) -> None:
+        """Seek back to ``records`` and pause until every dependency answers again."""
+        self.metrics.batches_rewound.inc()
+        for tp, offset in first_offsets(records).items():
+            self._sought_to[tp] = min(self._sought_to.get(tp, offset), offset)
+        self.outages.hold(message.consumer, self._sought_to)
 
     def _seek_back(self, message: KafkaMessage, records: Sequence[Record]) -> None:
         """Seek back to ``records``, never forward past an earlier seek of this subscription."""

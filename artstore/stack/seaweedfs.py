@@ -6,7 +6,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,9 +67,15 @@ def weed_binary() -> Path:
 
 
 def start(
-    state_dir: Path, *, access_key: str, secret_key: str, buckets: Iterable[str]
+    state_dir: Path,
+    *,
+    access_key: str,
+    secret_key: str,
+    buckets: Iterable[str],
+    ports: Mapping[str, int] | None = None,
 ) -> ServiceRecord:
-    """Start ``weed mini`` on free loopback ports; return its record (not yet known ready)."""
+    """Start ``weed mini`` on free loopback ports (or ``ports``, a previous record's, to come
+    back where its clients look); return its record (not yet known ready)."""
     root = state_dir / "seaweedfs"
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -81,7 +87,8 @@ def start(
     }
     keys.write_text(json.dumps({"identities": [identity]}, indent=2))
     keys.chmod(0o600)
-    ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
+    if ports is None:
+        ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
     argv = [
         str(weed_binary()),
         "mini",
@@ -105,7 +112,7 @@ def start(
         owned=True,
         pid=pid,
         program=PROGRAM,
-        ports=ports,
+        ports=dict(ports),
         data_dir=str(data),
         log=str(log),
     )

@@ -236,6 +236,11 @@ class StorageBackend(Protocol):
         """Free space the storage itself reports, or None when it has no such limit."""
         ...
 
+    def probe(self) -> None:
+        """Return when the storage answers; raise :class:`BackendError` (or ``OSError``) when
+        it is away. Cheap: called while an outage lasts, every few seconds."""
+        ...
+
 
 TEMP_MARKER = ".tmp-"
 """Temporary objects are named ``<key>.tmp-<random>``: recovery removes any it finds."""

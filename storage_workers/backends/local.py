@@ -18,6 +18,7 @@ from storage_workers.backends.base import (
     CHUNK_SIZE,
     TEMP_MARKER,
     WHOLE,
+    BackendError,
     ByteRange,
     FileSource,
     ObjectDigest,
@@ -179,6 +180,12 @@ class LocalStorage:
 
     def free_bytes(self) -> int | None:
         return shutil.disk_usage(self.root).free
+
+    def probe(self) -> None:
+        if not self.root.is_dir():
+            raise BackendError(f"the element's directory {self.root} is not there")
+        if not os.access(self.root, os.W_OK):
+            raise BackendError(f"the element's directory {self.root} is not writable")
 
 
 def _whole_file(path: str, key: str) -> Iterator[bytes]:

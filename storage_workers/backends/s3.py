@@ -174,6 +174,12 @@ class S3Storage:
     def free_bytes(self) -> int | None:
         return None
 
+    def probe(self, *, bucket_required: bool = True) -> None:
+        with _errors("/"):
+            found = self.client.bucket_exists(self.bucket)
+        if bucket_required and not found:
+            raise BackendError(f"bucket {self.bucket} does not exist")
+
 
 def _stream(response: Any) -> Iterator[bytes]:
     try:

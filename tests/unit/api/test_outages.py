@@ -1,0 +1,45 @@
+"""What the facade names as away when a dependency does not answer (503, never 500)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import redis.exceptions
+
+from facade.outages import outage_of
+from storage_workers.backends import BackendError
+
+
+def test_client_errors_name_their_dependency() -> None:
+    assert outage_of(asyncpg.exceptions.CannotConnectNowError("starting up")) == (
+        "the index database (PostgreSQL)"
+    )
+    assert outage_of(asyncpg.exceptions.InternalClientError("cannot switch to state 12")) == (
+        "the index database (PostgreSQL)"
+    )
+    assert outage_of(redis.exceptions.ConnectionError("refused")) == "Redis"
+    assert outage_of(BackendError("S3 request failed")) == "the element's storage"
+
+
+def test_a_refused_connection_is_named_by_the_client_that_met_it() -> None:
+    async def connect() -> BaseException:
+        try:
+            await asyncpg.connect("postgresql://nobody@127.0.0.1:1/none", timeout=5)
+        except OSError as exc:
+            return exc
+        raise AssertionError("port 1 answered")
+
+    assert outage_of(asyncio.run(connect())) == "the index database (PostgreSQL)"
+
+
+def test_a_cause_further_down_the_chain_counts() -> None:
+    wrapped = RuntimeError("query failed")
+    wrapped.__cause__ = ConnectionResetError(104, "reset by peer")
+    assert outage_of(wrapped) == "a service the facade depends on"
+
+
+def test_errors_of_our_own_are_not_outages() -> None:
+    assert outage_of(ValueError("bad input")) is None
+    assert outage_of(KeyError("missing")) is None
+    assert outage_of(asyncpg.exceptions.UndefinedTableError("no such table")) is None
