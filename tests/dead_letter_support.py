@@ -1,8 +1,10 @@
-"""Poison records for the dead-letter tests: a real element whose storage stops answering, its
+"""Poison records for the dead-letter tests: a real element whose storage refuses writes, its
 worker's uploads dead-lettered once the retries run out, and the topics read back as they are.
 
 The element's backend is real (a local directory); :class:`Outage` makes every write fail while
-``away`` is set, the way an unreachable disk would.
+``away`` is set, the way a disk gone read-only would: the directory is still there and answers
+the worker's probe, so the failure is the records' own (an unreachable storage would hold them
+instead, docs/operations.md#outages).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class Outage(LocalStorage):
         self, key: str, chunks: Iterable[bytes], *, durable: bool = True
     ) -> WrittenObject:
         if self.away:
-            raise BackendError("the element's storage does not answer")
+            raise BackendError("the element's storage refused the write")
         return super().write_pending(key, chunks, durable=durable)
 
 

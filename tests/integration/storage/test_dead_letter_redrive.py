@@ -2,7 +2,7 @@
 with ``artstore dlq redrive --execute`` — twice — and each one stored once.
 
 The element's backend is real (a local directory); a wrapper makes every write fail while the
-outage lasts, the way an unreachable disk would, so the worker's retries run out and it
+outage lasts, the way a disk gone read-only would, so the worker's retries run out and it
 dead-letters the uploads (:mod:`tests.dead_letter_support`).
 """
 

@@ -1,10 +1,11 @@
 """An edit element's life beyond single commands, against the real broker: TTL expiry (with an
-injected clock), metrics, retry-then-DLQ on a backend that is down, and a v1 sidecar migrated
-on the element."""
+injected clock), metrics, an S3 staging area away for a while (the upload waits for it, nothing
+is dead-lettered), and a v1 sidecar migrated on the element."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from events import (
 )
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
-from tests.e2e.storage.worker_process import free_port
+from tests.e2e.storage.own_s3 import OwnS3
 from tests.helpers import wait_until
 from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
 
@@ -84,9 +85,27 @@ def clock() -> Clock:
     return Clock()
 
 
+STAGING_BUCKET = "staging-own"
+
+
+@pytest.fixture(scope="module")
+async def staging_s3(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OwnS3]:
+    """The worker's S3 staging area, on an S3 of the module's own (stopped by a test)."""
+    s3 = OwnS3(tmp_path_factory.mktemp("staging-s3"), STAGING_BUCKET)
+    await s3.start()
+    yield s3
+    await s3.stop()
+    s3.remove()
+
+
 @pytest.fixture(scope="module")
 async def service(
-    settings: Settings, jwks_file: Path, topics: None, facts: FactLog, clock: Clock
+    settings: Settings,
+    jwks_file: Path,
+    topics: None,
+    facts: FactLog,
+    clock: Clock,
+    staging_s3: OwnS3,
 ) -> AsyncIterator[StorageService]:
     root = settings.data_dir / ELEMENT
     seed_element(root)
@@ -107,10 +126,11 @@ async def service(
         retry_backoff_s=0.05,
         session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
     )
-    # S3 staging points at a port nobody listens on: reading an S3 claim check fails the way an
-    # unreachable storage does (local claim checks are unaffected).
-    unreachable = settings.model_copy(update={"s3_endpoint": f"127.0.0.1:{free_port()}"})
-    svc = StorageService(unreachable, config, clock=clock)
+    # S3 claim checks are read from the module's own S3, which a test stops for a while.
+    own_staging = settings.model_copy(
+        update={"s3_endpoint": staging_s3.endpoint, "s3_bucket": STAGING_BUCKET}
+    )
+    svc = StorageService(own_staging, config, clock=clock)
     await svc.start()
     await wait_until(lambda: svc.consuming_uploads, 30, message="consuming uploads")
     yield svc
@@ -175,30 +195,37 @@ async def test_metrics_count_commands_files_bytes_rejections_and_latency(
     assert value(after, "artstore_storage_consuming_uploads") == 1
 
 
-async def test_unreachable_storage_is_retried_then_dead_lettered_and_the_partition_moves_on(
-    service: StorageService, producer: Producer, facts: FactLog
+async def test_staging_away_holds_the_upload_until_it_is_back_and_dead_letters_nothing(
+    service: StorageService, producer: Producer, facts: FactLog, staging_s3: OwnS3
 ) -> None:
-    content = b"staged where nobody answers"
-    bucket, key = service.settings.s3_bucket, f"staging/{producer.client_id}/k"
-    command = temporary(producer, content, staged=S3StagedObject(bucket=bucket, key=key))
-    await producer.send(command)
-    await wait_until(
-        lambda: any(r.key == str(command.file_id).encode() for r in facts.dlq),
-        60,
-        message="the upload in the DLQ",
-    )
-    entry = next(r for r in facts.dlq if r.key == str(command.file_id).encode())
-    headers = {k: v.decode() for k, v in entry.headers}
-    assert headers["dlq_attempts"] == "3"
-    assert headers["dlq_reason"] == "retries_exhausted"
-    assert headers["dlq_error"].startswith("S3 request")
-    first, last = (datetime.fromisoformat(headers[f"dlq_{w}_failed_at"]) for w in ("first", "last"))
-    assert first < last  # three attempts, the first and the last apart
-    assert headers["dlq_source_topic"].endswith("uploads.edit")
-    assert not facts.of(FileStored, file__file_id=command.file_id)
+    content = b"staged where nobody answers for a while"
+    key = f"staging/{producer.client_id}/k"
+    staging_s3.client().put_object(STAGING_BUCKET, key, io.BytesIO(content), len(content))
+    command = temporary(producer, content, staged=S3StagedObject(bucket=STAGING_BUCKET, key=key))
     follow = temporary(producer, b"after the outage")
-    await producer.send(follow)
-    await facts.wait(FileStored, file__file_id=follow.file_id)
+    outages_before = value(await scrape(service), "artstore_storage_outages_total")
+    await staging_s3.stop()
+    try:
+        await producer.send(command, follow)
+
+        def waiting_for_staging() -> bool:
+            why = service.outages.reason()
+            return why is not None and "staging" in why
+
+        await wait_until(waiting_for_staging, 60, message="the worker waiting for staging")
+        gauges = await scrape(service)
+        assert value(gauges, "artstore_storage_dependency_away", dependency="staging") == 1
+        assert value(gauges, "artstore_storage_outages_total") == outages_before + 1
+    finally:
+        await staging_s3.start()
+    stored = await facts.wait(FileStored, within=60, file__file_id=command.file_id)
+    assert stored.file.checksum == hashlib.sha256(content).hexdigest()
+    await facts.wait(FileStored, within=60, file__file_id=follow.file_id)
+    ids = {str(command.file_id).encode(), str(follow.file_id).encode()}
+    assert not [r for r in facts.dlq if r.key in ids]
+    await wait_until(lambda: service.outages.reason() is None, 30, message="outage over")
+    back = await scrape(service)
+    assert value(back, "artstore_storage_dependency_away", dependency="staging") == 0
 
 
 async def test_a_v1_sidecar_is_read_migrated_and_persisted_as_v2_on_update(
