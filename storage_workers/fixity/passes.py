@@ -12,15 +12,24 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
 from pydantic import BaseModel
 
 from events import FixityChecked, FixityOutcome
+from storage_workers.backends import LocalStorage
 from storage_workers.crash import crash_point
-from storage_workers.fixity.checks import AuditItem, Auditor, Verdict, sort_key
+from storage_workers.fixity.checks import AuditItem, Auditor, Verdict, sort_key, sound_verdict
+from storage_workers.fixity.processes import (
+    default_processes,
+    discard_pool,
+    helper_pool,
+    sound_local,
+)
 from storage_workers.fixity.state import FixityState, PassProgress, StateStore
 from storage_workers.fixity.tally import Announcer
 
@@ -34,9 +43,32 @@ Clock = Callable[[], datetime]
 
 CHUNK = 256
 """Items checked, and their facts announced, together."""
+PIECE_FILES = 32
+PIECE_BYTES = 8 * 1024 * 1024
+"""Files, and bytes, per piece of a chunk offered to a helper process (the last pieces left
+are what one side may wait for while the other finishes)."""
+SPREAD_MIN = 32
+"""Files of a chunk that one read could prove sound, from which the chunk is spread over the
+helper processes (a single-file run is not worth a hand-off)."""
 CHECKPOINT_S = 5.0
 """Seconds of checking between checkpoints of the pass (each one is a durable write): a crash
 repeats at most that much, and announces its findings again."""
+
+
+def _pieces(sizes: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """(index, size) of files cut into pieces of at most PIECE_FILES files, or PIECE_BYTES."""
+    pieces: list[list[int]] = []
+    piece: list[int] = []
+    held = 0
+    for index, size in sizes:
+        if piece and (len(piece) >= PIECE_FILES or held + size > PIECE_BYTES):
+            pieces.append(piece)
+            piece, held = [], 0
+        piece.append(index)
+        held += size
+    if piece:
+        pieces.append(piece)
+    return pieces
 
 
 def new_pass_id(element_id: str, at: datetime) -> str:
@@ -76,6 +108,7 @@ class PassRunner:
         confirm: Confirm | None = None,
         clock: Clock,
         concurrency: int = 4,
+        processes: int | None = None,
         checkpoint_s: float = CHECKPOINT_S,
     ) -> None:
         self.auditor = auditor
@@ -85,15 +118,24 @@ class PassRunner:
         self.confirm = confirm
         self.clock = clock
         self._threads = concurrency
+        self.processes = default_processes() if processes is None else processes
+        """Helper processes a chunk is spread over (:mod:`storage_workers.fixity.processes`);
+        only for a local element, and only while the auditor's reads are unbounded."""
+        self.helped = 0
+        """Files the helper processes proved sound, over this runner's passes."""
         self.checkpoint_s = checkpoint_s
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fixity")
+        self._own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fixity-own")
+        """This process's share of spread chunks, one chunk after the other (two threads
+        checking small files at once cost more in hand-overs of the GIL than they gain)."""
 
-    def _check_all(self, items: Sequence[AuditItem]) -> list[Verdict]:
+    def _check_each(self, items: Sequence[AuditItem]) -> list[Verdict]:
         return [self.auditor.check(item) for item in items]
 
     def close(self) -> None:
         """Release the reading threads."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._own.shutdown(wait=False, cancel_futures=True)
 
     async def run(
         self,
@@ -120,15 +162,22 @@ class PassRunner:
         chunks = [todo[start : start + CHUNK] for start in range(0, len(todo), CHUNK)]
         # The next chunk is read while this one's facts and checkpoint are written: reading
         # never waits on the broker or the checkpoint, and the cursor still moves in order.
-        ahead = asyncio.ensure_future(self._check(chunks[0])) if chunks else None
+        # Spread over helper processes, two chunks are read at once: this process goes on with
+        # the next one while a helper finishes the pieces it holds.
+        depth = 2 if self._spread_root() is not None else 1
+        ahead: deque[asyncio.Future[list[Verdict]]] = deque()
+        queued = iter(chunks)
+
+        def read_ahead() -> None:
+            while len(ahead) < depth and (chunk := next(queued, None)) is not None:
+                ahead.append(asyncio.ensure_future(self._check(chunk)))
+
+        read_ahead()
         checkpointed = time.monotonic()
         try:
-            for index, chunk in enumerate(chunks):
-                assert ahead is not None
-                verdicts = await ahead
-                ahead = None
-                if index + 1 < len(chunks):
-                    ahead = asyncio.ensure_future(self._check(chunks[index + 1]))
+            for chunk in chunks:
+                verdicts = await ahead.popleft()
+                read_ahead()
                 facts = self._facts(verdicts, state, progress.pass_id)
                 progress.tally.add_all(verdicts)
                 progress.cursor = chunk[-1].key
@@ -137,10 +186,11 @@ class PassRunner:
                 if due:
                     checkpointed = time.monotonic()
         finally:
-            if ahead is not None:
-                ahead.cancel()
+            for reading in ahead:
+                reading.cancel()
+            for reading in ahead:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await ahead
+                    await reading
         closing = self.announcer.checked(
             progress.tally,
             pass_id=progress.pass_id,
@@ -155,19 +205,107 @@ class PassRunner:
         return closing
 
     async def _check(self, chunk: Sequence[AuditItem]) -> list[Verdict]:
-        loop = asyncio.get_running_loop()
-        # One task per slice, not per item: small files cost less than a hand-off each.
-        slices = [chunk[i :: self._threads] for i in range(self._threads)]
-        done = await asyncio.gather(
-            *(loop.run_in_executor(self._pool, self._check_all, s) for s in slices if s)
-        )
-        by_key = {v.key: v for part in done for v in part}
-        verdicts = [by_key[item.key] for item in chunk]
+        root = self._spread_root()
+        if root is not None and len(chunk) >= SPREAD_MIN:
+            verdicts = await self._spread(chunk, root)
+        else:
+            verdicts = await self._threaded(chunk)
         failed = [i for i, v in enumerate(verdicts) if v.outcome is FixityOutcome.FAIL]
         if failed and self.confirm is not None:
             confirmed = await self.confirm([chunk[i] for i in failed])
             for i, verdict in zip(failed, confirmed, strict=True):
                 verdicts[i] = verdict
+        return verdicts
+
+    async def _threaded(self, chunk: Sequence[AuditItem]) -> list[Verdict]:
+        loop = asyncio.get_running_loop()
+        # One task per slice, not per item: small files cost less than a hand-off each.
+        slices = [chunk[i :: self._threads] for i in range(self._threads)]
+        done = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, self.auditor.check_all, s) for s in slices if s)
+        )
+        by_key = {v.key: v for part in done for v in part}
+        return [by_key[item.key] for item in chunk]
+
+    def _spread_root(self) -> str | None:
+        """The element's directory when chunks may be spread over helper processes."""
+        backend = self.auditor.backend
+        if self.processes < 1 or not self.auditor.budget.unbounded:
+            return None  # a bounded pass waits on its budget, not on a core
+        return str(backend.root) if isinstance(backend, LocalStorage) else None
+
+    async def _spread(self, chunk: Sequence[AuditItem], root: str) -> list[Verdict]:
+        """Check a chunk here and in the helper processes.
+
+        The files one read can prove sound are cut into pieces, all offered to the helpers;
+        this process checks every other item, then takes back the pieces no helper has started
+        yet, from the last one on, and checks them itself: however busy the cores are, neither
+        side waits long for the other. What a helper does not prove sound is checked here in
+        full."""
+        expected = [self.auditor.expected(item) for item in chunk]
+        pieces = _pieces([(i, found[1][1]) for i, found in enumerate(expected) if found])
+        if sum(map(len, pieces)) < SPREAD_MIN:
+            return await self._threaded(chunk)
+        pool = helper_pool(self.processes)
+        offered: list[tuple[list[int], Future[list[bool]]]] = []
+        try:
+            for part in pieces:
+                files = [found[1] for i in part if (found := expected[i]) is not None]
+                offered.append((part, pool.submit(sound_local, root, files)))
+        except BrokenProcessPool:
+            discard_pool(pool)
+            return await self._threaded(chunk)
+        lent = {i for part in pieces for i in part}
+        here = [i for i in range(len(chunk)) if i not in lent]
+        loop = asyncio.get_running_loop()
+        try:
+            verdicts = await loop.run_in_executor(self._own, self._check_here, chunk, here, offered)
+        finally:
+            for _, future in offered:
+                future.cancel()
+        again: list[int] = []
+        for part, future in offered:
+            if future.cancelled():
+                continue  # taken back and checked here
+            try:
+                answer = await asyncio.wrap_future(future)
+            except Exception as exc:
+                log.warning(
+                    "a fixity helper process failed; its files are checked here",
+                    extra={"error": repr(exc)},
+                )
+                if isinstance(exc, BrokenProcessPool):
+                    discard_pool(pool)
+                again += part
+                continue
+            for i, sound in zip(part, answer, strict=True):
+                found = expected[i]
+                if sound and found is not None:
+                    verdicts[i] = sound_verdict(found[0])
+                    self.helped += 1
+                else:
+                    again.append(i)
+        if again:
+            rechecked = await loop.run_in_executor(
+                self._pool, self._check_each, [chunk[i] for i in again]
+            )
+            verdicts.update(zip(again, rechecked, strict=True))
+        return [verdicts[i] for i in range(len(chunk))]
+
+    def _check_here(
+        self,
+        chunk: Sequence[AuditItem],
+        here: Sequence[int],
+        offered: Sequence[tuple[list[int], Future[list[bool]]]],
+    ) -> dict[int, Verdict]:
+        """Check the items kept here, then every piece no helper has started yet (from the
+        last one on: the helpers take them from the first)."""
+        verdicts = dict(zip(here, self.auditor.check_all([chunk[i] for i in here]), strict=True))
+        for part, future in reversed(offered):
+            if not future.cancel():
+                break
+            checked = self.auditor.check_all([chunk[i] for i in part])
+            verdicts.update(zip(part, checked, strict=True))
         return verdicts
 
     def _facts(
