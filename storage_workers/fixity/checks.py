@@ -66,9 +66,10 @@ Expected = tuple[str, int, str, str]
 """A known file as the catalogue records it: storage path, size, sha256, sidecar sha256."""
 
 
-def sort_key(key: str) -> tuple[str, ...]:
-    """The order a pass walks the element in (and compares its resume cursor with)."""
-    return tuple(key.split("/"))
+def sort_key(key: str) -> str:
+    """The order a pass walks the element in (and compares its resume cursor with): segment by
+    segment, as if each '/' sorted before every other character (no key holds a NUL)."""
+    return key.replace("/", "\x00")
 
 
 def plan_items(keys: Iterable[str], entries: Iterable[CatalogueEntry]) -> list[AuditItem]:
@@ -80,7 +81,7 @@ def plan_items(keys: Iterable[str], entries: Iterable[CatalogueEntry]) -> list[A
     listed = {
         key
         for key in keys
-        if not (key.startswith(ELEMENT_OWN) or is_temporary(key) or key in known_keys)
+        if not (key in known_keys or key.startswith(ELEMENT_OWN) or is_temporary(key))
     }
     items: list[AuditItem] = [KnownFile(e) for e in known.values()]
     for key in listed:

@@ -14,8 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -23,13 +22,15 @@ from pydantic import BaseModel
 from events import FixityChecked, FixityOutcome
 from storage_workers.backends import LocalStorage
 from storage_workers.crash import crash_point
-from storage_workers.fixity.checks import AuditItem, Auditor, Verdict, sort_key, sound_verdict
-from storage_workers.fixity.processes import (
-    default_processes,
-    discard_pool,
-    helper_pool,
-    sound_local,
+from storage_workers.fixity.checks import (
+    AuditItem,
+    Auditor,
+    KnownFile,
+    Verdict,
+    sort_key,
+    sound_verdict,
 )
+from storage_workers.fixity.processes import Pieces, default_processes, helpers
 from storage_workers.fixity.state import FixityState, PassProgress, StateStore
 from storage_workers.fixity.tally import Announcer
 
@@ -43,6 +44,8 @@ Clock = Callable[[], datetime]
 
 CHUNK = 256
 """Items checked, and their facts announced, together."""
+SMALL_FILE = 128 * 1024
+"""Mean size under which a local element's chunk is read on one thread."""
 PIECE_FILES = 32
 PIECE_BYTES = 8 * 1024 * 1024
 """Files, and bytes, per piece of a chunk offered to a helper process (the last pieces left
@@ -128,6 +131,10 @@ class PassRunner:
         self._own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fixity-own")
         """This process's share of spread chunks, one chunk after the other (two threads
         checking small files at once cost more in hand-overs of the GIL than they gain)."""
+        self._lending = ThreadPoolExecutor(
+            max_workers=max(1, 2 * self.processes), thread_name_prefix="fixity-lend"
+        )
+        """Threads that lend pieces to the helpers and wait for their answers."""
 
     def _check_each(self, items: Sequence[AuditItem]) -> list[Verdict]:
         return [self.auditor.check(item) for item in items]
@@ -136,6 +143,7 @@ class PassRunner:
         """Release the reading threads."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._own.shutdown(wait=False, cancel_futures=True)
+        self._lending.shutdown(wait=False, cancel_futures=True)
 
     async def run(
         self,
@@ -220,12 +228,23 @@ class PassRunner:
     async def _threaded(self, chunk: Sequence[AuditItem]) -> list[Verdict]:
         loop = asyncio.get_running_loop()
         # One task per slice, not per item: small files cost less than a hand-off each.
-        slices = [chunk[i :: self._threads] for i in range(self._threads)]
+        threads = self._threads_for(chunk)
+        slices = [chunk[i::threads] for i in range(threads)]
         done = await asyncio.gather(
             *(loop.run_in_executor(self._pool, self.auditor.check_all, s) for s in slices if s)
         )
         by_key = {v.key: v for part in done for v in part}
         return [by_key[item.key] for item in chunk]
+
+    def _threads_for(self, chunk: Sequence[AuditItem]) -> int:
+        """Threads a chunk is read on: one for small files of a local element (each file
+        hands the GIL over about ten times; a second thread costs more than it saves),
+        ``concurrency`` for larger ones (hashing them leaves the GIL free) and for every
+        other storage (which waits on the network)."""
+        if not isinstance(self.auditor.backend, LocalStorage):
+            return self._threads
+        sizes = [item.entry.file_size for item in chunk if isinstance(item, KnownFile)]
+        return self._threads if sizes and sum(sizes) >= SMALL_FILE * len(sizes) else 1
 
     def _spread_root(self) -> str | None:
         """The element's directory when chunks may be spread over helper processes."""
@@ -237,54 +256,39 @@ class PassRunner:
     async def _spread(self, chunk: Sequence[AuditItem], root: str) -> list[Verdict]:
         """Check a chunk here and in the helper processes.
 
-        The files one read can prove sound are cut into pieces, all offered to the helpers;
-        this process checks every other item, then takes back the pieces no helper has started
-        yet, from the last one on, and checks them itself: however busy the cores are, neither
-        side waits long for the other. What a helper does not prove sound is checked here in
-        full."""
+        The files one read can prove sound are cut into pieces that the helpers take from the
+        front; this process checks every other item, then takes pieces from the back and
+        checks them itself: however busy the cores are, neither side waits long for the
+        other. What a helper does not prove sound is checked here in full."""
         expected = [self.auditor.expected(item) for item in chunk]
-        pieces = _pieces([(i, found[1][1]) for i, found in enumerate(expected) if found])
-        if sum(map(len, pieces)) < SPREAD_MIN:
+        cut = _pieces([(i, found[1][1]) for i, found in enumerate(expected) if found])
+        if sum(map(len, cut)) < SPREAD_MIN:
             return await self._threaded(chunk)
-        pool = helper_pool(self.processes)
-        offered: list[tuple[list[int], Future[list[bool]]]] = []
-        try:
-            for part in pieces:
-                files = [found[1] for i in part if (found := expected[i]) is not None]
-                offered.append((part, pool.submit(sound_local, root, files)))
-        except BrokenProcessPool:
-            discard_pool(pool)
-            return await self._threaded(chunk)
-        lent = {i for part in pieces for i in part}
+        pieces = Pieces(cut)
+        files = [None if found is None else found[1] for found in expected]
+        lent = {i for piece in cut for i in piece}
         here = [i for i in range(len(chunk)) if i not in lent]
         loop = asyncio.get_running_loop()
-        try:
-            verdicts = await loop.run_in_executor(self._own, self._check_here, chunk, here, offered)
-        finally:
-            for _, future in offered:
-                future.cancel()
+        proving = [
+            loop.run_in_executor(self._lending, helper.prove, root, pieces, files)
+            for helper in helpers(self.processes)
+        ]
+        verdicts = await loop.run_in_executor(self._own, self._check_here, chunk, here, pieces)
         again: list[int] = []
-        for part, future in offered:
-            if future.cancelled():
-                continue  # taken back and checked here
-            try:
-                answer = await asyncio.wrap_future(future)
-            except Exception as exc:
-                log.warning(
-                    "a fixity helper process failed; its files are checked here",
-                    extra={"error": repr(exc)},
-                )
-                if isinstance(exc, BrokenProcessPool):
-                    discard_pool(pool)
-                again += part
-                continue
-            for i, sound in zip(part, answer, strict=True):
-                found = expected[i]
-                if sound and found is not None:
-                    verdicts[i] = sound_verdict(found[0])
-                    self.helped += 1
-                else:
-                    again.append(i)
+        for answered in await asyncio.gather(*proving):
+            for piece, answer in answered:
+                if answer is None:
+                    again += piece
+                    continue
+                for i, sound in zip(piece, answer, strict=True):
+                    found = expected[i]
+                    if sound and found is not None:
+                        verdicts[i] = sound_verdict(found[0])
+                        self.helped += 1
+                    else:
+                        again.append(i)
+        while (left := pieces.last()) is not None:  # left by a helper that failed
+            again += left
         if again:
             rechecked = await loop.run_in_executor(
                 self._pool, self._check_each, [chunk[i] for i in again]
@@ -293,19 +297,13 @@ class PassRunner:
         return [verdicts[i] for i in range(len(chunk))]
 
     def _check_here(
-        self,
-        chunk: Sequence[AuditItem],
-        here: Sequence[int],
-        offered: Sequence[tuple[list[int], Future[list[bool]]]],
+        self, chunk: Sequence[AuditItem], here: Sequence[int], pieces: Pieces
     ) -> dict[int, Verdict]:
-        """Check the items kept here, then every piece no helper has started yet (from the
-        last one on: the helpers take them from the first)."""
+        """Check the items kept here, then pieces from the back until none is left."""
         verdicts = dict(zip(here, self.auditor.check_all([chunk[i] for i in here]), strict=True))
-        for part, future in reversed(offered):
-            if not future.cancel():
-                break
-            checked = self.auditor.check_all([chunk[i] for i in part])
-            verdicts.update(zip(part, checked, strict=True))
+        while (piece := pieces.last()) is not None:
+            checked = self.auditor.check_all([chunk[i] for i in piece])
+            verdicts.update(zip(piece, checked, strict=True))
         return verdicts
 
     def _facts(

@@ -4,17 +4,12 @@ dies, and a pass whose reads are bounded keeps to one process."""
 
 from __future__ import annotations
 
-import os
-import signal
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-
-import pytest
 
 from storage_workers.backends import LocalStorage
 from storage_workers.catalogue import Catalogue
-from storage_workers.fixity import Auditor, ReadBudget, plan_items
-from storage_workers.fixity.processes import helper_pool, sound_local
+from storage_workers.fixity import Auditor, KnownFile, ReadBudget, plan_items
+from storage_workers.fixity.processes import Pieces, helpers
 from storage_workers.naming import sidecar_path
 from tests.integration.storage.fixity_faults import store_files
 from tests.integration.storage.test_fixity_faults import audit, check_findings, planted
@@ -38,9 +33,12 @@ def test_a_helper_answers_true_only_for_a_file_whose_sidecar_and_data_are_as_rec
         found = auditor.expected(item)
         assert found is not None
         expected.append(found[1])
-    answers = helper_pool(1).submit(sound_local, str(backend.root), expected).result(timeout=60)
-    sound = {path for (path, *_), answer in zip(expected, answers, strict=True) if answer}
+    (helper,) = helpers(1)
+    pieces = Pieces([[i] for i in range(len(expected))])
+    answered = helper.prove(str(backend.root), pieces, expected)
+    sound = {expected[i][0] for piece, answer in answered for i in piece if answer == [True]}
     assert sound == {files[0].storage_path}
+    assert sorted(i for piece, _ in answered for i in piece) == list(range(len(expected)))
 
 
 async def test_every_fault_is_found_by_a_pass_spread_over_a_helper(tmp_path: Path) -> None:
@@ -50,16 +48,29 @@ async def test_every_fault_is_found_by_a_pass_spread_over_a_helper(tmp_path: Pat
     check_findings(element, found)  # each finding confirmed: 4 reads
 
 
-async def test_a_pass_whose_helper_died_checks_the_files_itself(tmp_path: Path) -> None:
+async def test_a_helper_that_died_is_replaced_and_its_files_are_checked_here(
+    tmp_path: Path,
+) -> None:
     local = LocalStorage(tmp_path / "se-died")
     element, catalogue = planted(local, "se-died", seed=7)
-    pool = helper_pool(1)
-    os.kill(pool.submit(os.getpid).result(timeout=60), signal.SIGKILL)
-    with pytest.raises(BrokenProcessPool):
-        pool.submit(os.getpid).result(timeout=60)
+    (helper,) = helpers(1)
+    helper.process.kill()
+    helper.process.join(timeout=60)
+    auditor = Auditor(local, "se-died", catalogue.get)
+    files = [auditor.expected(KnownFile(entry)) for entry in catalogue.entries()[:64]]
+    expected = [found[1] for found in files if found is not None]
+    pieces = Pieces([list(range(32)), list(range(32, 64))])
+    answered = helper.prove(str(local.root), pieces, expected)
+    assert helper.broken
+    assert all(answer is None for _, answer in answered), "nothing proved by a dead helper"
+    left = [i for piece in iter(pieces.last, None) for i in piece]
+    lent = [i for piece, _ in answered for i in piece]
+    assert sorted(lent + left) == list(range(64)), "every piece answered or left to check"
     found = await audit(local, "se-died", catalogue, processes=1)
     check_findings(element, found)
-    assert helper_pool(1) is not pool, "a broken pool is replaced"
+    (replaced,) = helpers(1)
+    assert replaced is not helper
+    assert replaced.process.is_alive()
 
 
 async def test_a_bounded_pass_keeps_to_one_process(tmp_path: Path) -> None:
