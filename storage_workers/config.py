@@ -115,6 +115,12 @@ class WorkerConfig(BaseSettings):
     fixity_confirmations: int = Field(3, ge=0, description="Re-reads of a mismatch.")
     fixity_read_attempts: int = Field(4, ge=1, description="Tries of a read the storage fails.")
     fixity_concurrency: int = Field(4, ge=1, description="Files read at once by the auditor.")
+    fixity_processes: int | None = Field(
+        None,
+        ge=0,
+        description="Helper processes that check files of a local element with the auditor "
+        "while its reads are unbounded (neither rate set); unset: one fewer than the cores.",
+    )
     fixity_idle_s: float = Field(60.0, gt=0, description="How often to look whether a pass is due.")
     lease_ttl_s: float = Field(
         30.0,

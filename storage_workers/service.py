@@ -305,6 +305,7 @@ class StorageService:
             budget=ReadBudget(None if mb is None else mb * 1e6, config.fixity_files_per_s),
             policy=AuditPolicy(config.fixity_confirmations, config.fixity_read_attempts),
             concurrency=config.fixity_concurrency,
+            processes=config.fixity_processes,
         )
 
     # -- publishing and committing -------------------------------------------------------------

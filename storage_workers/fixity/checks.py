@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -62,10 +62,14 @@ class UnknownObject:
 
 AuditItem = KnownFile | UnknownObject
 
+Expected = tuple[str, int, str, str]
+"""A known file as the catalogue records it: storage path, size, sha256, sidecar sha256."""
 
-def sort_key(key: str) -> tuple[str, ...]:
-    """The order a pass walks the element in (and compares its resume cursor with)."""
-    return tuple(key.split("/"))
+
+def sort_key(key: str) -> str:
+    """The order a pass walks the element in (and compares its resume cursor with): segment by
+    segment, as if each '/' sorted before every other character (no key holds a NUL)."""
+    return key.replace("/", "\x00")
 
 
 def plan_items(keys: Iterable[str], entries: Iterable[CatalogueEntry]) -> list[AuditItem]:
@@ -77,7 +81,7 @@ def plan_items(keys: Iterable[str], entries: Iterable[CatalogueEntry]) -> list[A
     listed = {
         key
         for key in keys
-        if not (key.startswith(ELEMENT_OWN) or is_temporary(key) or key in known_keys)
+        if not (key in known_keys or key.startswith(ELEMENT_OWN) or is_temporary(key))
     }
     items: list[AuditItem] = [KnownFile(e) for e in known.values()]
     for key in listed:
@@ -151,6 +155,40 @@ class Auditor:
         self.policy = policy or AuditPolicy()
         self.budget = budget or ReadBudget(None)
         self.content_online = content_online
+
+    def check_all(self, items: Sequence[AuditItem]) -> list[Verdict]:
+        """Check ``items`` in order: a known file is read once, and is sound when its sidecar
+        and its data are the very bytes the catalogue records; anything else (a difference, a
+        missing object, a storage error, an unknown object) gets the full :meth:`check`."""
+        return [self._sound(item) or self.check(item) for item in items]
+
+    def expected(self, item: AuditItem) -> tuple[CatalogueEntry, Expected] | None:
+        """The current entry of a known file and what a sound copy of it is, when one read
+        can prove it sound (its content is online and its sidecar's sha256 is recorded); None
+        otherwise (the item needs the full :meth:`check`)."""
+        if not (self.content_online and isinstance(item, KnownFile)):
+            return None
+        entry = self.lookup(item.entry.file_id)
+        if entry is None or entry.sidecar_sha256 is None:
+            return None
+        return entry, (entry.storage_path, entry.file_size, entry.checksum, entry.sidecar_sha256)
+
+    def _sound(self, item: AuditItem) -> Verdict | None:
+        if (found := self.expected(item)) is None:
+            return None
+        entry, (path, size, checksum, sidecar_sha256) = found
+        try:
+            raw = self.backend.read_bytes(sidecar_path(path))
+            self.budget.take(size=len(raw), files=1)
+            if hashlib.sha256(raw).hexdigest() != sidecar_sha256:
+                return None
+            digest = self.backend.digest(path)
+            self.budget.take(size=digest.size, files=1)
+        except Exception:
+            return None  # the full check retries, and tells a missing object from a failure
+        if digest.size != size or digest.sha256 != checksum:
+            return None
+        return sound_verdict(entry)
 
     def check(self, item: AuditItem) -> Verdict:
         """Check one item; never raises for what the storage does."""
@@ -315,6 +353,39 @@ class Auditor:
         return result
 
 
+def sound_verdict(entry: CatalogueEntry) -> Verdict:
+    """The verdict of a known file whose sidecar and data were read and are what ``entry``
+    records."""
+    return Verdict(
+        entry.storage_path,
+        entry.file_id,
+        FixityOutcome.PASS,
+        bytes_read=entry.file_size,
+        sidecar_checked=True,
+        checksum=entry.checksum,
+        size=entry.file_size,
+    )
+
+
+def sound_files(backend: StorageBackend, files: Sequence[Expected]) -> list[bool]:
+    """For each file, True when one read of its sidecar and of its data finds exactly the
+    bytes recorded; False when anything differs or the storage fails (never raises). A False
+    proves nothing: the file gets the full check, with its retries and confirmations."""
+    found: list[bool] = []
+    for path, size, checksum, sidecar_sha256 in files:
+        try:
+            raw = backend.read_bytes(sidecar_path(path))
+            if hashlib.sha256(raw).hexdigest() != sidecar_sha256:
+                found.append(False)
+                continue
+            digest = backend.digest(path)
+        except Exception:
+            found.append(False)
+            continue
+        found.append(digest.size == size and digest.sha256 == checksum)
+    return found
+
+
 def _disagreement(sidecar: Sidecar, entry: CatalogueEntry) -> str | None:
     recorded: Mapping[str, object] = {
         "file_id": entry.file_id,
@@ -345,10 +416,13 @@ __all__ = [
     "AuditItem",
     "AuditPolicy",
     "Auditor",
+    "Expected",
     "Finding",
     "KnownFile",
     "UnknownObject",
     "Verdict",
     "plan_items",
     "sort_key",
+    "sound_files",
+    "sound_verdict",
 ]

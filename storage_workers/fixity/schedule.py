@@ -34,6 +34,7 @@ class ElementAuditor:
         budget: ReadBudget,
         policy: AuditPolicy,
         concurrency: int = 4,
+        processes: int | None = None,
     ) -> None:
         self.worker = worker
         self.period = period
@@ -54,6 +55,7 @@ class ElementAuditor:
             confirm=self._confirm,
             clock=worker.clock,
             concurrency=concurrency,
+            processes=processes,
         )
 
     @property

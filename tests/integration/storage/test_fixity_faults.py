@@ -20,6 +20,7 @@ from storage_workers.fixity import (
     AuditPolicy,
     FixityState,
     PassRunner,
+    ReadBudget,
     StateStore,
     plan_items,
 )
@@ -42,6 +43,8 @@ pytestmark = [pytest.mark.s3]
 class Collected:
     def __init__(self) -> None:
         self.facts: list[BaseModel] = []
+        self.helped = 0
+        """Files the auditor's helper processes proved sound."""
 
     async def __call__(self, facts: Any) -> None:
         self.facts.extend(facts)
@@ -50,21 +53,32 @@ class Collected:
         return [f for f in self.facts if isinstance(f, model)]
 
 
-async def audit(backend: StorageBackend, element_id: str, catalogue: Catalogue) -> Collected:
+async def audit(
+    backend: StorageBackend,
+    element_id: str,
+    catalogue: Catalogue,
+    *,
+    processes: int | None = None,
+    budget: ReadBudget | None = None,
+) -> Collected:
     collected = Collected()
-    auditor = Auditor(backend, element_id, catalogue.get, policy=AuditPolicy(confirmations=3))
+    auditor = Auditor(
+        backend, element_id, catalogue.get, policy=AuditPolicy(confirmations=3), budget=budget
+    )
     runner = PassRunner(
         auditor,
         Announcer(element_id, f"test auditor {element_id}"),
         collected,
         store=StateStore(backend),
         clock=lambda: datetime.now(UTC),
+        processes=processes,
     )
     try:
         items = plan_items(backend.list_keys(), catalogue.entries())
         await runner.run(items, StateStore(backend).load())
     finally:
         runner.close()
+    collected.helped = runner.helped
     return collected
 
 
