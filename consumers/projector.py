@@ -21,7 +21,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from artstore import telemetry
 from consumers import metrics
-from consumers.gaps import AbsentOffsets
+from consumers.gaps import REREAD_S, AbsentOffsets
 from consumers.handlers import dead_letter_changes, project
 from consumers.store import (
     ApplyResult,
@@ -129,6 +129,8 @@ class Projection:
         without the broker proving a gap."""
         self._absent = AbsentOffsets()
         """Per partition: the offsets the broker keeps answering past the stored position."""
+        self._sought: dict[tuple[str, int], int] = {}
+        """Per partition: where the last rewind sought (see :meth:`seek_again`)."""
 
     async def handle(
         self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
@@ -223,14 +225,18 @@ class Projection:
 
         - its log-start offset is past the position (retention removed them); or
         - asked again and again from the position for ``ABSENT_PROOF_S`` (at least
-          ``ABSENT_PROOF_READS`` reads), it answers every time with the same first offset past
-          it: those offsets hold no record any reader will ever get (the embedded broker can
-          leave such a hole when it is killed between reserving offsets and writing them).
+          ``ABSENT_PROOF_READS`` reads, one every ``REREAD_S``), it never served a record
+          below some offset: those offsets hold no record any reader will ever get (the
+          embedded broker can leave such a hole when it is killed between reserving offsets
+          and writing them). The projection goes on from the lowest offset it ever served
+          (see :mod:`consumers.gaps`).
 
         Nothing else counts as proof: a batch that starts late after a broker restart or a
-        seek is read again from the stored position (with a growing pause and an error in the
-        log when it keeps happening), rather than skipped."""
+        seek is read again from the stored position (after a short pause, with an error in the
+        log, while it keeps happening), rather than skipped."""
         metrics.REWINDS.inc()
+        self._sought.clear()
+        pause = 0.0
         for (topic, partition), position in seek_to.items():
             tp = TopicPartition(topic, partition)
             start = await _log_start(consumer, tp)
@@ -241,44 +247,73 @@ class Projection:
                 )
                 metrics.GAPS.labels(topic, "retention").inc(start - position)
                 self._proven_gaps[(topic, partition)] = start
-                consumer.seek(tp, start)
+                self._seek(consumer, tp, start)
                 continue
             first = served.get((topic, partition))
-            proven = first is not None and self._absent.proven(
-                (topic, partition), position, first, time.monotonic()
+            proven = (
+                None
+                if first is None
+                else self._absent.proven((topic, partition), position, first, time.monotonic())
             )
-            if proven:
-                assert first is not None
+            if proven is not None:
                 log.error(
                     "the broker has no records at these offsets: going on past them",
-                    extra={"partition": f"{topic}[{partition}]", "from": position, "to": first},
+                    extra={"partition": f"{topic}[{partition}]", "from": position, "to": proven},
                 )
-                metrics.GAPS.labels(topic, "absent").inc(first - position)
-                self._proven_gaps[(topic, partition)] = first
+                metrics.GAPS.labels(topic, "absent").inc(proven - position)
+                self._proven_gaps[(topic, partition)] = proven
                 self._absent.forget((topic, partition))
-                consumer.seek(tp, first)
+                self._unexplained.pop((topic, partition), None)
+                self._seek(consumer, tp, proven)
                 continue
             times = self._unexplained.get((topic, partition), 0) + 1
             self._unexplained[(topic, partition)] = times
-            consumer.seek(tp, position)
+            self._seek(consumer, tp, position)
             if times > 1:
-                delay = min(self.max_backoff_s, 0.1 * 2 ** min(times, 10))
+                # Investigating a gap: read again at a short, fixed interval, so that the
+                # proof (or the records) comes in about ABSENT_PROOF_S, not after a backoff.
+                pause = max(pause, REREAD_S)
                 log.error(
                     "the broker keeps serving records past the projection's position; "
                     "reading again from it",
                     extra={
                         "partition": f"{topic}[{partition}]",
                         "position": position,
+                        "served": first,
                         "attempt": times,
-                        "delay_s": delay,
+                        "delay_s": REREAD_S,
                     },
                 )
-                await asyncio.sleep(delay)
             else:
                 log.info(
                     "projection rewinds",
-                    extra={"partition": f"{topic}[{partition}]", "position": position},
+                    extra={
+                        "partition": f"{topic}[{partition}]",
+                        "position": position,
+                        "served": first,
+                    },
                 )
+        if pause:
+            await asyncio.sleep(pause)
+
+    def _seek(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        """Seek ``tp`` (if still assigned) and remember it until the next batch is fetched."""
+        if tp in consumer.assignment():
+            consumer.seek(tp, offset)
+            self._sought[(tp.topic, tp.partition)] = offset
+
+    def seek_again(self, consumer: AIOKafkaConsumer) -> None:
+        """Seek again where the last rewind sought.
+
+        The loop fetches the next batch while one is applied; a batch fetched *after* a
+        rewind's seek is dropped with the rest, and the consumer's position has gone past it.
+        Without this, the next batch would start further on again, and the broker's answer
+        the gap proof counts would be the loop's own doing."""
+        for (topic, partition), offset in self._sought.items():
+            tp = TopicPartition(topic, partition)
+            if tp in consumer.assignment():
+                consumer.seek(tp, offset)
+        self._sought.clear()
 
     async def _decode(self, record: ConsumerRecord[Any, Any]) -> PositionedEvent:
         topic = self.names.logical(record.topic)
@@ -377,8 +412,9 @@ async def consume(
 
     Two batches are in flight: while one is written (the database works on another core),
     the next is fetched and decoded. Writes stay strictly in order. If a write has to seek
-    back, the batch decoded meanwhile is dropped; the position check then seeks its
-    partitions back too, so nothing is skipped.
+    back, the batch decoded meanwhile is dropped and the rewind's seeks are made again (that
+    batch may have been fetched from where they sought), so the next batch starts where the
+    rewind said and nothing is skipped.
     """
     pending: asyncio.Task[ApplyResult | None] | None = None
     pending_fetch: dict[TopicPartition, Any] = {}
@@ -391,7 +427,10 @@ async def consume(
                 result = await pending
                 pending = None
                 if result is None:
-                    continue  # sought back: what was fetched meanwhile is stale
+                    # Sought back: what was fetched meanwhile is stale, and may have been
+                    # fetched from where the rewind sought: seek there again.
+                    projection.seek_again(consumer)
+                    continue
                 await _observe_lag(consumer, pending_fetch)
                 if group is not None:
                     applied = [r for batch in pending_fetch.values() for r in batch]
