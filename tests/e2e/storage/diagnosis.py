@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from artstore.logging import JsonFormatter
 from artstore.settings import Settings
@@ -51,6 +51,8 @@ class Whereabouts:
 
     def stage(self, positions: dict[tuple[str, int], int], names: Any) -> str:
         """Where the upload stopped, in a few words."""
+        if self.status in ("stored", "rejected", "failed"):
+            return f"{self.status} by the time it was looked at"
         if self.command is None:
             return "command not in the upload topic"
         if not self.facts:
@@ -100,13 +102,21 @@ async def _records(settings: Settings, topic: Topic) -> list[Any]:
 
 
 async def _committed(settings: Settings, group: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+    """The group's committed offset per partition of the upload topic (asked without joining)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
+        name = settings.topic_names().name(Topic.UPLOADS_RW)
+        found = {}
+        for partition in consumer.partitions_for_topic(name) or ():
+            offset = await consumer.committed(TopicPartition(name, partition))
+            if offset is not None:
+                found[partition] = offset
+        return found
     finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        await consumer.stop()
 
 
 def _decoded(settings: Settings, record: Any, topic: Topic) -> Any:
@@ -127,11 +137,10 @@ async def explain(
     """Where each of ``missing`` is, counts by stage, and the logs' tails."""
     names = settings.topic_names()
     wanted = {file_id: Whereabouts(file_id, copies=copies.get(file_id, [])) for file_id in missing}
-    lines: list[str] = []
-    try:
-        await _locate(settings, wanted, element_id)
-    except Exception as exc:  # a partial answer is still an answer
-        lines.append(f"(could not look everywhere: {exc!r})")
+    lines = [
+        f"(could not read {what}: {exc!r})"
+        for what, exc in await _locate(settings, wanted, element_id)
+    ]
     positions: dict[tuple[str, int], int] = {}
     with contextlib.suppress(Exception):
         for row in await fetch(
@@ -149,52 +158,82 @@ async def explain(
     return "\n".join(lines)
 
 
-async def _locate(settings: Settings, wanted: dict[UUID, Whereabouts], element_id: str) -> None:
-    for record in await _records(settings, Topic.UPLOADS_RW):
-        data = _decoded(settings, record, Topic.UPLOADS_RW)
-        if isinstance(data, UploadRequested) and data.file_id in wanted:
-            wanted[data.file_id].command = (record.partition, record.offset)
-    for record in await _records(settings, Topic.FILES):
-        data = _decoded(settings, record, Topic.FILES)
-        if isinstance(data, FileStored) and data.file.file_id in wanted:
-            kind = f"stored on {data.file.element_id}"
-            wanted[data.file.file_id].facts.append((kind, (record.partition, record.offset)))
-        elif isinstance(data, UploadRejected) and data.file_id in wanted:
-            kind = f"rejected {data.reason.value}"
-            wanted[data.file_id].facts.append((kind, (record.partition, record.offset)))
-    source = settings.topic_names().name(Topic.UPLOADS_RW)
-    for record in await _records(settings, Topic.DLQ):
-        headers = {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers or ()}
-        if headers.get(SOURCE_TOPIC) != source:
-            continue
-        data = _decoded(settings, record, Topic.UPLOADS_RW)
-        if isinstance(data, UploadRequested) and data.file_id in wanted:
-            wanted[data.file_id].facts.append(("dead-lettered", (record.partition, record.offset)))
-    group = storage_group(settings.topic_names(), element_id, Topic.UPLOADS_RW)
-    committed = await _committed(settings, group)
-    for w in wanted.values():
-        if w.command is not None:
-            w.committed = committed.get(w.command[0])
-    ids = list(wanted)
-    with contextlib.suppress(Exception):
+async def _locate(
+    settings: Settings, wanted: dict[UUID, Whereabouts], element_id: str
+) -> list[tuple[str, Exception]]:
+    """Fill in ``wanted`` from every place; what could not be read (a partial answer is still
+    an answer)."""
+    names = settings.topic_names()
+    failed: list[tuple[str, Exception]] = []
+
+    async def commands() -> None:
+        for record in await _records(settings, Topic.UPLOADS_RW):
+            data = _decoded(settings, record, Topic.UPLOADS_RW)
+            if isinstance(data, UploadRequested) and data.file_id in wanted:
+                wanted[data.file_id].command = (record.partition, record.offset)
+
+    async def facts() -> None:
+        for record in await _records(settings, Topic.FILES):
+            data = _decoded(settings, record, Topic.FILES)
+            if isinstance(data, FileStored) and data.file.file_id in wanted:
+                kind = f"stored on {data.file.element_id}"
+                wanted[data.file.file_id].facts.append((kind, (record.partition, record.offset)))
+            elif isinstance(data, UploadRejected) and data.file_id in wanted:
+                kind = f"rejected {data.reason.value}"
+                wanted[data.file_id].facts.append((kind, (record.partition, record.offset)))
+
+    async def dead_letters() -> None:
+        source = names.name(Topic.UPLOADS_RW)
+        for record in await _records(settings, Topic.DLQ):
+            headers = {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers or ()}
+            if headers.get(SOURCE_TOPIC) != source:
+                continue
+            data = _decoded(settings, record, Topic.UPLOADS_RW)
+            if isinstance(data, UploadRequested) and data.file_id in wanted:
+                place = (record.partition, record.offset)
+                wanted[data.file_id].facts.append(("dead-lettered", place))
+
+    async def committed() -> None:
+        group = storage_group(names, element_id, Topic.UPLOADS_RW)
+        offsets = await _committed(settings, group)
+        for w in wanted.values():
+            if w.command is not None:
+                w.committed = offsets.get(w.command[0])
+
+    async def claims() -> None:
         for row in await fetch(
             settings.database_url,
             "SELECT file_id, element_id, stored IS NOT NULL AS stored "
             "FROM storage_upload_claims WHERE file_id = ANY($1::uuid[])",
-            ids,
+            list(wanted),
         ):
-            wanted[
-                row["file_id"]
-            ].claim = f"{row['element_id']} ({'stored' if row['stored'] else 'unfinished'})"
-    for row in await fetch(
-        settings.database_url,
-        "SELECT u.file_id, u.status, f.element_id AS indexed_on "
-        "FROM uploads u LEFT JOIN files f ON f.file_id = u.file_id "
-        "WHERE u.file_id = ANY($1::uuid[])",
-        ids,
+            state = "stored" if row["stored"] else "unfinished"
+            wanted[row["file_id"]].claim = f"{row['element_id']} ({state})"
+
+    async def index() -> None:
+        for row in await fetch(
+            settings.database_url,
+            "SELECT u.file_id, u.status, f.element_id AS indexed_on "
+            "FROM uploads u LEFT JOIN files f ON f.file_id = u.file_id "
+            "WHERE u.file_id = ANY($1::uuid[])",
+            list(wanted),
+        ):
+            wanted[row["file_id"]].status = row["status"]
+            wanted[row["file_id"]].indexed_on = row["indexed_on"]
+
+    for what, step in (
+        ("the upload topic", commands),
+        ("the files topic", facts),
+        ("the dead letters", dead_letters),
+        ("the upload group's offsets", committed),
+        ("the upload claims", claims),
+        ("the index", index),
     ):
-        wanted[row["file_id"]].status = row["status"]
-        wanted[row["file_id"]].indexed_on = row["indexed_on"]
+        try:
+            await step()
+        except Exception as exc:
+            failed.append((what, exc))
+    return failed
 
 
 def tail(path: Path, lines: int) -> list[str]:
