@@ -63,6 +63,15 @@ def _served(
     return served
 
 
+def _first_offsets(events: Sequence[PositionedEvent]) -> dict[tuple[str, int], int]:
+    """Per partition: the first offset among ``events``."""
+    first: dict[tuple[str, int], int] = {}
+    for event in events:
+        key = (event.topic, event.partition)
+        first[key] = min(first.get(key, event.offset), event.offset)
+    return first
+
+
 AfterBatch = Callable[[ApplyResult], Awaitable[None]]
 
 
@@ -184,7 +193,9 @@ class Projection:
                 self.unavailable = None
                 break
             except PositionMismatch as exc:
-                await self._rewind(consumer, exc.seek_to, _served(events, exc.seek_to))
+                await self._rewind(
+                    consumer, exc.seek_to, _served(events, exc.seek_to), dropped=events
+                )
                 return None
             except _TRANSIENT as exc:
                 attempt += 1
@@ -218,6 +229,8 @@ class Projection:
         consumer: AIOKafkaConsumer,
         seek_to: dict[tuple[str, int], int],
         served: dict[tuple[str, int], int],
+        *,
+        dropped: Sequence[PositionedEvent] = (),
     ) -> None:
         """A batch started past the stored positions (``served``: the first offset the broker
         gave after each one): read again from them, unless the broker proves the records in
@@ -233,7 +246,12 @@ class Projection:
 
         Nothing else counts as proof: a batch that starts late after a broker restart or a
         seek is read again from the stored position (after a short pause, with an error in the
-        log, while it keeps happening), rather than skipped."""
+        log, while it keeps happening), rather than skipped.
+
+        ``dropped``: the batch was not applied at all. Its other partitions are sought back to
+        their first record in it too: the consumer went past those records, and nothing else
+        would bring them back until the next record of the partition arrived (after the last
+        fact of a quiet partition, never)."""
         metrics.REWINDS.inc()
         self._sought.clear()
         pause = 0.0
@@ -293,6 +311,9 @@ class Projection:
                         "served": first,
                     },
                 )
+        for (topic, partition), first in _first_offsets(dropped).items():
+            if (topic, partition) not in seek_to:
+                self._seek(consumer, TopicPartition(topic, partition), first)
         if pause:
             await asyncio.sleep(pause)
 
@@ -302,14 +323,18 @@ class Projection:
             consumer.seek(tp, offset)
             self._sought[(tp.topic, tp.partition)] = offset
 
-    def seek_again(self, consumer: AIOKafkaConsumer) -> None:
-        """Seek again where the last rewind sought.
+    def seek_again(self, consumer: AIOKafkaConsumer, stale: DecodedBatch | None) -> None:
+        """The batch ``stale``, fetched while the last one was applied, is dropped because
+        that one was: seek again where the rewind sought, and every other partition of
+        ``stale`` back to its first record in it.
 
-        The loop fetches the next batch while one is applied; a batch fetched *after* a
-        rewind's seek is dropped with the rest, and the consumer's position has gone past it.
-        Without this, the next batch would start further on again, and the broker's answer
-        the gap proof counts would be the loop's own doing."""
-        for (topic, partition), offset in self._sought.items():
+        ``stale`` may have been fetched *after* the rewind's seeks, so the consumer's position
+        has gone past them again: without this the next batch would start further on, and the
+        broker's answer the gap proof counts would be the loop's own doing. Its other
+        partitions' records were consumed and are not applied."""
+        again = dict(_first_offsets(stale.events if stale is not None else ()))
+        again.update(self._sought)
+        for (topic, partition), offset in again.items():
             tp = TopicPartition(topic, partition)
             if tp in consumer.assignment():
                 consumer.seek(tp, offset)
@@ -412,9 +437,11 @@ async def consume(
 
     Two batches are in flight: while one is written (the database works on another core),
     the next is fetched and decoded. Writes stay strictly in order. If a write has to seek
-    back, the batch decoded meanwhile is dropped and the rewind's seeks are made again (that
-    batch may have been fetched from where they sought), so the next batch starts where the
-    rewind said and nothing is skipped.
+    back, it is dropped whole (every partition of it is sought back, not only those that
+    started late) and so is the batch decoded meanwhile: the rewind's seeks are made again
+    (that batch may have been fetched from where they sought) and its other partitions are
+    sought back to its first records. So the next batch starts where the rewind said and no
+    partition is left past records it never applied.
     """
     pending: asyncio.Task[ApplyResult | None] | None = None
     pending_fetch: dict[TopicPartition, Any] = {}
@@ -429,7 +456,7 @@ async def consume(
                 if result is None:
                     # Sought back: what was fetched meanwhile is stale, and may have been
                     # fetched from where the rewind sought: seek there again.
-                    projection.seek_again(consumer)
+                    projection.seek_again(consumer, decoded)
                     continue
                 await _observe_lag(consumer, pending_fetch)
                 if group is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -152,6 +153,7 @@ async def explain(
     mine = {k: v for k, v in positions.items() if k[0].startswith(settings.topic_prefix + ".")}
     lines.append(f"projection positions: {dict(sorted(mine.items()))}")
     lines.extend(w.line(positions, names) for w in list(wanted.values())[:20])
+    lines.extend(consumers_here(settings.topic_prefix))
     for path in logs:
         lines.append(f"--- last lines of {path.name} ---")
         lines.extend(tail(path, 40))
@@ -236,6 +238,39 @@ async def _locate(
     return failed
 
 
+def consumers_here(prefix: str) -> list[str]:
+    """What each Kafka consumer of this process (the projector's) fetches for ``prefix``'s
+    partitions that lag: its position, the broker's high watermark, whether it is paused or
+    awaiting a reset, records buffered and not yet taken, and the partition's leader."""
+    lines = []
+    for consumer in (o for o in gc.get_objects() if isinstance(o, AIOKafkaConsumer)):
+        try:
+            group = consumer._group_id
+            if consumer._closed or not group or not str(group).startswith(prefix):
+                continue
+            fetcher = consumer._fetcher
+            assignment = consumer._subscription.subscription.assignment
+            lines.append(
+                f"consumer {group}: {len(assignment.tps)} partitions assigned, "
+                f"buffered {sorted(str(tp) for tp in fetcher._records)}, "
+                f"in flight to {sorted(fetcher._in_flight)}"
+            )
+            for tp in sorted(assignment.tps):
+                state = assignment.state_value(tp)
+                position = state.position if state.has_valid_position else None
+                if position is not None and state.highwater in (None, position):
+                    continue
+                lines.append(
+                    f"  {tp.topic}[{tp.partition}] position {position}, "
+                    f"highwater {state.highwater}, paused {state.paused}, "
+                    f"awaiting reset {state.awaiting_reset}, "
+                    f"leader {consumer._client.cluster.leader_for_partition(tp)}"
+                )
+        except Exception as exc:  # private state: best effort
+            lines.append(f"consumer state unreadable: {exc!r}")
+    return lines
+
+
 def tail(path: Path, lines: int) -> list[str]:
     """The last ``lines`` lines of ``path`` (each cut to 600 characters)."""
     try:
@@ -250,18 +285,22 @@ def tail(path: Path, lines: int) -> list[str]:
 
 @contextlib.contextmanager
 def projector_log(path: Path) -> Iterator[None]:
-    """The projector's log lines (INFO and up, as JSON) to ``path`` while the block runs."""
+    """The projector's log lines and the Kafka client's (its group's joins and assignments;
+    the trial's own clients log there too), INFO and up, as JSON, to ``path`` while the block
+    runs."""
     handler = logging.FileHandler(path)
     handler.setLevel(logging.INFO)
     handler.setFormatter(JsonFormatter("projector", "trial"))
-    logger = logging.getLogger("consumers")
-    level = logger.level
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
+    loggers = [logging.getLogger(name) for name in ("consumers", "aiokafka")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
         handler.close()
