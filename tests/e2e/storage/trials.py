@@ -421,7 +421,9 @@ class Trial:
         positions = await fetch(
             self.settings.database_url,
             "SELECT topic, partition, next_offset, events_applied, gap_offsets "
-            "FROM projection_offsets",
+            "FROM projection_offsets WHERE starts_with(topic, $1)",
+            # This trial's topics only: the database is shared by the run's trials.
+            f"{self.settings.topic_prefix}.",
         )
         for p in positions:
             # Offsets gone past without a record only on the broker's proof (retention, or the
