@@ -21,7 +21,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from artstore import telemetry
 from consumers import metrics
-from consumers.gaps import AbsentOffsets
+from consumers.gaps import REREAD_S, AbsentOffsets
 from consumers.handlers import dead_letter_changes, project
 from consumers.store import (
     ApplyResult,
@@ -61,6 +61,15 @@ def _served(
         if position is not None and event.offset > position:
             served[key] = min(served.get(key, event.offset), event.offset)
     return served
+
+
+def _first_offsets(events: Sequence[PositionedEvent]) -> dict[tuple[str, int], int]:
+    """Per partition: the first offset among ``events``."""
+    first: dict[tuple[str, int], int] = {}
+    for event in events:
+        key = (event.topic, event.partition)
+        first[key] = min(first.get(key, event.offset), event.offset)
+    return first
 
 
 AfterBatch = Callable[[ApplyResult], Awaitable[None]]
@@ -129,6 +138,8 @@ class Projection:
         without the broker proving a gap."""
         self._absent = AbsentOffsets()
         """Per partition: the offsets the broker keeps answering past the stored position."""
+        self._sought: dict[tuple[str, int], int] = {}
+        """Per partition: where the last rewind sought (see :meth:`seek_again`)."""
 
     async def handle(
         self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
@@ -182,7 +193,9 @@ class Projection:
                 self.unavailable = None
                 break
             except PositionMismatch as exc:
-                await self._rewind(consumer, exc.seek_to, _served(events, exc.seek_to))
+                await self._rewind(
+                    consumer, exc.seek_to, _served(events, exc.seek_to), dropped=events
+                )
                 return None
             except _TRANSIENT as exc:
                 attempt += 1
@@ -216,6 +229,8 @@ class Projection:
         consumer: AIOKafkaConsumer,
         seek_to: dict[tuple[str, int], int],
         served: dict[tuple[str, int], int],
+        *,
+        dropped: Sequence[PositionedEvent] = (),
     ) -> None:
         """A batch started past the stored positions (``served``: the first offset the broker
         gave after each one): read again from them, unless the broker proves the records in
@@ -223,14 +238,23 @@ class Projection:
 
         - its log-start offset is past the position (retention removed them); or
         - asked again and again from the position for ``ABSENT_PROOF_S`` (at least
-          ``ABSENT_PROOF_READS`` reads), it answers every time with the same first offset past
-          it: those offsets hold no record any reader will ever get (the embedded broker can
-          leave such a hole when it is killed between reserving offsets and writing them).
+          ``ABSENT_PROOF_READS`` reads, one every ``REREAD_S``), it never served a record
+          below some offset: those offsets hold no record any reader will ever get (the
+          embedded broker can leave such a hole when it is killed between reserving offsets
+          and writing them). The projection goes on from the lowest offset it ever served
+          (see :mod:`consumers.gaps`).
 
         Nothing else counts as proof: a batch that starts late after a broker restart or a
-        seek is read again from the stored position (with a growing pause and an error in the
-        log when it keeps happening), rather than skipped."""
+        seek is read again from the stored position (after a short pause, with an error in the
+        log, while it keeps happening), rather than skipped.
+
+        ``dropped``: the batch was not applied at all. Its other partitions are sought back to
+        their first record in it too: the consumer went past those records, and nothing else
+        would bring them back until the next record of the partition arrived (after the last
+        fact of a quiet partition, never)."""
         metrics.REWINDS.inc()
+        self._sought.clear()
+        pause = 0.0
         for (topic, partition), position in seek_to.items():
             tp = TopicPartition(topic, partition)
             start = await _log_start(consumer, tp)
@@ -241,44 +265,80 @@ class Projection:
                 )
                 metrics.GAPS.labels(topic, "retention").inc(start - position)
                 self._proven_gaps[(topic, partition)] = start
-                consumer.seek(tp, start)
+                self._seek(consumer, tp, start)
                 continue
             first = served.get((topic, partition))
-            proven = first is not None and self._absent.proven(
-                (topic, partition), position, first, time.monotonic()
+            proven = (
+                None
+                if first is None
+                else self._absent.proven((topic, partition), position, first, time.monotonic())
             )
-            if proven:
-                assert first is not None
+            if proven is not None:
                 log.error(
                     "the broker has no records at these offsets: going on past them",
-                    extra={"partition": f"{topic}[{partition}]", "from": position, "to": first},
+                    extra={"partition": f"{topic}[{partition}]", "from": position, "to": proven},
                 )
-                metrics.GAPS.labels(topic, "absent").inc(first - position)
-                self._proven_gaps[(topic, partition)] = first
+                metrics.GAPS.labels(topic, "absent").inc(proven - position)
+                self._proven_gaps[(topic, partition)] = proven
                 self._absent.forget((topic, partition))
-                consumer.seek(tp, first)
+                self._unexplained.pop((topic, partition), None)
+                self._seek(consumer, tp, proven)
                 continue
             times = self._unexplained.get((topic, partition), 0) + 1
             self._unexplained[(topic, partition)] = times
-            consumer.seek(tp, position)
+            self._seek(consumer, tp, position)
             if times > 1:
-                delay = min(self.max_backoff_s, 0.1 * 2 ** min(times, 10))
+                # Investigating a gap: read again at a short, fixed interval, so that the
+                # proof (or the records) comes in about ABSENT_PROOF_S, not after a backoff.
+                pause = max(pause, REREAD_S)
                 log.error(
                     "the broker keeps serving records past the projection's position; "
                     "reading again from it",
                     extra={
                         "partition": f"{topic}[{partition}]",
                         "position": position,
+                        "served": first,
                         "attempt": times,
-                        "delay_s": delay,
+                        "delay_s": REREAD_S,
                     },
                 )
-                await asyncio.sleep(delay)
             else:
                 log.info(
                     "projection rewinds",
-                    extra={"partition": f"{topic}[{partition}]", "position": position},
+                    extra={
+                        "partition": f"{topic}[{partition}]",
+                        "position": position,
+                        "served": first,
+                    },
                 )
+        for (topic, partition), first in _first_offsets(dropped).items():
+            if (topic, partition) not in seek_to:
+                self._seek(consumer, TopicPartition(topic, partition), first)
+        if pause:
+            await asyncio.sleep(pause)
+
+    def _seek(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        """Seek ``tp`` (if still assigned) and remember it until the next batch is fetched."""
+        if tp in consumer.assignment():
+            consumer.seek(tp, offset)
+            self._sought[(tp.topic, tp.partition)] = offset
+
+    def seek_again(self, consumer: AIOKafkaConsumer, stale: DecodedBatch | None) -> None:
+        """The batch ``stale``, fetched while the last one was applied, is dropped because
+        that one was: seek again where the rewind sought, and every other partition of
+        ``stale`` back to its first record in it.
+
+        ``stale`` may have been fetched *after* the rewind's seeks, so the consumer's position
+        has gone past them again: without this the next batch would start further on, and the
+        broker's answer the gap proof counts would be the loop's own doing. Its other
+        partitions' records were consumed and are not applied."""
+        again = dict(_first_offsets(stale.events if stale is not None else ()))
+        again.update(self._sought)
+        for (topic, partition), offset in again.items():
+            tp = TopicPartition(topic, partition)
+            if tp in consumer.assignment():
+                consumer.seek(tp, offset)
+        self._sought.clear()
 
     async def _decode(self, record: ConsumerRecord[Any, Any]) -> PositionedEvent:
         topic = self.names.logical(record.topic)
@@ -377,8 +437,11 @@ async def consume(
 
     Two batches are in flight: while one is written (the database works on another core),
     the next is fetched and decoded. Writes stay strictly in order. If a write has to seek
-    back, the batch decoded meanwhile is dropped; the position check then seeks its
-    partitions back too, so nothing is skipped.
+    back, it is dropped whole (every partition of it is sought back, not only those that
+    started late) and so is the batch decoded meanwhile: the rewind's seeks are made again
+    (that batch may have been fetched from where they sought) and its other partitions are
+    sought back to its first records. So the next batch starts where the rewind said and no
+    partition is left past records it never applied.
     """
     pending: asyncio.Task[ApplyResult | None] | None = None
     pending_fetch: dict[TopicPartition, Any] = {}
@@ -391,7 +454,10 @@ async def consume(
                 result = await pending
                 pending = None
                 if result is None:
-                    continue  # sought back: what was fetched meanwhile is stale
+                    # Sought back: what was fetched meanwhile is stale, and may have been
+                    # fetched from where the rewind sought: seek there again.
+                    projection.seek_again(consumer, decoded)
+                    continue
                 await _observe_lag(consumer, pending_fetch)
                 if group is not None:
                     applied = [r for batch in pending_fetch.values() for r in batch]

@@ -38,6 +38,7 @@ from artstore.stack.tansu import tansu_binary
 from auth.testing import TestSigner
 from consumers import ProjectorSettings, migrate
 from events import FileStored, Topic, UploadRequested, create_topics
+from tests.e2e.storage.diagnosis import explain, projector_log, tail
 from tests.e2e.storage.own_database import OwnDatabase
 from tests.e2e.storage.worker_process import WorkerProcess
 from tests.helpers import read_events, s3_client, wait_until
@@ -222,6 +223,8 @@ class Trial:
             retry_backoff_s=0.1,
         )
         worker.log = self.directory / f"{element_id}.log"
+        # Joins, rebalances and placement are logged at INFO: a failed trial shows them.
+        worker.env["ARTSTORE_LOG_LEVEL"] = "INFO"
         self.workers[element_id] = worker
 
     async def start_worker(self, element_id: str) -> None:
@@ -261,15 +264,16 @@ class Trial:
             self.producer = Producer(self.settings, self.signer, staging)
             await self.producer.start()
             try:
-                async with running_projector(self.settings, projector) as self.projector:
-                    await asyncio.gather(*(self.start_worker(e) for e in self.workers))
-                    try:
-                        yield self
-                        await self.wait_for_outcomes()
-                        await self.check()
-                    finally:
-                        for worker in self.workers.values():
-                            await asyncio.to_thread(worker.stop)
+                with projector_log(self.directory / "projector.log"):
+                    async with running_projector(self.settings, projector) as self.projector:
+                        await asyncio.gather(*(self.start_worker(e) for e in self.workers))
+                        try:
+                            yield self
+                            await self.wait_for_outcomes()
+                            await self.check()
+                        finally:
+                            for worker in self.workers.values():
+                                await asyncio.to_thread(worker.stop)
             finally:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(30):
@@ -297,13 +301,25 @@ class Trial:
 
     async def outcomes(self) -> int:
         """How many accepted uploads have a final status in the index."""
+        return len(self.accepted) - len(await self.without_outcome())
+
+    async def without_outcome(self) -> list[UUID]:
+        """The accepted uploads without a final status in the index."""
+        ids = [u.file_id for u in self.accepted]
         rows = await fetch(
             self.settings.database_url,
-            "SELECT count(*) AS n FROM uploads WHERE file_id = ANY($1::uuid[]) "
+            "SELECT file_id FROM uploads WHERE file_id = ANY($1::uuid[]) "
             "AND status IN ('stored', 'rejected', 'failed')",
-            [u.file_id for u in self.accepted],
+            ids,
         )
-        return int(rows[0]["n"])
+        done = {r["file_id"] for r in rows}
+        return [file_id for file_id in ids if file_id not in done]
+
+    def logs(self) -> list[Path]:
+        """The workers', the broker's and the projector's logs."""
+        found = [w.log for w in self.workers.values()]
+        found += [self.directory / "tansu.log", self.directory / "projector.log"]
+        return [path for path in found if path.exists()]
 
     async def until_outcomes(self, at_least: int) -> None:
         async def enough() -> bool:
@@ -315,7 +331,17 @@ class Trial:
             except (OSError, asyncpg.PostgresError):  # the database is restarting
                 return False
 
-        await wait_until(enough, OUTCOME_DEADLINE_S, interval=0.5, message="upload outcomes")
+        try:
+            await wait_until(enough, OUTCOME_DEADLINE_S, interval=0.5, message="upload outcomes")
+        except TimeoutError as exc:
+            missing = await self.without_outcome()
+            where = await explain(
+                self.settings, missing, self.copies(), self.logs(), element_id="se-a"
+            )
+            raise AssertionError(
+                f"{self.report.scenario}: fewer than {at_least} of {len(self.accepted)} "
+                f"accepted uploads have an outcome after {OUTCOME_DEADLINE_S:.0f} s\n{where}"
+            ) from exc
 
     async def wait_for_outcomes(self) -> None:
         await self.until_outcomes(len(self.accepted))
@@ -395,7 +421,9 @@ class Trial:
         positions = await fetch(
             self.settings.database_url,
             "SELECT topic, partition, next_offset, events_applied, gap_offsets "
-            "FROM projection_offsets",
+            "FROM projection_offsets WHERE starts_with(topic, $1)",
+            # This trial's topics only: the database is shared by the run's trials.
+            f"{self.settings.topic_prefix}.",
         )
         for p in positions:
             # Offsets gone past without a record only on the broker's proof (retention, or the
@@ -409,7 +437,11 @@ class Trial:
                 )
         if problems:
             listing = "\n".join(problems[:20])
+            logs = []
+            for path in self.logs():
+                logs += [f"--- last lines of {path.name} ---", *tail(path, 40)]
             raise AssertionError(
-                f"{report.scenario}: {len(problems)} problem(s); {report.line()}\n{listing}"
+                f"{report.scenario}: {len(problems)} problem(s); {report.line()}\n{listing}\n"
+                + "\n".join(logs)
             )
         return report
