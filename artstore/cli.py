@@ -15,8 +15,8 @@ from rich.table import Table
 
 import schemas
 from artstore.errors import explain
-from artstore.settings import Settings, load_settings
-from auth import auth_app
+from auth.cli import auth_app
+from base.settings import Settings, load_settings
 
 app = typer.Typer(
     help="ArtStore: a long-term archive for documents, driven by events.",
@@ -49,7 +49,7 @@ def _options(
     ] = None,
 ) -> None:
     """ArtStore: a long-term archive for documents, driven by events."""
-    from artstore.logging import configure_logging
+    from base.logging import configure_logging
 
     if log_format is not None:
         # Services started by this command (artstore dev) and their settings see it too.
@@ -110,7 +110,8 @@ def schemas_export(
 def _mount_stack() -> None:
     from artstore.dev import demo, dev
     from artstore.stack import stack_app
-    from storage_workers import rebuild_command, storage_app
+    from storage_workers.cli import rebuild as rebuild_command
+    from storage_workers.cli import storage_app
 
     app.command("dev")(dev)
     app.command("demo")(demo)
@@ -123,7 +124,9 @@ def _mount_query() -> None:
     from consumers.cli import query_app
     from consumers.cli import replay as replay_command
     from consumers.fixity_cli import fixity_app
+    from facade.cli import serve_facade
 
+    query_app.command("facade")(serve_facade)
     app.add_typer(query_app, name="query")
     app.add_typer(fixity_app, name="fixity")
     app.command("replay")(replay_command)

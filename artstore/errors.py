@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from pydantic import ValidationError
 
-from artstore.settings import MissingEnvFile
+from base.settings import MissingEnvFile
 from producers import ArtStoreError, MissingConfigFile
 
 _START_STACK = (

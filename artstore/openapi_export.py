@@ -9,9 +9,9 @@ from typing import Any
 
 def openapi_documents() -> dict[str, dict[str, Any]]:
     """``{"facade": ..., "auth": ...}``, built from the apps (no service is started)."""
-    from artstore.settings import Settings
     from auth.app import create_app as create_auth_app
     from auth.settings import AuthSettings
+    from base.settings import Settings
     from facade import FacadeSettings
     from facade import create_app as create_facade_app
 

@@ -8,13 +8,13 @@ Other packages import only what is exported here::
     claims = await verifier.verify(token, required_scopes={"files:write"}, at=record_time)
 """
 
-from auth.cli import auth_app
 from auth.errors import InsufficientScope, InvalidToken, TokenError, VerificationUnavailable
 from auth.jwks import HttpJwksSource, JwksSource, StaticJwksSource, parse_jwks
 from auth.ratelimit import RateDecision, SlidingWindowLimiter
 from auth.revocation import DenyListCache, RedisDenyList
-from auth.scopes import ROLE_SCOPES, Role, Scope, may_change_file, not_owner_detail
+from auth.scopes import ROLE_SCOPES, Scope, may_change_file, not_owner_detail
 from auth.verifier import RevocationChecker, SignatureCache, TokenVerifier, VerifiedToken
+from events import Role
 
 __all__ = [
     "ROLE_SCOPES",
@@ -35,7 +35,6 @@ __all__ = [
     "TokenVerifier",
     "VerificationUnavailable",
     "VerifiedToken",
-    "auth_app",
     "may_change_file",
     "not_owner_detail",
     "parse_jwks",

@@ -31,8 +31,8 @@ from auth.accounts import (
 from auth.audit import AuditTrail
 from auth.credentials import SecretHasher, SecretPolicyError, check_secret_policy, generate_secret
 from auth.outbox import OutboxMessage, enqueue
-from auth.scopes import Role
 from auth.settings import AuthSettings
+from events import Role
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth.accounts import Account, AccountStatus
 from auth.db import account_secrets, accounts
-from auth.scopes import Role
+from events import Role
 
 
 def _account(row: Row[Any]) -> Account:

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from auth.scopes import Role
+from events import Role
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,47}$")
 ENV_PATTERN = re.compile(r"^[a-z0-9]{1,16}$")

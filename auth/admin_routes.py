@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from artstore.openapi import details, merged, oauth_errors
 from auth.account_service import AccountService, AccountWithSecret
 from auth.accounts import AccountStatus
 from auth.errors import InsufficientScope, InvalidToken, TokenError
-from auth.scopes import Role, Scope
+from auth.scopes import Scope
 from auth.verifier import VerifiedToken
+from base.openapi import details, merged, oauth_errors
+from events import Role
 
 router = APIRouter(
     prefix="/api/v1/accounts",

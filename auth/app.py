@@ -21,9 +21,6 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from artstore import telemetry
-from artstore.openapi import body, merged
-from artstore.settings import Settings, broker_settings
 from auth.account_refusals import audit_refusal
 from auth.account_service import AccountService
 from auth.accounts import AccountError
@@ -42,6 +39,9 @@ from auth.scopes import KNOWN_SCOPES
 from auth.settings import AuthSettings
 from auth.tokens import TokenService
 from auth.verifier import TokenVerifier
+from base import telemetry
+from base.openapi import body, merged
+from base.settings import Settings, broker_settings
 from events import EventPublisher, make_broker
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from artstore.serving import STARTUP_FAILURE, serve_until_stopped
-from artstore.settings import configure_service_logging, load_settings
 from auth.settings import load_auth_settings
+from base.serving import STARTUP_FAILURE, serve_until_stopped
+from base.settings import configure_service_logging, load_settings
 
 auth_app = typer.Typer(help="The auth service: service accounts, OAuth2 tokens, JWKS.")
 

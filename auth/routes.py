@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl, unquote_plus
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from artstore.openapi import body, empty, merged, oauth_errors
 from auth.tokens import ClientCredentials, OAuthError, TokenService, invalid_client
+from base.openapi import body, empty, merged, oauth_errors
 
 router = APIRouter()
 OAUTH_ERRORS = oauth_errors(400, 401, 429, 503)

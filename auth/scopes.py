@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from events.roles import Role
+
 
 class Scope(StrEnum):
     """What a token allows."""
@@ -17,15 +19,6 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     DLQ_ADMIN = "dlq:admin"
     """Send dead letters back to their source topics (reading them needs ``audit:read``)."""
-
-
-class Role(StrEnum):
-    """A service account's role; each grants a fixed set of scopes."""
-
-    ADMIN = "admin"
-    USER = "user"
-    AUDITOR = "auditor"
-    READONLY = "readonly"
 
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from artstore.settings import env_file
+from base.settings import env_file
 
 #: The verifier never tolerates more clock skew than this, whatever the configuration says.
 MAX_LEEWAY = timedelta(seconds=60)

@@ -23,9 +23,10 @@ from auth.metrics import AuthMetrics
 from auth.outbox import enqueue
 from auth.ratelimit import SlidingWindowLimiter
 from auth.revocation import RedisDenyList
-from auth.scopes import Role, ScopeNotAllowed, format_scope, grant_scopes
+from auth.scopes import ScopeNotAllowed, format_scope, grant_scopes
 from auth.settings import AuthSettings
 from auth.verifier import TokenVerifier
+from events import Role
 
 BASIC_CHALLENGE = 'Basic realm="artstore", charset="UTF-8"'
 

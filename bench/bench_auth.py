@@ -21,12 +21,12 @@ import asyncpg
 import bcrypt
 import httpx
 
-from artstore.settings import load_settings
 from artstore.stack import ensure_stack, stack_is_running, stop_stack
 from artstore.stack.postgres_server import maintenance_dsn, with_database
 from auth.app import create_app
 from auth.settings import AuthSettings
 from auth.testing import TestSigner
+from base.settings import load_settings
 from bench.results import BenchResult, report
 
 COST = 12

@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 
-from artstore.settings import load_settings
 from artstore.stack import ensure_stack
 from auth.testing import TestSigner
+from base.settings import load_settings
 from bench.bench_projection import Corpus, bulk_load, drop_database, fresh_database
 from bench.results import BenchResult, report
 from consumers.migrate import migrate

@@ -58,10 +58,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaConsumer
 
-from artstore import telemetry
-from artstore.settings import Settings
 from artstore.stack import ensure_stack
 from auth.testing import TestSigner
+from base import telemetry
+from base.settings import Settings
 from bench.results import BenchResult, report
 from events import (
     FileStored,

@@ -33,10 +33,10 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from artstore.settings import Settings, load_settings
 from artstore.stack import ensure_stack
 from artstore.stack.postgres_server import maintenance_dsn, with_database
 from auth.testing import TestSigner
+from base.settings import Settings, load_settings
 from bench.results import BenchResult, report
 from consumers.handlers import file_row, project
 from consumers.migrate import migrate

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import TypeAdapter
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers.changes import FileRow
 from consumers.handlers import file_row
 from consumers.sql import quote_ident

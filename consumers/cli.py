@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from artstore.serving import STARTUP_FAILURE
-from artstore.settings import configure_service_logging, load_settings
+from base.settings import configure_service_logging, load_settings
 from consumers.settings import ProjectorSettings
 
 console = Console()
@@ -18,7 +17,8 @@ query_app = typer.Typer(help="The query projection: projector, replay, index che
 
 @query_app.callback()
 def _group() -> None:
-    """The query projection: projector, facade, replay, index check."""
+    """The query projection: projector, facade, replay, index check (the facade's command is
+    ``facade.cli.serve_facade``, added by ``artstore.cli``)."""
 
 
 @query_app.command("projector")
@@ -29,17 +29,6 @@ def projector() -> None:
     settings = load_settings()
     configure_service_logging(settings, "artstore-projector")
     run_projector_process(settings, ProjectorSettings())
-
-
-@query_app.command("facade")
-def facade() -> None:
-    """Serve the HTTP facade (ARTSTORE_FACADE_HOST/PORT) until interrupted."""
-    from facade import FacadeSettings, serve
-
-    settings = load_settings()
-    configure_service_logging(settings, "artstore-facade")
-    if not serve(settings, FacadeSettings()):
-        raise typer.Exit(STARTUP_FAILURE)
 
 
 @query_app.command("replay")
@@ -56,7 +45,7 @@ def replay(
     """Rebuild the projection from the topics into fresh tables, then swap them in."""
     import asyncio
 
-    from artstore.operations_audit import record_operation
+    from base.operations_audit import record_operation
     from consumers.replay import run_replay
 
     settings = load_settings()

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, TypeAdapter
 
-from artstore.settings import Settings, broker_settings
+from base.settings import Settings, broker_settings
 from consumers.store import create_pool
 from events import (
     ElementBackend,

@@ -23,7 +23,7 @@ def run(
     as_json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check an element (or one file) now and announce what is found. Exit 1 on a failure."""
-    from artstore.settings import load_settings
+    from base.settings import load_settings
     from consumers.fixity import UnknownElementOrFile, run_fixity
 
     try:
@@ -69,7 +69,7 @@ def report(
     """The fixity log: passes, totals (checked = sound + failed + unreadable), findings."""
     from datetime import UTC
 
-    from artstore.settings import load_settings
+    from base.settings import load_settings
     from consumers.fixity import fixity_report
 
     if since is not None and since.tzinfo is None:

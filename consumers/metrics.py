@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from artstore.consumer_lag import ConsumerLag
+from base.consumer_lag import ConsumerLag
 
 EVENTS = Counter(
     "artstore_projector_events_total",

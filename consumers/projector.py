@@ -19,7 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from artstore import telemetry
+from base import telemetry
 from consumers import metrics
 from consumers.gaps import REREAD_S, AbsentOffsets
 from consumers.handlers import dead_letter_changes, project

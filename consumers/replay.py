@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers.migrate import PROJECTION_TABLES, migrate
 from consumers.projector import PROJECTED_TOPICS, Projection, tune_garbage_collector
 from consumers.settings import ProjectorSettings

@@ -12,9 +12,9 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import REGISTRY
 
-from artstore.dead_letter_depth import DEAD_LETTER_DEPTH
-from artstore.health import HealthServer
-from artstore.settings import Settings
+from base.dead_letter_depth import DEAD_LETTER_DEPTH
+from base.health import HealthServer
+from base.settings import Settings
 from consumers.dead_letters import DeadLetters
 from consumers.migrate import migrate
 from consumers.projector import (

@@ -57,6 +57,7 @@ from events.models.fixity import (
     UnreadableFile,
 )
 from events.registry import BY_TYPE, SPECS, EventSpec, UnknownEventModel, new_event, spec_for
+from events.roles import Role
 from events.topics import TOPIC_SPECS, Topic, TopicNames, TopicSpec
 
 __all__ = [
@@ -107,6 +108,7 @@ __all__ = [
     "ReceivedEvent",
     "RejectionReason",
     "RetentionPolicy",
+    "Role",
     "S3Backend",
     "S3StagedObject",
     "StagedObject",

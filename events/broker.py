@@ -7,11 +7,9 @@ import logging
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.structs import RecordMetadata
-from faststream.kafka import KafkaBroker
-from faststream.middlewares import AckPolicy
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Tracer, TracerProvider
 
@@ -20,13 +18,18 @@ from events.envelope import Envelope
 from events.topics import FRAMING_ALLOWANCE, TopicNames
 from events.tracing import TRACEPARENT, TraceHeaders, context_of, headers_of, spans_ended
 
+if TYPE_CHECKING:
+    # FastStream is imported where a broker is made: importing it loads its web-server
+    # integrations (uvicorn), which the SDK's import must not (tests/unit/sdk).
+    from faststream.kafka import KafkaBroker
+
 _TRACERS: weakref.WeakKeyDictionary[KafkaBroker, Tracer] = weakref.WeakKeyDictionary()
 """The tracer of each broker built with a tracer provider (see :func:`make_broker`)."""
 
 
 @dataclass(frozen=True)
 class BrokerSettings:
-    """What every service's broker shares. Built from ``artstore.settings.Settings``."""
+    """What every service's broker shares. Built from ``base.settings.Settings``."""
 
     bootstrap_servers: str
     topic_prefix: str = "artstore"
@@ -53,6 +56,9 @@ def make_broker(settings: BrokerSettings, *, consumer_only: bool = False) -> Kaf
     With ``settings.tracer_provider``, what :class:`EventPublisher` sends through the broker
     is traced (see :meth:`EventPublisher.send_records`).
     """
+    from faststream.kafka import KafkaBroker
+    from faststream.middlewares import AckPolicy
+
     broker = KafkaBroker(
         settings.bootstrap_servers,
         client_id=settings.client_id,

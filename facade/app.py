@@ -20,11 +20,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from artstore import telemetry
-from artstore.health import HealthServer
-from artstore.openapi import body, merged, problems, without_default_422
-from artstore.serving import serve_until_stopped
-from artstore.settings import Settings, broker_settings
 from auth import (
     DenyListCache,
     HttpJwksSource,
@@ -32,6 +27,11 @@ from auth import (
     SlidingWindowLimiter,
     TokenVerifier,
 )
+from base import telemetry
+from base.health import HealthServer
+from base.openapi import body, merged, problems, without_default_422
+from base.serving import serve_until_stopped
+from base.settings import Settings, broker_settings
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
 from facade import metrics, routes_audit, routes_dlq, routes_read, routes_write

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from artstore.openapi import problems
+from base.openapi import problems
 from facade import queries
 from facade.problems import BadRequest
 from facade.routes_read import json_response, runtime_of

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from artstore.openapi import body, merged, problems
+from base.openapi import body, merged, problems
 from facade import dead_letters, queries
 from facade.dead_letters import DeadLetterQuery, RedriveRequest
 from facade.routes_read import json_response, runtime_of

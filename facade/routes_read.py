@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
-from artstore.openapi import body, empty, merged, problems
+from base.openapi import body, empty, merged, problems
 from events import new_event
 from facade import metrics, queries
 from facade.fixity import refuse_if_failed, verified

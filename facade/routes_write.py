@@ -13,8 +13,8 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from artstore.openapi import problems
 from auth import may_change_file, not_owner_detail
+from base.openapi import problems
 from consumers import queued_upload
 from events import (
     ChangeMode,

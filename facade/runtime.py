@@ -11,8 +11,8 @@ from minio import Minio
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from artstore.settings import Settings
 from auth import TokenVerifier
+from base.settings import Settings
 from consumers import ProjectionStore
 from events import ElementBackend, EventPublisher
 from facade.audit_relay import AuditRelay

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from artstore.settings import Settings, load_settings
+from base.settings import Settings, load_settings
 from events import Topic
 from operations.dead_letter_queue import (
     DeadLetter,

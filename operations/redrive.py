@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from artstore.operations_audit import SOURCE, operator
-from artstore.settings import Settings
+from base.operations_audit import SOURCE, operator
+from base.settings import Settings
 from consumers.sql import asyncpg_dsn
 from events import TopicNames, audit_event, encode
 from events.dead_letters import HEADERS, REDRIVEN_FROM

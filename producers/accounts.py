@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from auth import Role
+from events import Role
 from producers.errors import BadRequest, NotFound
 from producers.http import AuthorizedHttp
 
@@ -13,7 +13,7 @@ PATH = "/api/v1/accounts"
 
 
 def account_role(value: Role | str) -> Role:
-    """``value`` as a :class:`~auth.Role`; :class:`BadRequest` listing the roles otherwise."""
+    """``value`` as a :class:`~events.Role`; :class:`BadRequest` listing the roles otherwise."""
     try:
         return Role(value)
     except ValueError:

@@ -19,7 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from artstore.settings import env_file as shared_env_file
+from base.settings import env_file as shared_env_file
 from events import STAGING_PREFIX
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("artstore_client_config", default=None)
@@ -141,7 +141,7 @@ def load_client_settings(
     ``config_file``; ``None`` overrides are ignored, so CLI flags left unset fall through.
 
     The env file is ``env_file`` if given, else the one every ``artstore`` command reads
-    (:func:`artstore.settings.env_file`: ``ARTSTORE_ENV_FILE``, e.g. the ``artstore-data/
+    (:func:`base.settings.env_file`: ``ARTSTORE_ENV_FILE``, e.g. the ``artstore-data/
     artstore.env`` that ``artstore dev`` writes, or the running local stack's ``stack.env``).
     """
     if config_file is not None and not config_file.is_file():

@@ -16,8 +16,6 @@ from storage_workers.backends import (
     StorageBackend,
     open_backend,
 )
-from storage_workers.cli import rebuild as rebuild_command
-from storage_workers.cli import storage_app
 from storage_workers.modes import ElementModeError, Operation, allows, require
 from storage_workers.sidecar import Sidecar, decode_sidecar
 
@@ -34,7 +32,5 @@ __all__ = [
     "allows",
     "decode_sidecar",
     "open_backend",
-    "rebuild_command",
     "require",
-    "storage_app",
 ]

@@ -19,7 +19,7 @@ def worker(
     priority: Annotated[int | None, typer.Option(help="Lower numbers fill first.")] = None,
 ) -> None:
     """Run one element's worker (settings from ARTSTORE_* and ARTSTORE_STORAGE_* variables)."""
-    from artstore.settings import configure_service_logging, load_settings
+    from base.settings import configure_service_logging, load_settings
     from storage_workers.config import WorkerConfig
     from storage_workers.service import run_service
 
@@ -54,7 +54,7 @@ def rebuild(
     ] = None,
 ) -> None:
     """Re-announce every file of an element from its sidecars (index rebuild from storage)."""
-    from artstore.settings import load_settings
+    from base.settings import load_settings
     from storage_workers.config import WorkerConfig
     from storage_workers.rebuild import rebuild_element
 

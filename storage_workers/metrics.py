@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from artstore.consumer_lag import ConsumerLag
+from base.consumer_lag import ConsumerLag
 from events import CapacityStatus, Mode
 
 

@@ -6,8 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from artstore.operations_audit import operator
-from artstore.settings import Settings, broker_settings
+from base.operations_audit import operator
+from base.settings import Settings, broker_settings
 from events import (
     AuditRecorded,
     Envelope,

@@ -19,9 +19,6 @@ from faststream.middlewares import AckPolicy
 from redis.asyncio import Redis
 
 import events
-from artstore import telemetry
-from artstore.health import HealthServer
-from artstore.settings import Settings, broker_settings
 from auth import (
     DenyListCache,
     HttpJwksSource,
@@ -30,6 +27,9 @@ from auth import (
     StaticJwksSource,
     TokenVerifier,
 )
+from base import telemetry
+from base.health import HealthServer
+from base.settings import Settings, broker_settings
 from events import (
     CapacityStatus,
     ElementFull,

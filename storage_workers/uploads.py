@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from artstore import telemetry
 from auth import SignatureCache
+from base import telemetry
 from events import (
     Failure,
     FileStored,

@@ -145,7 +145,7 @@ class ElementWorker:
         trace: TraceHeaders | None = None,
     ) -> Outgoing:
         """An envelope from this element; ``actor`` is the verified caller it answers, ``trace``
-        the span it continues (:class:`artstore.telemetry.RecordSpans`)."""
+        the span it continues (:class:`base.telemetry.RecordSpans`)."""
         return Outgoing(
             new_event(payload, source=self.source, correlation_id=correlation_id),
             actor=actor,

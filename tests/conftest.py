@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings, load_settings
 from artstore.stack import StackEnv, ensure_stack, stack_is_running, stop_stack
 from artstore.stack.lifecycle import describe_kafka
+from base.settings import Settings, load_settings
 from tests.brokers import delete_topics
 from tests.helpers import fresh_database, s3_client
 

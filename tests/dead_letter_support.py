@@ -16,7 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import AuditRecorded, Mode, Topic, decode_record
 from events.admin import topic_partitions
 from events.dead_letters import REDRIVEN_FROM

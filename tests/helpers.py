@@ -14,8 +14,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from minio import Minio
 
-from artstore.settings import Settings
 from artstore.stack import StackEnv, maintenance_dsn, with_database
+from base.settings import Settings
 from events import ReceivedEvent, Topic, decode_record
 from events.admin import topic_partitions
 

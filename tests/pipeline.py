@@ -20,9 +20,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from artstore.settings import Settings
 from artstore.stack import StackEnv
 from auth.testing import TestSigner
+from base.settings import Settings
 from consumers import ProjectorSettings, migrate
 from events import Mode, create_topics
 from producers import ClientSettings

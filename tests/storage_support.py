@@ -14,8 +14,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 import events
-from artstore.settings import Settings, broker_settings
 from auth.testing import TestSigner
+from base.settings import Settings, broker_settings
 from events import (
     EventPublisher,
     FileStagedObject,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from artstore.settings import Settings
+from base.settings import Settings
 
 #: Variables that must all be present for an environment to describe a stack.
 REQUIRED_VARIABLES = (

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import Request
 
 from auth import TokenError
 from facade.console.errors import ConsoleError, SignedOut
+from facade.console.runtime import console_of
 from facade.console.sessions import COOKIE, Session, SessionStore
 from facade.security import Caller
-
-if TYPE_CHECKING:
-    from facade.console.runtime import ConsoleRuntime
 
 #: Longest form field the console accepts; anything longer is refused, not truncated.
 MAX_FIELD = 2000
@@ -47,17 +44,6 @@ class Operator:
                 f"role {self.role} may not {action} (it needs the scope {scope}); "
                 "sign in with an admin account to do it",
             )
-
-
-def console_of(request: Request) -> ConsoleRuntime:
-    """The console's collaborators, built on the facade's runtime at first use."""
-    from facade.console.runtime import ConsoleRuntime
-
-    console = getattr(request.app.state, "console", None)
-    if console is None:
-        console = ConsoleRuntime.on(request.app.state.runtime)
-        request.app.state.console = console
-    return console
 
 
 def _here(request: Request) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import Topic
 from events.admin import topic_partitions
 

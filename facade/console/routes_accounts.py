@@ -7,9 +7,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from facade.console.access import Operator, checked_form, console_of, signed_in
+from facade.console.access import Operator, checked_form, signed_in
 from facade.console.accounts_client import ACTIONS, ROLES, AccountsClient
 from facade.console.errors import ConsoleError
+from facade.console.runtime import console_of
 from facade.console.views import render
 
 router = APIRouter()

@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from facade.console import reads
-from facade.console.access import Operator, console_of, signed_in
+from facade.console.access import Operator, signed_in
 from facade.console.errors import ConsoleError
 from facade.console.pages import decode_position
+from facade.console.runtime import console_of
 from facade.console.views import render
 
 router = APIRouter()

@@ -12,9 +12,10 @@ from fastapi.responses import RedirectResponse
 
 from events import ChangeMode, EventTooLarge, Mode, new_event
 from facade.console import reads
-from facade.console.access import Operator, checked_form, console_of, signed_in
+from facade.console.access import Operator, checked_form, signed_in
 from facade.console.capacity import FloorOverrides, fill_of
 from facade.console.errors import ConsoleError
+from facade.console.runtime import console_of
 from facade.console.views import render
 from storage_workers.modes import check_transition
 

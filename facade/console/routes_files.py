@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from facade import queries, routes_read
 from facade.console import reads
-from facade.console.access import Operator, console_of, signed_in
+from facade.console.access import Operator, signed_in
 from facade.console.errors import ConsoleError
+from facade.console.runtime import console_of
 from facade.console.views import render
 from facade.problems import Problem
 from facade.search import RETENTION_POLICIES, SORT_COLUMNS, parse_search

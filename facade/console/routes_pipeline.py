@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from facade import dead_letters
-from facade.console.access import MAX_FIELD, Operator, checked_form, console_of, signed_in
+from facade.console.access import MAX_FIELD, Operator, checked_form, signed_in
 from facade.console.errors import ConsoleError
+from facade.console.runtime import console_of
 from facade.console.views import render
 from facade.dead_letters import DeadLetterFilters, DeadLetterQuery, RedriveRequest
 from facade.problems import Problem

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from auth import TokenError
-from facade.console.access import CSRF_FIELD, console_of, csrf_matches, form_fields, signed_in
+from facade.console.access import CSRF_FIELD, csrf_matches, form_fields, signed_in
 from facade.console.errors import ConsoleError
+from facade.console.runtime import console_of
 from facade.console.sessions import COOKIE, SIGNIN_COOKIE
 from facade.console.signin import SignInRefused, exchange_credentials
 from facade.console.views import render

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from facade.console.pipeline import LagReader
 from facade.console.sessions import SessionStore
 from facade.console.settings import ConsoleSettings
-from facade.console.views import template_environment
+from facade.console.templating import template_environment
 from facade.runtime import FacadeRuntime
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -41,3 +42,12 @@ class ConsoleRuntime:
             templates=Jinja2Templates(env=template_environment(TEMPLATES)),
             lag=LagReader(runtime.settings, timeout_s=settings.lag_timeout_s),
         )
+
+
+def console_of(request: Request) -> ConsoleRuntime:
+    """The console's collaborators, built on the facade's runtime at first use."""
+    console = getattr(request.app.state, "console", None)
+    if console is None:
+        console = ConsoleRuntime.on(request.app.state.runtime)
+        request.app.state.console = console
+    return console

@@ -1,14 +1,14 @@
-"""Rendering: the Jinja environment, its filters, and the headers every console page carries."""
+"""Rendering: a console page with the headers every page carries (the Jinja environment and its
+filters are in :mod:`facade.console.templating`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+
+from facade.console.runtime import console_of
 
 if TYPE_CHECKING:
     from facade.console.access import Operator
@@ -26,57 +26,6 @@ SECURITY_HEADERS = {
 }
 
 
-def size(value: int | None) -> str:
-    """Bytes for people: 1.5 GB, 320 kB."""
-    if value is None:
-        return "—"
-    amount = float(value)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(amount) < 1000 or unit == "PB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1000
-    return f"{value} B"
-
-
-def when(value: datetime | str | None) -> str:
-    """A UTC timestamp to the second."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return str(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def ago(value: datetime | str | None) -> str:
-    """How long ago, in seconds, minutes or hours."""
-    if value is None or value == "":
-        return "never"
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    seconds = (datetime.now(UTC) - value).total_seconds()
-    if seconds < 120:
-        return f"{max(0, int(seconds))} s ago"
-    if seconds < 7200:
-        return f"{int(seconds // 60)} min ago"
-    return f"{int(seconds // 3600)} h ago"
-
-
-def template_environment(directory: Path) -> jinja2.Environment:
-    """Autoescaping templates from ``directory`` with the console's filters."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(directory),
-        autoescape=jinja2.select_autoescape(default=True),
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters.update(size=size, when=when, ago=ago)
-    return env
-
-
 def render(
     request: Request,
     template: str,
@@ -86,8 +35,6 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """A console page with the operator's identity and CSRF token in its context."""
-    from facade.console.access import console_of
-
     console = console_of(request)
     context.update(
         request=request,

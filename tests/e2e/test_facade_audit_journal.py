@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from artstore.settings import Settings
 from artstore.stack import StackEnv
 from auth.testing import TestSigner
+from base.settings import Settings
 from consumers import ProjectorSettings, migrate
 from events import (
     AuditRecorded,

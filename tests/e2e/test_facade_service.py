@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from artstore.settings import Settings
 from artstore.stack import StackEnv
 from auth.testing import TestSigner
+from base.settings import Settings
 from consumers import ProjectionStore, migrate
 from consumers.changes import UpsertFile
 from consumers.handlers import file_row

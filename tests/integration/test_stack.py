@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from artstore.settings import Settings
 from artstore.stack import (
     StackEnv,
     StackError,
@@ -28,6 +27,7 @@ from artstore.stack import (
     processes,
     stack_status,
 )
+from base.settings import Settings
 from tests.helpers import (
     fresh_database,
     poll_until,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from artstore.logging import configure_logging, correlated
+from base.logging import configure_logging, correlated
 
 
 @pytest.fixture(autouse=True)

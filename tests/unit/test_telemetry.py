@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from artstore import telemetry
-from artstore.settings import Settings
+from base import telemetry
+from base.settings import Settings
 from events import FileStored, TopicNames, decode, encode, new_event
 from events.tracing import TRACEPARENT, record_trace_headers
 from tests.factories import sample

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from artstore.settings import Settings
 from artstore.stack import StackEnv
+from base.settings import Settings
 from events import Topic, create_topics
 from tests.e2e.service_process import ServiceLauncher, ServiceProcess
 from tests.helpers import wait_until

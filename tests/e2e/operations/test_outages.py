@@ -34,9 +34,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from artstore.settings import Settings
 from artstore.stack import StackEnv
 from auth.testing import TestSigner
+from base.settings import Settings
 from consumers import migrate
 from events import Topic, UploadRequested, create_topics
 from events.admin import topic_partitions

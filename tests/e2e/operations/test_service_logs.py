@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import create_topics
 from tests.e2e.service_process import ServiceLauncher
 from tests.pipeline import free_port

@@ -23,8 +23,8 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from artstore.logging import JsonFormatter
-from artstore.settings import Settings
+from base.logging import JsonFormatter
+from base.settings import Settings
 from events import FileStored, Topic, UploadRejected, UploadRequested, decode_record
 from events.dead_letters import SOURCE_TOPIC
 from storage_workers.groups import storage_group

@@ -29,8 +29,8 @@ from uuid import UUID
 import pytest
 from minio import Minio
 
-from artstore.settings import Settings
 from auth.testing import TestSigner
+from base.settings import Settings
 from events import (
     DeleteFile,
     DeletionReason,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
 from artstore.stack import StackEnv
 from auth.testing import TestSigner
+from base.settings import Settings
 from tests.e2e.storage.trials import Trial, uploads_per_trial
 
 pytestmark = [

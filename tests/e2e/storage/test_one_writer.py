@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
 from auth.testing import TestSigner
+from base.settings import Settings
 from events import create_topics
 from tests.e2e.storage.worker_process import WorkerProcess
 from tests.helpers import wait_until

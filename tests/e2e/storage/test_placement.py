@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
 from auth.testing import TestSigner
+from base.settings import Settings
 from events import ElementFull, FileStored, Mode
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService

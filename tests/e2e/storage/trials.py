@@ -30,12 +30,12 @@ from uuid import UUID
 
 import asyncpg
 
-from artstore.settings import Settings
 from artstore.stack import KafkaBroker, StackEnv, apache_kafka, processes
 from artstore.stack.lifecycle import KAFKA_BROKER_VARIABLE
 from artstore.stack.probes import LOOPBACK, free_ports, kafka_brokers
 from artstore.stack.tansu import tansu_binary
 from auth.testing import TestSigner
+from base.settings import Settings
 from consumers import ProjectorSettings, migrate
 from events import FileStored, Topic, UploadRequested, create_topics
 from tests.e2e.storage.diagnosis import explain, projector_log, tail

@@ -12,7 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from artstore.settings import Settings
+from base.settings import Settings
 from tests.storage_support import TEST_SESSION_TIMEOUT_MS
 
 

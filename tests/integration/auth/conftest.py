@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from artstore.settings import Settings
 from auth.app import AuthRuntime, create_app
 from auth.settings import AuthSettings
+from base.settings import Settings
 
 ADMIN_SECRET = "Admin-Secret-For-Tests-0123456789abcdefXYZ"
 ISSUER = "https://auth.artstore.test"

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from artstore.settings import Settings
 from auth.app import AuthRuntime, create_app
+from base.settings import Settings
 from events import Topic, create_topics
 from tests.helpers import Received, read_events
 from tests.integration.auth.conftest import ISSUER, AuthHarness, Clock, auth_settings

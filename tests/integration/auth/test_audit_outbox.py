@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from artstore.settings import Settings
 from auth.app import create_app
+from base.settings import Settings
 from events import AuditRecorded, Topic, create_topics
 from tests.helpers import read_events
 from tests.integration.auth.conftest import ADMIN_SECRET, ISSUER, Clock, auth_settings

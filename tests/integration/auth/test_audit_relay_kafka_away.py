@@ -13,10 +13,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from artstore.settings import Settings
 from auth import account_store
 from auth.app import AuthRuntime, create_app
 from auth.db import outbox
+from base.settings import Settings
 from events import AuditRecorded, Topic, create_topics
 from tests.helpers import Received, read_events, wait_until
 from tests.integration.auth.conftest import ADMIN_SECRET, ISSUER, auth_settings

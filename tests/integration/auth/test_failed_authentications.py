@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from artstore.settings import Settings
 from auth.app import AuthRuntime, create_app
+from base.settings import Settings
 from tests.integration.auth.conftest import ADMIN_SECRET, ISSUER, Client, auth_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from artstore.settings import Settings
 from auth.app import create_app, redis_client
 from auth.ratelimit import SlidingWindowLimiter
+from base.settings import Settings
 from tests.integration.auth.conftest import ISSUER, AuthHarness, auth_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faststream.kafka.annotations import KafkaMessage
 
-from artstore.settings import Settings, broker_settings
+from base.settings import Settings, broker_settings
 from events import (
     SPECS,
     EventPublisher,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import TOPIC_SPECS, Topic, TopicNames, create_topics
 from events.admin import partition_counts, topic_configs
 from events.topics import FRAMING_ALLOWANCE

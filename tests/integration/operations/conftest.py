@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
 from auth.testing import TestSigner
+from base.settings import Settings
 from events import create_topics
 from tests.storage_support import FactLog, Producer
 

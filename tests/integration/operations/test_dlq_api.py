@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers import migrate
 from events import FileStored, Topic, UploadRequested
 from storage_workers.service import StorageService

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import FileStored, Topic, UploadRequested
 from storage_workers.service import StorageService
 from tests.console_support import Console, credentials

@@ -11,8 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from artstore.consumer_lag import ConsumerLag
-from artstore.settings import Settings
+from base.consumer_lag import ConsumerLag
+from base.settings import Settings
 from events import Topic, create_topics
 
 pytestmark = [pytest.mark.kafka]

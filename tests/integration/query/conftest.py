@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers.migrate import migrate
 from events import create_topics
 

@@ -14,7 +14,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers.service import run_projector
 from consumers.settings import ProjectorSettings
 from consumers.sql import asyncpg_dsn

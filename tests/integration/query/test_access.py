@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import FileStored
 from tests.helpers import wait_until
 from tests.integration.query.support import (

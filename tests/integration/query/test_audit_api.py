@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import AuditRecorded
 from producers import ArtStoreClient, Unauthorized
 from tests.helpers import wait_until

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import Topic
 from producers import ArtStoreClient
 from tests.console_support import Console, credentials

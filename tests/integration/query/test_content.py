@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import pytest
 
-from artstore.settings import Settings
 from artstore.stack import StackEnv
+from base.settings import Settings
 from events import ElementRegistered, FileStored, LocalBackend, Mode, ModeChanged, S3Backend
 from tests.helpers import s3_client, wait_until
 from tests.integration.query.support import (

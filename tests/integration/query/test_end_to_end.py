@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers.check import check_element
 from events import Mode, Topic
 from storage_workers.config import WorkerConfig

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from producers import ArtStoreClient, Rejected
 from tests.helpers import wait_until
 from tests.pipeline import Pipeline, running_pipeline

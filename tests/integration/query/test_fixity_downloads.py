@@ -14,7 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import (
     ElementRegistered,
     FileStored,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers.check import check_element
 from consumers.fixity import fixity_report, run_fixity
 from events import ElementRegistered, FileStored, Mode

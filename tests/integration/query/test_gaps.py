@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from artstore.settings import Settings
 from artstore.stack.postgres_server import asyncpg_dsn
+from base.settings import Settings
 from consumers.store import PositionedEvent, PositionMismatch, ProjectionStore
 
 pytestmark = [pytest.mark.postgres]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import FileStored, Topic
 from tests.helpers import wait_until
 from tests.integration.query.support import (

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers.settings import ProjectorSettings
 from events import (
     AuditRecorded,

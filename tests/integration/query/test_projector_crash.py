@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import AuditRecorded, FileStored, MetadataUpdated, Topic
 from tests.helpers import wait_until
 from tests.integration.query.support import (

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers.projector import DecodedBatch, Projection
 from consumers.store import ApplyResult, PositionedEvent, ProjectionStore, plan_batch
 from consumers.write_plan import WritePlan

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from consumers.migrate import PROJECTION_TABLES
 from consumers.replay import replay
 from consumers.settings import ProjectorSettings

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import DeletionReason, FileDeleted, FileStored, MetadataUpdated, RetentionPolicy
 from tests.helpers import wait_until
 from tests.integration.query.support import (

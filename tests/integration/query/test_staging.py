@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
 from artstore.stack import StackEnv
+from base.settings import Settings
 from events import Topic, decode_record
 from tests.helpers import s3_client
 from tests.integration.query.support import facade_harness, read_all

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from producers import (
     ArtStoreClient,
     ArtStoreSyncClient,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from producers import ArtStoreClient, Rejected, UploadRequest
 from tests.pipeline import Pipeline, running_pipeline
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from tests.pipeline import Pipeline, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3]

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from producers import ArtStoreClient, StoredFile
 from tests.pipeline import Pipeline, running_pipeline
 

@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import (
     ChangeMode,
     Mode,

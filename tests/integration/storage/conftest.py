@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
 from artstore.stack import ensure_stack
 from auth.testing import TestSigner
+from base.settings import Settings
 from events import S3Backend, create_topics
 from storage_workers.backends import LocalStorage, S3Storage, StorageBackend
 from tests.storage_support import FactLog, Producer

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import (
     FileStagedObject,
     FileStored,

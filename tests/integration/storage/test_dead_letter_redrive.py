@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import AuditRecorded, FileStored, Mode, Topic, decode_record
 from events.dead_letters import SOURCE_TOPIC
 from storage_workers.service import StorageService

@@ -19,9 +19,9 @@ import httpx
 import jwt
 import pytest
 
-from artstore.settings import Settings
 from auth.app import AuthRuntime, create_app
 from auth.settings import AuthSettings
+from base.settings import Settings
 from events import FileStored, Mode, RejectionReason, UploadRejected
 from storage_workers.service import StorageService
 from tests.integration.auth.conftest import ADMIN_SECRET, ISSUER, Clock, auth_settings

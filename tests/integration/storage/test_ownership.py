@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
+from base.settings import Settings
 from events import (
     DeleteFile,
     FileCommandRejected,

@@ -12,8 +12,8 @@ import jwt
 import pytest
 from redis.asyncio import Redis
 
-from artstore.settings import Settings
 from auth import RedisDenyList
+from base.settings import Settings
 from events import FileStored, Mode, RejectionReason, UploadRejected
 from storage_workers.service import StorageService
 from tests.storage_support import FactLog, Producer, worker_config

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import asyncpg
 
-from artstore.settings import Settings
 from artstore.stack.postgres_server import asyncpg_dsn
+from base.settings import Settings
 from events import FileStagedObject, FileStored, Mode
 from storage_workers.backends import LocalStorage, WrittenObject
 from storage_workers.claim_checks import ConfinedClaim

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from artstore.settings import Settings
 from auth.testing import TestSigner
+from base.settings import Settings
 from events import (
     DeletionReason,
     FileDeleted,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from artstore.settings import Settings
 from auth.testing import TestSigner
+from base.settings import Settings
 from events import (
     ChangeMode,
     DeleteFile,

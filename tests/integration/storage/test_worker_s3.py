@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 
 import schemas
-from artstore.settings import Settings
 from auth.testing import TestSigner
+from base.settings import Settings
 from events import (
     ChangeMode,
     FileCommandRejected,

@@ -22,7 +22,7 @@ from auth.credentials import (
     check_secret_policy,
     generate_secret,
 )
-from auth.scopes import Role
+from events import Role
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from auth.scopes import ROLE_SCOPES, Role, ScopeNotAllowed, grant_scopes, parse_scope
+from auth.scopes import ROLE_SCOPES, ScopeNotAllowed, grant_scopes, parse_scope
+from events import Role
 
 
 def test_no_scope_parameter_grants_the_whole_role() -> None:

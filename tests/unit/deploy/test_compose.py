@@ -159,8 +159,8 @@ def test_the_image_runs_as_an_unprivileged_user() -> None:
 
 
 def test_every_setting_in_the_environment_is_one_the_services_read(services) -> None:
-    from artstore.settings import Settings
     from auth.settings import AuthSettings
+    from base.settings import Settings
     from consumers.settings import ProjectorSettings
     from facade.settings import FacadeSettings
     from storage_workers.config import WorkerConfig

@@ -32,7 +32,7 @@ from events.tracing import TraceHeaders, context_of, end_spans, headers_of
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from artstore.settings import Settings
+    from base.settings import Settings
 
 _provider: TracerProvider | None = None
 _tracers: dict[str, Tracer] = {}

@@ -12,7 +12,7 @@ import getpass
 import socket
 from typing import Any, Literal
 
-from artstore.settings import Settings, broker_settings
+from base.settings import Settings, broker_settings
 from events import EventPublisher, Outgoing, audit_event, make_broker
 
 SOURCE = "artstore-cli"

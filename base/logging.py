@@ -5,7 +5,7 @@ Each JSON line carries ``service``, ``correlation_id`` and, when one exists, ``t
 become keys of their own. A line written while a message or request is handled carries that
 message's correlation id (set with :func:`correlated`); any other line carries the process's
 own run id, so that every line can be followed and grouped. The trace is the current
-OpenTelemetry span's (see :mod:`artstore.telemetry`), or one named with :func:`correlated`.
+OpenTelemetry span's (see :mod:`base.telemetry`), or one named with :func:`correlated`.
 """
 
 from __future__ import annotations

@@ -99,8 +99,8 @@ def load_settings(**overrides: object) -> Settings:
 
 def broker_settings(settings: Settings, *, client_id: str) -> BrokerSettings:
     """The event contract's broker settings from the shared settings (traced when tracing is
-    on: :mod:`artstore.telemetry`)."""
-    from artstore.telemetry import tracer_provider
+    on: :mod:`base.telemetry`)."""
+    from base.telemetry import tracer_provider
 
     return BrokerSettings(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -120,9 +120,9 @@ def broker_settings(settings: Settings, *, client_id: str) -> BrokerSettings:
 def configure_service_logging(settings: Settings, service: str) -> None:
     """Log as ``service`` in the format the settings (or ``--log-format``) ask for, and trace
     as ``service`` when an OTLP endpoint is configured
-    (:func:`artstore.telemetry.configure_tracing`): lines written in a span carry its ids."""
-    from artstore.logging import configure_logging
-    from artstore.telemetry import configure_tracing
+    (:func:`base.telemetry.configure_tracing`): lines written in a span carry its ids."""
+    from base.logging import configure_logging
+    from base.telemetry import configure_tracing
 
     configure_logging(
         settings.log_level,
