@@ -1,23 +1,21 @@
-"""``ArtStoreClient``: upload through staging and Kafka, read and command through the facade."""
+"""``ArtStoreClient``: upload through staging and Kafka (here), read and command through the
+facade (:mod:`producers.facade_calls`); a published upload's handle is in
+:mod:`producers.upload_handle`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from uuid import UUID
 
 import httpx
 from aiokafka.errors import KafkaError
 from minio import Minio
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.trace import (
     NoOpTracerProvider,
     ProxyTracerProvider,
@@ -25,7 +23,6 @@ from opentelemetry.trace import (
     Tracer,
     TracerProvider,
 )
-from pydantic import ValidationError
 
 from events import (
     BrokerSettings,
@@ -43,20 +40,14 @@ from events import (
 )
 from events.tracing import headers_of, spans_ended
 from producers.accounts import AccountsAdmin
-from producers.downloads import DownloadProgress, download, local_filename
 from producers.errors import (
     BrokerUnavailable,
     ConfigurationError,
-    InvalidUpload,
-    NotFound,
     Rejected,
-    Timeout,
 )
+from producers.facade_calls import FacadeCalls
 from producers.http import AuthorizedHttp
 from producers.models import (
-    DownloadResult,
-    SearchPage,
-    StoredFile,
     UploadRequest,
     UploadSource,
     parse_file_id,
@@ -64,134 +55,17 @@ from producers.models import (
 from producers.settings import ClientSettings, load_client_settings
 from producers.staging import DirectoryStaging, S3Staging, Staged, Staging
 from producers.tokens import Clock, TokenProvider
+from producers.upload_handle import UploadHandle, upload_command_fields
 
 SOURCE = "artstore/producer-sdk"
 TRACER = "artstore.producers"
+__all__ = ["ArtStoreClient", "UploadHandle", "UploadProgress", "upload_command_fields"]
+
 UploadProgress = Callable[[UploadRequest, int], None]
 """Called with the request and the number of bytes just staged (from a worker thread)."""
 
 
-def upload_command_fields(request: UploadRequest) -> dict[str, Any]:
-    """The upload command's fields for ``request`` with a new file id; raises
-    :class:`InvalidUpload` naming the argument if the command would break the contract, so a
-    bad upload is refused before a byte is staged (the size and checksum come later)."""
-    fields: dict[str, Any] = {
-        "file_id": uuid.uuid4(),
-        "original_filename": request.name(),
-        "content_type": request.media_type(),
-        "retention_policy": request.policy,
-        "ttl_days": request.ttl_days,
-        "description": request.description,
-        "tags": list(request.tags),
-        "custom_attributes": dict(request.custom_attributes),
-        "metadata": dict(request.metadata),
-        "template": request.template,
-    }
-    try:
-        UploadRequested(
-            **fields, file_size=0, checksum="0" * 64, staged=FileStagedObject(path="check")
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else None
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidUpload(
-            f"{field}: {message} (got {first.get('input')!r})" if field else message, field=field
-        ) from None
-    return fields
-
-
-class UploadHandle:
-    """A published upload; :meth:`wait` polls the facade until it is stored or rejected.
-
-    Its calls continue the upload's trace (when the upload was traced): the facade's spans for
-    them join the spans of its publish, store and projection."""
-
-    def __init__(
-        self,
-        client: ArtStoreClient,
-        request: UploadRequest,
-        command: UploadRequested,
-        trace_context: Context | None = None,
-    ):
-        self._client = client
-        self.request = request
-        self.file_id: UUID = command.file_id
-        self.filename = command.original_filename
-        self.size = command.file_size
-        self.checksum = command.checksum
-        self.trace_context = trace_context
-        """The context of the upload's ``artstore.upload`` span (None: not traced)."""
-
-    async def status(self) -> dict[str, Any]:
-        """The upload's status row (``status``: queued, stored, rejected, failed, or deleted
-        with ``deleted_at``, ``deleted_by`` and ``deletion_reason``)."""
-        if self.trace_context is None or trace.get_current_span().get_span_context().is_valid:
-            return await self._client.upload_status(self.file_id)
-        token = otel_context.attach(self.trace_context)
-        try:
-            return await self._client.upload_status(self.file_id)
-        finally:
-            otel_context.detach(token)
-
-    async def wait(
-        self,
-        timeout: float = 120.0,  # noqa: ASYNC109 - a deadline across many polls
-        *,
-        first_poll_s: float = 0.1,
-        max_poll_s: float = 2.0,
-    ) -> StoredFile:
-        """The stored file; raises :class:`Rejected` with the element's reason, or
-        :class:`Timeout` if neither happened within ``timeout`` seconds (it may still happen)."""
-        if self.trace_context is None:
-            return await self._wait(timeout, first_poll_s, max_poll_s)
-        with self._client.tracer().start_as_current_span(
-            "artstore.upload.wait",
-            context=self.trace_context,
-            attributes={"artstore.file_id": str(self.file_id)},
-        ):
-            return await self._wait(timeout, first_poll_s, max_poll_s)
-
-    async def _wait(
-        self,
-        timeout: float,  # noqa: ASYNC109 - a deadline across many polls
-        first_poll_s: float,
-        max_poll_s: float,
-    ) -> StoredFile:
-        deadline = time.monotonic() + timeout
-        delay = first_poll_s
-        last = "not yet known to the index"
-        while True:
-            try:
-                row = await self.status()
-            except NotFound:
-                row = None
-            if row is not None:
-                last = str(row.get("status"))
-                if last == "stored":
-                    return StoredFile.from_sidecar(await self._client.get_metadata(self.file_id))
-                if last == "deleted":
-                    raise NotFound(
-                        f"upload {self.file_id} ({self.filename}) was stored, then deleted at "
-                        f"{row.get('deleted_at')} by {row.get('deleted_by')}",
-                        reason="gone",
-                    )
-                if last in ("rejected", "failed"):
-                    raise Rejected(
-                        str(row.get("reason") or last),
-                        f"upload {self.file_id} ({self.filename}): {row.get('detail') or last}",
-                    )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Timeout(
-                    f"upload {self.file_id} ({self.filename}) is still {last} after {timeout:g} s; "
-                    f"check later with `artstore status {self.file_id}`"
-                )
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 1.6, max_poll_s)
-
-
-class ArtStoreClient:
+class ArtStoreClient(FacadeCalls):
     """The async producer SDK. Use as ``async with ArtStoreClient(settings) as client:``.
 
     Uploads stage the bytes (S3 bucket or shared directory), then publish ``UploadRequested``
@@ -508,13 +382,6 @@ class ArtStoreClient:
                 )
             return self._publisher
 
-    async def upload_status(self, file_id: UUID | str) -> dict[str, Any]:
-        """The facade's status row of an upload; :class:`NotFound` until the index knows it."""
-        body: dict[str, Any] = await self.facade.json(
-            "GET", f"/api/v1/uploads/{file_id}", what=f"status of upload {file_id}"
-        )
-        return body
-
     def handle(self, file_id: UUID | str, filename: str = "") -> UploadHandle:
         """A handle to wait on an upload published earlier (e.g. by another process)."""
         command = UploadRequested(
@@ -525,154 +392,3 @@ class ArtStoreClient:
             staged=FileStagedObject(path="unknown"),
         )
         return UploadHandle(self, UploadRequest(source=b"", filename=filename), command)
-
-    # -- reads ---------------------------------------------------------------------------------
-
-    async def get_metadata(self, file_id: UUID | str) -> dict[str, Any]:
-        """A file's sidecar (attr.json fields) as the index holds it."""
-        body: dict[str, Any] = await self.facade.json(
-            "GET", f"/api/v1/files/{file_id}", what=f"metadata of {file_id}"
-        )
-        return body
-
-    async def search(
-        self,
-        q: str | None = None,
-        *,
-        limit: int | None = None,
-        cursor: str | None = None,
-        sort: str | None = None,
-        attributes: dict[str, str] | None = None,
-        **filters: Any,
-    ) -> SearchPage:
-        """One page of search results. ``filters`` are the facade's (filename, extension, tag,
-        username, size_min, size_max, created_from, created_to, element, retention_policy,
-        language); list values repeat the parameter; ``attributes`` become ``attr.<key>``."""
-        params: list[tuple[str, str]] = []
-        given: dict[str, Any] = {"q": q, "limit": limit, "cursor": cursor, "sort": sort, **filters}
-        for name, value in given.items():
-            if value is None:
-                continue
-            values = value if isinstance(value, list | tuple | set) else [value]
-            params.extend((name, str(v)) for v in values)
-        params.extend((f"attr.{k}", str(v)) for k, v in (attributes or {}).items())
-        body = await self.facade.json("GET", "/api/v1/search", what="search", params=params)
-        return SearchPage(items=list(body.get("items", [])), next_cursor=body.get("next_cursor"))
-
-    async def search_all(
-        self, q: str | None = None, **filters: Any
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Every match, page after page."""
-        cursor: str | None = None
-        while True:
-            page = await self.search(q, cursor=cursor, **filters)
-            for item in page.items:
-                yield item
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
-
-    async def elements(self) -> list[dict[str, Any]]:
-        """Every storage element the index knows: mode, capacity, liveness."""
-        body = await self.facade.json("GET", "/api/v1/elements", what="element list")
-        return list(body.get("items", []))
-
-    async def audit(
-        self, *, limit: int = 100, cursor: str | None = None, **filters: str | None
-    ) -> dict[str, Any]:
-        """A page of the audit trail, newest first (needs ``audit:read``): ``items`` and
-        ``next_cursor``. Filters: action (a prefix ending in '.' matches many), actor,
-        subject, outcome, since, until (ISO 8601)."""
-        params = {k: v for k, v in filters.items() if v is not None}
-        params["limit"] = str(limit)
-        if cursor:
-            params["cursor"] = cursor
-        page: dict[str, Any] = await self.facade.json(
-            "GET", "/api/v1/audit", what="audit trail", params=params
-        )
-        return page
-
-    async def download(
-        self,
-        file_id: UUID | str,
-        to: str | Path | BinaryIO | None = None,
-        *,
-        progress: DownloadProgress | None = None,
-        retries: int = 3,
-        overwrite: bool = True,
-    ) -> DownloadResult:
-        """Download to a path (default: the original filename in the current directory; a
-        directory means the original filename inside it) or a binary stream; resumes a partial
-        download and verifies the sha256 (see :func:`producers.downloads.download`).
-
-        With ``overwrite=False`` an existing target raises :class:`FileExistsError` before a
-        byte is fetched."""
-        fid = parse_file_id(file_id)
-        sidecar = await self.get_metadata(fid)
-        target: Path | BinaryIO
-        if to is None or isinstance(to, str | Path):
-            name = local_filename(sidecar.get("original_filename"), str(fid))
-            path = Path(to) if to is not None else Path.cwd() / name
-            target = path / name if path.is_dir() else path
-            if not overwrite and target.exists():
-                raise FileExistsError(f"{target} already exists")
-        else:
-            target = to
-        return await download(
-            self.facade,
-            fid,
-            sidecar,
-            target,
-            progress=progress,
-            retries=retries,
-            chunk_bytes=self.settings.chunk_bytes,
-        )
-
-    # -- commands (through the facade: it knows which element holds a file) --------------------
-
-    async def update_metadata(
-        self,
-        file_id: UUID | str,
-        *,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        custom_attributes: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        expected_version: int | None = None,
-    ) -> str:
-        """Ask the file's element to change its metadata; returns the command id."""
-        changes = {
-            "description": description,
-            "tags": tags,
-            "custom_attributes": custom_attributes,
-            "metadata": metadata,
-            "expected_version": expected_version,
-        }
-        body = await self.facade.json(
-            "PATCH",
-            f"/api/v1/files/{file_id}",
-            what=f"metadata update of {file_id}",
-            json={k: v for k, v in changes.items() if v is not None},
-        )
-        return str(body["command_id"])
-
-    async def delete(self, file_id: UUID | str, *, reason: str | None = None) -> str:
-        """Ask the file's (edit) element to delete it; returns the command id."""
-        params = {"reason": reason} if reason else None
-        body = await self.facade.json(
-            "DELETE", f"/api/v1/files/{file_id}", what=f"deletion of {file_id}", params=params
-        )
-        return str(body["command_id"])
-
-    async def change_mode(
-        self, element_id: str, target_mode: Mode | str, *, reason: str, confirm: bool = False
-    ) -> str:
-        """Ask an element to move to another mode (scope elements:admin); returns the command
-        id. The element announces the change (or its refusal) on the elements topic."""
-        body = await self.facade.json(
-            "POST",
-            f"/api/v1/elements/{element_id}/mode",
-            what=f"mode change of {element_id}",
-            json={"target_mode": Mode(target_mode).value, "reason": reason, "confirm": confirm},
-        )
-        return str(body["command_id"])

@@ -6,7 +6,8 @@ import typer
 
 from producers.cli.admin import accounts_app, elements_app
 from producers.cli.audit import audit
-from producers.cli.files import download, meta, rm, search, status, upload
+from producers.cli.files import download, meta, rm, search, status
+from producers.cli.upload import upload
 
 
 def mount(app: typer.Typer) -> None:

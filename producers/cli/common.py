@@ -11,6 +11,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from producers.client import ArtStoreClient
 from producers.models import parse_file_id
@@ -125,3 +133,15 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
             value = raw
         result[key] = value
     return result
+
+
+def transfer_progress(*, disable: bool = False) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=disable,
+    )
