@@ -38,9 +38,11 @@ from artstore.stack.postgres_server import maintenance_dsn, with_database
 from auth.testing import TestSigner
 from base.settings import Settings, load_settings
 from bench.results import BenchResult, report
-from consumers.handlers import file_row, project
+from consumers.consume_loop import consume, tune_garbage_collector
+from consumers.file_rows import file_row
+from consumers.handlers import project
 from consumers.migrate import migrate
-from consumers.projector import Projection, consume, tune_garbage_collector
+from consumers.projector import Projection
 from consumers.replay import CountingSink
 from consumers.sql import asyncpg_dsn
 from consumers.store import ApplyResult, ProjectionStore

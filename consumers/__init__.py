@@ -7,7 +7,8 @@ from consumers.changes import UploadStatus
 from consumers.handlers import queued_upload
 from consumers.migrate import PROJECTION_TABLES, migrate
 from consumers.settings import ProjectorSettings
-from consumers.store import ProjectionStore, create_pool
+from consumers.store import ProjectionStore
+from consumers.store_sql import create_pool
 
 __all__ = [
     "PROJECTION_TABLES",

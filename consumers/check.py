@@ -13,9 +13,9 @@ from pydantic import TypeAdapter
 
 from base.settings import Settings
 from consumers.changes import FileRow
-from consumers.handlers import file_row
+from consumers.file_rows import file_row
 from consumers.sql import quote_ident
-from consumers.store import create_pool
+from consumers.store_sql import create_pool
 from events import ElementBackend
 from storage_workers import StorageBackend, decode_sidecar, open_backend
 

@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel, TypeAdapter
 
 from base.settings import Settings, broker_settings
-from consumers.store import create_pool
+from consumers.store_sql import create_pool
 from events import (
     ElementBackend,
     EventPublisher,

@@ -8,18 +8,14 @@ event id.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
-from typing import Any, TypeVar
+from typing import Any
 
 from consumers.changes import (
     AppendAudit,
     ApplyElementFact,
     Change,
-    ElementFact,
-    FileRow,
     MarkFileDeleted,
     NoteFileProblem,
     RecordFixityFinding,
@@ -27,6 +23,7 @@ from consumers.changes import (
     UploadStatus,
     UpsertFile,
 )
+from consumers.file_rows import clean, file_row
 from events import (
     AuditRecorded,
     ElementFull,
@@ -55,9 +52,6 @@ from events import (
 
 #: Upload statuses and their rank: a status replaces another only if its rank is higher.
 UPLOAD_RANKS = {"queued": 0, "failed": 1, "rejected": 2, "stored": 3}
-
-_CYRILLIC = re.compile(r"[\u0400-\u04FF]")
-_MAX_EXTENSION = 16
 
 
 def project(event: ReceivedEvent) -> list[Change]:
@@ -275,92 +269,6 @@ def _stored_upload(record: FileRecord, correlation_id: str) -> UploadStatus:
     )
 
 
-def file_row(record: FileRecord) -> FileRow:
-    """The ``files`` row of a sidecar's state."""
-    tags = tuple(clean(tag) for tag in record.tags)
-    custom = clean(dict(record.custom_attributes))
-    description = clean(record.description)
-    filename = clean(record.original_filename)
-    return FileRow(
-        file_id=record.file_id,
-        element_id=record.element_id,
-        original_filename=filename,
-        storage_filename=clean(record.storage_filename),
-        storage_path=clean(record.storage_path),
-        extension=extension_of(filename),
-        file_size=record.file_size,
-        content_type=clean(record.content_type),
-        checksum=record.checksum,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        created_by_id=clean(record.created_by_id),
-        created_by_username=clean(record.created_by_username),
-        created_by_fullname=clean(record.created_by_fullname),
-        description=description,
-        version=record.version,
-        retention_policy=record.retention_policy.value,
-        ttl_expires_at=record.ttl_expires_at,
-        tags=tags,
-        metadata=clean(dict(record.metadata)),
-        custom_attributes=custom,
-        language=language_of(filename, description, tags, custom),
-        search_extra=" ".join((*tags, *attribute_words(custom))),
-    )
-
-
-def extension_of(filename: str) -> str:
-    """Lowercased extension without the dot ("" when there is none or it is implausibly long)."""
-    if "/" in filename or "\\" in filename:
-        suffix = PurePosixPath(filename.replace("\\", "/")).suffix
-    else:  # the common case, and what PurePosixPath.suffix does for a bare name
-        dot = filename.rfind(".")
-        suffix = filename[dot:] if 0 < dot < len(filename) - 1 else ""
-    if not suffix or len(suffix) - 1 > _MAX_EXTENSION:
-        return ""
-    return suffix[1:].lower()
-
-
-def attribute_words(custom: dict[str, Any]) -> list[str]:
-    """The values of custom attributes as text (keys are not searchable words)."""
-    words: list[str] = []
-    for value in custom.values():
-        for item in value if isinstance(value, list) else [value]:
-            if item is None or isinstance(item, bool):
-                continue
-            words.append(str(item))
-    return words
-
-
-def language_of(
-    filename: str, description: str | None, tags: Iterable[str], custom: dict[str, Any]
-) -> str:
-    """The document's main language: an explicit ``language`` attribute, else Cyrillic or not.
-
-    Informational (shown and filterable); the search vector always carries both stemmings.
-    """
-    declared = str(custom.get("language", "")).lower()
-    if declared in {"ru", "rus", "russian"}:
-        return "russian"
-    if declared in {"en", "eng", "english"}:
-        return "english"
-    text = " ".join((filename, description or "", *tags))
-    return "russian" if _CYRILLIC.search(text) else "english"
-
-
-T = TypeVar("T")
-
-
-def clean(value: T) -> T:
-    """Replace NUL characters, which PostgreSQL text and jsonb refuse, everywhere in a value."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value  # type: ignore[return-value]
-    if isinstance(value, dict):
-        return {clean(k): clean(v) for k, v in value.items()}  # type: ignore[return-value]
-    if isinstance(value, list):
-        return [clean(v) for v in value]  # type: ignore[return-value]
-    return value
-
-
 def rounds(changes: Sequence[Change]) -> list[list[Change]]:
     """Split changes so that no key occurs twice in a round, keeping each key's order.
 
@@ -389,88 +297,3 @@ _TABLE: dict[type, str] = {
     RecordFixityFinding: "fixity_findings",
     RecordFixityPass: "fixity_passes",
 }
-
-
-def merge_element(current: dict[str, Any] | None, fact: ElementFact) -> dict[str, Any]:
-    """The element's row after ``fact``; each group of fields only moves forward in time."""
-    row: dict[str, Any] = dict(current or {"element_id": fact.element_id})
-    match fact:
-        case ElementRegistered():
-            if _newer(fact.started_at, row.get("started_at")):
-                row.update(
-                    backend=fact.backend.model_dump(mode="json"),
-                    priority=fact.priority,
-                    retention_days=fact.retention_days,
-                    worker=clean(fact.worker),
-                    started_at=fact.started_at,
-                )
-            _set_mode(row, fact.mode.value, fact.started_at)
-            if _newer(fact.started_at, row.get("capacity_as_of")):
-                row.update(
-                    capacity_bytes=fact.capacity_bytes,
-                    free_bytes=fact.free_bytes,
-                    capacity_as_of=fact.started_at,
-                )
-        case ElementHeartbeat():
-            _set_mode(row, fact.mode.value, fact.sent_at)
-            if _newer(fact.sent_at, row.get("capacity_as_of")):
-                row.update(
-                    capacity_bytes=fact.capacity_bytes,
-                    used_bytes=fact.used_bytes,
-                    free_bytes=fact.free_bytes,
-                    file_count=fact.file_count,
-                    capacity_status=fact.status.value,
-                    accepting_uploads=fact.accepting_uploads,
-                    capacity_as_of=fact.sent_at,
-                )
-            if _newer(fact.sent_at, row.get("last_heartbeat_at")):
-                row["last_heartbeat_at"] = fact.sent_at
-            summary = fact.fixity_last_full_pass
-            last = row.get("fixity_last_full_pass") or {}
-            if summary is not None and _newer(
-                summary.finished_at, _parse_time(last.get("finished_at"))
-            ):
-                row["fixity_last_full_pass"] = summary.model_dump(mode="json")
-        case ModeChanged():
-            if _set_mode(row, fact.to_mode.value, fact.changed_at):
-                row["last_mode_change"] = clean(fact.model_dump(mode="json"))
-        case ModeChangeRejected():
-            previous = row.get("last_mode_rejection") or {}
-            if _newer(fact.rejected_at, _parse_time(previous.get("rejected_at"))):
-                row["last_mode_rejection"] = clean(fact.model_dump(mode="json"))
-        case FixityChecked():
-            last = row.get("fixity_last_full_pass") or {}
-            if (
-                fact.complete
-                and fact.scope == "element"
-                and _newer(fact.finished_at, _parse_time(last.get("finished_at")))
-            ):
-                row["fixity_last_full_pass"] = fact.summary().model_dump(mode="json")
-        case ElementFull():
-            if _newer(fact.detected_at, row.get("capacity_as_of")):
-                row.update(
-                    free_bytes=fact.free_bytes,
-                    capacity_status="full",
-                    accepting_uploads=False,
-                    capacity_as_of=fact.detected_at,
-                    full_at=fact.detected_at,
-                )
-    return row
-
-
-def _set_mode(row: dict[str, Any], mode: str, at: datetime) -> bool:
-    if _newer(at, row.get("mode_as_of")):
-        row["mode"] = mode
-        row["mode_as_of"] = at
-        return True
-    return False
-
-
-def _newer(at: datetime, than: datetime | None) -> bool:
-    return than is None or at > than
-
-
-def _parse_time(value: object) -> datetime | None:
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    return None

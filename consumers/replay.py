@@ -26,8 +26,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from base.settings import Settings
+from consumers.consume_loop import tune_garbage_collector
 from consumers.migrate import PROJECTION_TABLES, migrate
-from consumers.projector import PROJECTED_TOPICS, Projection, tune_garbage_collector
+from consumers.projector import PROJECTED_TOPICS, Projection
 from consumers.settings import ProjectorSettings
 from consumers.sql import asyncpg_dsn, quote_ident
 from consumers.store import ProjectionStore

@@ -15,16 +15,10 @@ from prometheus_client import REGISTRY
 from base.dead_letter_depth import DEAD_LETTER_DEPTH
 from base.health import HealthServer
 from base.settings import Settings
+from consumers.consume_loop import SeekToStoredPositions, consume, tune_garbage_collector
 from consumers.dead_letters import DeadLetters
 from consumers.migrate import migrate
-from consumers.projector import (
-    PROJECTED_TOPICS,
-    AfterBatch,
-    Projection,
-    SeekToStoredPositions,
-    consume,
-    tune_garbage_collector,
-)
+from consumers.projector import PROJECTED_TOPICS, AfterBatch, Projection
 from consumers.settings import ProjectorSettings
 from consumers.store import ApplyResult, ProjectionStore
 from events import Topic

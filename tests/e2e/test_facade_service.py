@@ -14,7 +14,7 @@ from auth.testing import TestSigner
 from base.settings import Settings
 from consumers import ProjectionStore, migrate
 from consumers.changes import UpsertFile
-from consumers.handlers import file_row
+from consumers.file_rows import file_row
 from consumers.store import PositionedEvent
 from tests.e2e.service_process import ServiceLauncher, ServiceProcess
 from tests.integration.query.support import make_record

@@ -6,16 +6,9 @@ import uuid
 from datetime import timedelta
 
 from consumers.changes import MarkFileDeleted, UpsertFile
-from consumers.handlers import (
-    attribute_words,
-    clean,
-    extension_of,
-    file_row,
-    language_of,
-    merge_element,
-    project,
-    rounds,
-)
+from consumers.element_rows import merge_element
+from consumers.file_rows import attribute_words, clean, extension_of, file_row, language_of
+from consumers.handlers import project, rounds
 from events import (
     CapacityStatus,
     DeletionReason,
