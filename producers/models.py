@@ -67,14 +67,6 @@ class UploadRequest:
         guessed, _ = mimetypes.guess_type(self.name())
         return guessed or "application/octet-stream"
 
-    def size_hint(self) -> int | None:
-        """The number of bytes to stage, when it is known before reading."""
-        if isinstance(self.source, str | Path):
-            return Path(self.source).stat().st_size
-        if isinstance(self.source, bytes):
-            return len(self.source)
-        return None
-
     def open(self) -> tuple[BinaryIO, bool]:
         """The stream to read, and whether the caller must close it."""
         if isinstance(self.source, str | Path):

@@ -27,15 +27,6 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
         return ports
 
 
-def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def http_status(url: str, timeout: float = 1.0) -> int | None:
     """The status code of ``GET url``, or None when nothing answers."""
     try:
