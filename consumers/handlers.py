@@ -49,9 +49,7 @@ from events import (
     dead_letters,
     decode,
 )
-
-#: Upload statuses and their rank: a status replaces another only if its rank is higher.
-UPLOAD_RANKS = {"queued": 0, "failed": 1, "rejected": 2, "stored": 3}
+from events.uploads import UploadState
 
 
 def project(event: ReceivedEvent) -> list[Change]:
@@ -75,8 +73,8 @@ def project(event: ReceivedEvent) -> list[Change]:
             return [
                 UploadStatus(
                     file_id=data.file_id,
-                    status="rejected",
-                    rank=UPLOAD_RANKS["rejected"],
+                    status=UploadState.REJECTED.value,
+                    rank=UploadState.REJECTED.rank,
                     status_at=data.rejected_at,
                     reason=data.reason.value,
                     detail=clean(data.detail),
@@ -228,8 +226,8 @@ def dead_letter_changes(record: Any, names: TopicNames, max_message_bytes: int) 
     return [
         UploadStatus(
             file_id=command.file_id,
-            status="failed",
-            rank=UPLOAD_RANKS["failed"],
+            status=UploadState.FAILED.value,
+            rank=UploadState.FAILED.rank,
             status_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
             reason="dead_lettered",
             detail=clean(headers.get(dead_letters.ERROR, "")[:1000]) or None,
@@ -245,8 +243,8 @@ def queued_upload(command: UploadRequested, *, at: datetime, correlation_id: str
 def _queued_upload(command: UploadRequested, at: datetime, correlation_id: str) -> UploadStatus:
     return UploadStatus(
         file_id=command.file_id,
-        status="queued",
-        rank=UPLOAD_RANKS["queued"],
+        status=UploadState.QUEUED.value,
+        rank=UploadState.QUEUED.rank,
         status_at=at,
         original_filename=clean(command.original_filename),
         content_type=clean(command.content_type),
@@ -261,8 +259,8 @@ def _queued_upload(command: UploadRequested, at: datetime, correlation_id: str) 
 def _stored_upload(record: FileRecord, correlation_id: str) -> UploadStatus:
     return UploadStatus(
         file_id=record.file_id,
-        status="stored",
-        rank=UPLOAD_RANKS["stored"],
+        status=UploadState.STORED.value,
+        rank=UploadState.STORED.rank,
         status_at=record.created_at,
         element_id=record.element_id,
         correlation_id=clean(correlation_id),

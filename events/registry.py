@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from events.envelope import Envelope, new_event_id
 from events.models.audit import AuditRecorded
 from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
-from events.models.common import RetentionPolicy
 from events.models.elements import (
     ElementFull,
     ElementHeartbeat,
@@ -31,6 +30,7 @@ from events.models.files import (
     UploadRejected,
 )
 from events.models.fixity import FixityChecked, FixityFailed, FixityRecovered
+from events.modes import upload_mode, upload_topic
 from events.topics import Topic
 
 M = TypeVar("M", bound=BaseModel)
@@ -68,9 +68,7 @@ def _fixed(topic: Topic) -> Callable[[Any], Topic]:
 
 
 def _upload_route(payload: UploadRequested) -> Topic:
-    if payload.retention_policy is RetentionPolicy.TEMPORARY:
-        return Topic.UPLOADS_EDIT
-    return Topic.UPLOADS_RW
+    return upload_topic(upload_mode(payload.retention_policy))
 
 
 def _by_file_id(payload: Any) -> str:

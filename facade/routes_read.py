@@ -14,6 +14,8 @@ from starlette.concurrency import iterate_in_threadpool
 
 from base.openapi import body, empty, merged, problems
 from events import new_event
+from events.modes import Operation, mode_allows
+from events.uploads import UploadState
 from facade import metrics, queries
 from facade.fixity import refuse_if_failed, verified
 from facade.http_semantics import (
@@ -146,7 +148,7 @@ async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> R
     runtime = runtime_of(request)
     row = await live_file(runtime, file_id)
     element = row["element_id"]
-    if row["element_mode"] == "ar":
+    if not mode_allows(row["element_mode"], Operation.READ_CONTENT):
         raise Conflict(
             f"file {file_id} is on element {element}, which is archived (mode ar): its content "
             "is offline. Its metadata stays readable; ask an operator to restore the element.",
@@ -232,7 +234,7 @@ async def upload_status(file_id: UUID, request: Request, caller: UploadCaller) -
     deletion = {k: body.pop(k) for k in ("deleted_at", "deleted_by", "deletion_reason")}
     if row["status"] == "stored" and deletion["deleted_at"] is not None:
         # Stored, then deleted: what a user asking about the upload needs to know now.
-        body.update(status="deleted", **deletion)
+        body.update(status=UploadState.DELETED.value, **deletion)
     elif row["status"] == "stored":
         body["links"] = _file_links(str(file_id))
     return json_response(queries.dumps(body))

@@ -28,6 +28,7 @@ from events import (
     new_event,
     staged_key,
 )
+from events.modes import Operation, mode_allows
 from facade import metrics, queries
 from facade.problems import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
 from facade.routes_read import json_response, live_file, runtime_of
@@ -201,7 +202,7 @@ async def update_metadata(
     runtime = runtime_of(request)
     row = await live_file(runtime, file_id)
     _check_owner(row, file_id, caller)
-    if row["element_mode"] in ("ro", "ar"):
+    if not mode_allows(row["element_mode"], Operation.UPDATE_METADATA):
         raise Conflict(
             f"file {file_id} is on element {row['element_id']}, which is {row['element_mode']}: "
             "its metadata is frozen",
@@ -233,7 +234,7 @@ async def delete_file(
     row = await live_file(runtime, file_id)
     _check_owner(row, file_id, caller)
     mode = row["element_mode"]
-    if mode is not None and mode != "edit":
+    if not mode_allows(mode, Operation.DELETE):
         raise Conflict(
             f"file {file_id} is on element {row['element_id']}, which is {mode}: "
             "files are deleted only from edit elements",

@@ -28,7 +28,6 @@ from events import (
     BrokerSettings,
     EventPublisher,
     FileStagedObject,
-    Mode,
     Outgoing,
     OutgoingRecord,
     RetentionPolicy,
@@ -38,6 +37,7 @@ from events import (
     new_event,
     staged_key,
 )
+from events.modes import upload_mode
 from events.tracing import headers_of, spans_ended
 from producers.accounts import AccountsAdmin
 from producers.errors import (
@@ -328,7 +328,7 @@ class ArtStoreClient(FacadeCalls):
         """Raise :class:`Rejected` if the policy's element class exists but none of its elements
         accepts uploads (see :meth:`upload_many`). No known elements: nothing to judge."""
         policy = RetentionPolicy(policy)
-        wanted = Mode.EDIT if policy is RetentionPolicy.TEMPORARY else Mode.RW
+        wanted = upload_mode(policy)
         elements = await self.elements()
         if not elements:
             return

@@ -15,6 +15,7 @@ from opentelemetry.trace import Tracer
 from pydantic import ValidationError
 
 from events import FileStagedObject, UploadRequested
+from events.uploads import OUTCOME_FAILED, UploadState
 from producers.errors import InvalidUpload, NotFound, Rejected, Timeout
 from producers.models import StoredFile, UploadRequest
 
@@ -126,15 +127,15 @@ class UploadHandle:
                 row = None
             if row is not None:
                 last = str(row.get("status"))
-                if last == "stored":
+                if last == UploadState.STORED:
                     return StoredFile.from_sidecar(await self._client.get_metadata(self.file_id))
-                if last == "deleted":
+                if last == UploadState.DELETED:
                     raise NotFound(
                         f"upload {self.file_id} ({self.filename}) was stored, then deleted at "
                         f"{row.get('deleted_at')} by {row.get('deleted_by')}",
                         reason="gone",
                     )
-                if last in ("rejected", "failed"):
+                if last in OUTCOME_FAILED:
                     raise Rejected(
                         str(row.get("reason") or last),
                         f"upload {self.file_id} ({self.filename}): {row.get('detail') or last}",

@@ -7,6 +7,7 @@ The HTTP facade reads content through :func:`open_backend` and :meth:`StorageBac
         ...
 """
 
+from events.modes import ElementModeError, Operation, allows, require
 from storage_workers.backends import (
     BackendError,
     ByteRange,
@@ -16,7 +17,6 @@ from storage_workers.backends import (
     StorageBackend,
     open_backend,
 )
-from storage_workers.modes import ElementModeError, Operation, allows, require
 from storage_workers.sidecar import Sidecar, decode_sidecar
 
 __all__ = [

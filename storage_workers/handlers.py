@@ -16,9 +16,9 @@ from events import (
     UpdateMetadata,
     UploadRequested,
 )
+from events.modes import Operation, allows, check_transition, modes_allowing, upload_mode
 from storage_workers.capacity import Capacity
 from storage_workers.catalogue import CatalogueEntry
-from storage_workers.modes import Operation, allows, check_transition, modes_allowing
 from storage_workers.naming import storage_filename, storage_path
 from storage_workers.sidecar import (
     Sidecar,
@@ -168,7 +168,7 @@ def decide_upload(
         )
     if not allows(element.mode, Operation.UPLOAD):
         return HandBack(f"element {element.element_id} is {element.mode.value}")
-    wanted = Mode.EDIT if command.retention_policy is RetentionPolicy.TEMPORARY else Mode.RW
+    wanted = upload_mode(command.retention_policy)
     if element.mode is not wanted:
         return Reject(
             RejectionReason.ELEMENT_MODE,

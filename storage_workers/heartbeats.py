@@ -17,11 +17,12 @@ from events import (
     ElementRegistered,
     Outgoing,
 )
+from events.modes import UPLOAD_TOPIC
 from storage_workers.capacity import Capacity
 from storage_workers.config import WorkerConfig
 from storage_workers.fixity import ElementAuditor
 from storage_workers.metrics import StorageMetrics
-from storage_workers.upload_placement import UPLOAD_TOPIC, UploadPlacement
+from storage_workers.upload_placement import UploadPlacement
 from storage_workers.worker import Announce, ElementWorker
 from storage_workers.writer_claim import LeaseLost, WriterClaim
 

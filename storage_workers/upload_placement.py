@@ -12,7 +12,8 @@ import time
 
 from faststream.kafka import KafkaBroker
 
-from events import CapacityStatus, Mode, Topic, TopicNames
+from events import CapacityStatus, TopicNames
+from events.modes import UPLOAD_TOPIC, upload_topic
 from storage_workers.claims import ClaimsUnavailable
 from storage_workers.config import WorkerConfig
 from storage_workers.groups import storage_group
@@ -25,13 +26,6 @@ from storage_workers.upload_consumer import UploadConsumer
 from storage_workers.worker import Announce, ElementWorker
 
 log = logging.getLogger(__name__)
-
-UPLOAD_TOPIC = {Mode.EDIT: Topic.UPLOADS_EDIT, Mode.RW: Topic.UPLOADS_RW}
-
-
-def upload_topic(mode: Mode) -> Topic:
-    """The upload topic of the class of an element in ``mode``."""
-    return UPLOAD_TOPIC[mode if mode in UPLOAD_TOPIC else Mode.RW]
 
 
 class UploadPlacement:

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from events import ChangeMode, EventTooLarge, Mode, new_event
+from events.modes import check_transition
 from facade.console import reads
 from facade.console.access import Operator, checked_form, signed_in
 from facade.console.capacity import FloorOverrides, fill_of
 from facade.console.errors import ConsoleError
 from facade.console.runtime import console_of
 from facade.console.views import render
-from storage_workers.modes import check_transition
 
 router = APIRouter()
 SignedIn = Annotated[Operator, Depends(signed_in)]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from events.uploads import UploadState
 from facade.console import reads
 from facade.console.access import Operator, signed_in
 from facade.console.errors import ConsoleError
@@ -16,7 +17,12 @@ from facade.console.views import render
 
 router = APIRouter()
 SignedIn = Annotated[Operator, Depends(signed_in)]
-STATUSES = ("queued", "stored", "rejected", "failed")
+STATUSES = (
+    UploadState.QUEUED,
+    UploadState.STORED,
+    UploadState.REJECTED,
+    UploadState.FAILED,
+)
 
 
 @router.get("/console/ingest", include_in_schema=False)

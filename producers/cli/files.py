@@ -13,6 +13,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from events.uploads import OUTCOME_FAILED
 from producers.cli.common import (
     AsJson,
     AuthUrl,
@@ -62,7 +63,7 @@ def status(
             if key != "links" and value is not None:
                 table.add_row(key, str(value))
         out.print(table)
-    if row.get("status") in ("rejected", "failed"):
+    if row.get("status") in OUTCOME_FAILED:
         raise typer.Exit(1)
 
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from events import CapacityStatus, Mode
+from events.modes import ElementModeError, Operation, allows, check_transition, require
 from storage_workers.capacity import DEFAULT_FLOORS, GB, measure
 from storage_workers.config import Placement
-from storage_workers.modes import ElementModeError, Operation, allows, check_transition, require
 from storage_workers.naming import file_id_of, sanitise, storage_filename, storage_path
 from storage_workers.placement import PeerStatus, should_consume
 from storage_workers.sidecar import (

@@ -1,11 +1,29 @@
-"""What each mode allows and how an element may move between modes (SPEC §3). Pure."""
+"""What each mode allows, how an element may move between modes, and which class of elements
+an upload goes to (SPEC §3). Pure: the storage workers, the facade and the SDK all decide with
+these."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from events import Mode
+from events.models.common import Mode, RetentionPolicy
+from events.topics import Topic
+
+
+def upload_mode(policy: RetentionPolicy) -> Mode:
+    """The class of elements an upload with ``policy`` goes to: temporary files to edit
+    elements (they may be deleted), permanent ones to rw elements."""
+    return Mode.EDIT if policy is RetentionPolicy.TEMPORARY else Mode.RW
+
+
+UPLOAD_TOPIC: dict[Mode, Topic] = {Mode.EDIT: Topic.UPLOADS_EDIT, Mode.RW: Topic.UPLOADS_RW}
+"""The upload topic of each class of elements that takes uploads."""
+
+
+def upload_topic(mode: Mode) -> Topic:
+    """The upload topic of the class of an element in ``mode`` (ro and ar belong to rw)."""
+    return UPLOAD_TOPIC[mode if mode in UPLOAD_TOPIC else Mode.RW]
 
 
 class Operation(StrEnum):
@@ -29,6 +47,12 @@ MATRIX: dict[Mode, frozenset[Operation]] = {
 def allows(mode: Mode, operation: Operation) -> bool:
     """True when an element in ``mode`` permits ``operation``."""
     return operation in MATRIX[mode]
+
+
+def mode_allows(mode: Mode | str | None, operation: Operation) -> bool:
+    """:func:`allows` for a mode as the index holds it (its value); an element whose mode is
+    not known yet (None) is not refused here: its worker has the last word."""
+    return mode is None or allows(Mode(mode), operation)
 
 
 def modes_allowing(operation: Operation) -> list[Mode]:
