@@ -34,6 +34,7 @@ from base.serving import serve_until_stopped
 from base.settings import Settings, broker_settings
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
+from events.staging import DirectoryWriter, S3Writer
 from facade import metrics, routes_audit, routes_dlq, routes_read, routes_write
 from facade.audit_door import audit_requests
 from facade.audit_journal import AuditJournal, unheld_journals
@@ -45,7 +46,7 @@ from facade.problems import Problem
 from facade.runtime import FacadeRuntime
 from facade.security import Caller, RateLimit, requires
 from facade.settings import FacadeSettings
-from facade.staging import LocalStaging, S3Staging, Staging
+from facade.staging import PART_SIZE, Staging, StreamStaging
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -107,8 +108,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _staging(settings: Settings, facade: FacadeSettings, s3: Minio | None) -> Staging:
     if facade.staging == "local" or s3 is None:
-        return LocalStaging(settings.data_dir / "staging")
-    return S3Staging(s3, settings.s3_bucket, facade.staging_prefix)
+        return StreamStaging(DirectoryWriter(settings.data_dir / "staging"))
+    return StreamStaging(
+        S3Writer(s3, settings.s3_bucket, facade.staging_prefix, part_bytes=PART_SIZE)
+    )
 
 
 def _s3(settings: Settings) -> Minio:
