@@ -26,6 +26,7 @@ from storage_workers.config import WorkerConfig
 from storage_workers.groups import storage_group
 from storage_workers.metrics import StorageMetrics
 from storage_workers.outages import DependencyAway, Outages
+from storage_workers.partitions import consumer_of
 from storage_workers.redelivery import RETRIED_IN_PLACE, Backoff, retry_in_place, seek_back
 from storage_workers.upload_consumer import commit
 from storage_workers.worker import Acknowledge, Announce, ElementWorker, Record
@@ -186,7 +187,7 @@ class CommandHandler:
         edge = self.edge
         outages = edge.outages
         if outages.away:  # fetched before the pause, or newly assigned
-            outages.hold(message.consumer, {partition_of(record): record.offset})
+            outages.hold(consumer_of(message), {partition_of(record): record.offset})
             return
         announce: Announce = edge.publish
 
@@ -205,12 +206,12 @@ class CommandHandler:
                 await edge.dead_letter(self.worker, message, self.name, exc, tried_at)
         except DependencyAway as exc:
             log.warning("a command waits for an outage", extra={"why": str(exc)})
-            outages.hold(message.consumer, {partition_of(record): record.offset})
+            outages.hold(consumer_of(message), {partition_of(record): record.offset})
             return
         except Exception:
             # Read it again later: committing a later record would skip this one.
             log.exception("command failed; it is read again", extra={"topic": self.name})
-            seek_back(message.consumer, {partition_of(record): record.offset})
+            seek_back(consumer_of(message), {partition_of(record): record.offset})
             await asyncio.sleep(self.backoff.next_delay())
             return
         self.backoff.succeeded()

@@ -23,9 +23,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from aiokafka import TopicPartition
+
+from storage_workers.partitions import PartitionConsumer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Outages:
         """Dependency -> why it is away (empty while every one answers)."""
         self.since: float | None = None
         """When the outage began (monotonic), None while there is none."""
-        self._paused: dict[int, Any] = {}
+        self._paused: dict[int, PartitionConsumer] = {}
         self._tripped = asyncio.Event()
 
     def reason(self) -> str | None:
@@ -95,7 +96,7 @@ class Outages:
         if away:
             raise DependencyAway(self.reason() or str(failure)) from failure
 
-    def hold(self, consumer: Any, offsets: Mapping[TopicPartition, int]) -> None:
+    def hold(self, consumer: PartitionConsumer, offsets: Mapping[TopicPartition, int]) -> None:
         """Seek ``consumer`` back to ``offsets`` and pause every partition it owns, until
         every dependency answers again."""
         assigned = consumer.assignment()

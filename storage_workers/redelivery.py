@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
 
 from aiokafka import TopicPartition
 
 from storage_workers.admission import TransientFailure
 from storage_workers.backends import BackendError
 from storage_workers.outages import Outages
+from storage_workers.partitions import PartitionConsumer
 from storage_workers.worker import Record
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ def first_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
     return first
 
 
-def seek_back(consumer: Any, offsets: Mapping[TopicPartition, int]) -> list[TopicPartition]:
+def seek_back(
+    consumer: PartitionConsumer, offsets: Mapping[TopicPartition, int]
+) -> list[TopicPartition]:
     """Seek each partition this consumer still owns to ``offsets``; the partitions sought.
 
     A partition no longer assigned (a rebalance took it) needs nothing: its new owner starts

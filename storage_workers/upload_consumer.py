@@ -31,7 +31,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from aiokafka import TopicPartition
 from faststream.kafka import KafkaBroker
@@ -44,6 +43,7 @@ from storage_workers.claims import ClaimsUnavailable
 from storage_workers.config import WorkerConfig
 from storage_workers.metrics import StorageMetrics
 from storage_workers.outages import DependencyAway, Outages
+from storage_workers.partitions import consumer_of
 from storage_workers.redelivery import (
     RETRIED_IN_PLACE,
     Backoff,
@@ -51,13 +51,8 @@ from storage_workers.redelivery import (
     retry_in_place,
     seek_back,
 )
-from storage_workers.uploads import (
-    AdmittedBatch,
-    BatchOutcome,
-    UploadBusyElsewhere,
-    admit_uploads,
-    store_uploads,
-)
+from storage_workers.upload_claiming import UploadBusyElsewhere
+from storage_workers.uploads import AdmittedBatch, BatchOutcome, admit_uploads, store_uploads
 from storage_workers.worker import Announce, ElementWorker, Record
 
 log = logging.getLogger(__name__)
@@ -101,7 +96,7 @@ class UploadConsumer:
         self._storing: asyncio.Task[BatchEnd] | None = None
         self._sought_to: dict[TopicPartition, int] = {}
         self._backoff = Backoff(config.retry_backoff_s)
-        self.subscriber: Any = broker.subscriber(
+        self.subscriber = broker.subscriber(
             topics.name(topic),
             group_id=group,
             batch=True,
@@ -133,7 +128,7 @@ class UploadConsumer:
 
     # -- batches -------------------------------------------------------------------------------
 
-    async def _handle(self, body: Any, message: KafkaMessage) -> None:
+    async def _handle(self, body: object, message: KafkaMessage) -> None:
         records = records_of(message.raw_message)
         admitted: AdmittedBatch | None = None
         failure: Exception | None = None
@@ -276,13 +271,13 @@ class UploadConsumer:
         self.metrics.batches_rewound.inc()
         for tp, offset in first_offsets(records).items():
             self._sought_to[tp] = min(self._sought_to.get(tp, offset), offset)
-        self.outages.hold(message.consumer, self._sought_to)
+        self.outages.hold(consumer_of(message), self._sought_to)
 
     def _seek_back(self, message: KafkaMessage, records: Sequence[Record]) -> None:
         """Seek back to ``records``, never forward past an earlier seek of this subscription."""
         for tp, offset in first_offsets(records).items():
             self._sought_to[tp] = min(self._sought_to.get(tp, offset), offset)
-        seek_back(message.consumer, self._sought_to)
+        seek_back(consumer_of(message), self._sought_to)
 
 
 async def commit(message: KafkaMessage, records: Sequence[Record]) -> None:
@@ -291,5 +286,4 @@ async def commit(message: KafkaMessage, records: Sequence[Record]) -> None:
     for record in records:
         tp = TopicPartition(record.topic, record.partition)
         offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-    consumer: Any = message.consumer
-    await consumer.commit(offsets)
+    await consumer_of(message).commit(offsets)

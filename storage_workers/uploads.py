@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -23,21 +21,21 @@ from events import (
     UploadRequested,
 )
 from events.tracing import TraceHeaders, record_trace_headers
-from storage_workers import settlement
 from storage_workers.admission import Admitted, Refused, catch_up_revocations
 from storage_workers.claim_checks import ConfinedClaim, InvalidClaimCheck
-from storage_workers.claims import ClaimsUnavailable, StoredUpload
+from storage_workers.claims import StoredUpload
 from storage_workers.durability import Change, NewFile
 from storage_workers.handlers import (
     AlreadyDone,
     HandBack,
-    Owned,
     Reject,
     Store,
-    StoredElsewhere,
-    TakeOver,
-    decide_claim,
     decide_upload,
+)
+from storage_workers.upload_claiming import (
+    claim_new_files,
+    record_stored,
+    release_unstored,
 )
 
 if TYPE_CHECKING:
@@ -72,11 +70,6 @@ async def admit_uploads(
     signatures = SignatureCache()
     await catch_up_revocations(worker.verifier)
     return AdmittedBatch(records, [await worker.admit(r, topic, signatures) for r in records])
-
-
-class UploadBusyElsewhere(Exception):
-    """A batch holds an upload that another live element is writing right now: the batch goes
-    back to the topic and is tried again (see :mod:`~storage_workers.claims`)."""
 
 
 async def store_uploads(
@@ -219,7 +212,7 @@ async def _store(
                 planned[command.file_id] = command.checksum
                 capacity = capacity.after(command.file_size)
                 changes.append(_new_file(worker, command, claim, decision, corr, trace))
-        changes, elsewhere = await _claim(worker, changes)
+        changes, elsewhere = await claim_new_files(worker, changes)
         extra.extend(elsewhere)
         handled = list(records[: outcome.processed])
 
@@ -228,7 +221,7 @@ async def _store(
         ) -> None:
             # The claims learn what is durable before anyone hears of it: a redelivery to
             # another element from here on is re-announced from the claim, not stored again.
-            withdrawn = await _record_stored(worker, changes, already)
+            withdrawn = await record_stored(worker, changes, already)
             await announce([f for f in facts if not any(f is c.fact for c in withdrawn)], dead)
 
         try:
@@ -236,9 +229,9 @@ async def _store(
                 changes, extra, dead, handled, announce_claimed, acknowledge, release=True
             )
         except BaseException:
-            await _release_unstored(worker, changes)
+            await release_unstored(worker, changes)
             raise
-        await _release_unstored(worker, changes)
+        await release_unstored(worker, changes)
         for change in changes:
             if change.done:
                 assert isinstance(change.operation, NewFile)
@@ -248,118 +241,6 @@ async def _store(
                 reason = change.outcome.envelope.data.reason
                 worker.metrics.rejected.labels(worker.element_id, reason.value).inc()
         return outcome
-
-
-async def _claim(
-    worker: ElementWorker, changes: list[Change]
-) -> tuple[list[Change], list[Outgoing]]:
-    """Claim the batch's new files; keep the ones this element may write, and the facts that
-    answer the rest (stored elsewhere: re-announced; claimed with another checksum: rejected).
-    Raises :class:`UploadBusyElsewhere` if another live element is writing one of them."""
-    claims = worker.claims
-    if claims is None or not changes:
-        return changes, []
-    checksums = {c.file_id: _new(c).sidecar.checksum for c in changes}
-    found = await claims.claim(worker.element_id, checksums)
-    kept: list[Change] = []
-    answers: list[Outgoing] = []
-    busy: list[str] = []
-    now = datetime.now(UTC)
-    for change in changes:
-        claim = found[change.file_id]
-        corr = change.fact.envelope.correlation_id
-        trace = change.fact.trace
-        decision = decide_claim(
-            me=worker.element_id,
-            owner=claim.element_id,
-            owner_checksum=claim.checksum,
-            checksum=checksums[change.file_id],
-            stored=claim.stored is not None,
-            owner_live=worker.peer_alive(claim.element_id),
-            claim_age_s=(now - claim.claimed_at).total_seconds(),
-            lease_s=worker.limits.claim_lease_s,
-            file_id=change.file_id,
-        )
-        if isinstance(decision, Owned):
-            kept.append(change)
-        elif isinstance(decision, StoredElsewhere):
-            assert claim.stored is not None
-            worker.metrics.stored_elsewhere.inc()
-            answers.append(worker.fact(FileStored(file=claim.stored), corr, trace=trace))
-        elif isinstance(decision, Reject):
-            answers.append(
-                worker.upload_rejected(
-                    change.file_id,
-                    decision.reason,
-                    decision.detail,
-                    corr,
-                    _new(change).sidecar.created_by_id,
-                    trace=trace,
-                )
-            )
-        elif isinstance(decision, TakeOver):
-            log.warning(
-                "taking over an unfinished upload claim",
-                extra={"file_id": str(change.file_id), "previous": decision.previous_owner},
-            )
-            if await claims.take_over(worker.element_id, change.file_id, claim):
-                kept.append(change)
-            else:
-                busy.append(f"file {change.file_id}: its claim changed hands meanwhile")
-        else:
-            busy.append(decision.detail)
-    if busy:
-        await claims.release(worker.element_id, [c.file_id for c in kept])
-        raise UploadBusyElsewhere("; ".join(busy[:3]) + (" ..." if len(busy) > 3 else ""))
-    return kept, answers
-
-
-async def _record_stored(
-    worker: ElementWorker, changes: Sequence[Change], already: Sequence[StoredUpload]
-) -> list[Change]:
-    """Tell the claims what is durable here. Returns the changes withdrawn: uploads another
-    element claimed meanwhile (this one outlived its claim's lease mid-write) are removed
-    from this element, not announced, and their staged bytes left for their owner."""
-    claims = worker.claims
-    if claims is None:
-        return []
-    uploads = [
-        StoredUpload(c.file_id, _new(c).sidecar.checksum, _new(c).sidecar.to_record())
-        for c in changes
-        if c.done
-    ]
-    lost = set(await claims.stored(worker.element_id, [*uploads, *already]))
-    withdrawn = [c for c in changes if c.done and c.file_id in lost]
-    if withdrawn:
-        log.warning(
-            "withdrawing uploads another element claimed while this one wrote them",
-            extra={"file_ids": [str(c.file_id) for c in withdrawn]},
-        )
-        await asyncio.to_thread(
-            settlement.withdraw, worker, [(c.file_id, c.data_path) for c in withdrawn]
-        )
-        for change in withdrawn:
-            change.done = False  # neither catalogued nor its staged bytes removed
-    return withdrawn
-
-
-async def _release_unstored(worker: ElementWorker, changes: Sequence[Change]) -> None:
-    """Drop the claims of uploads this batch did not store (rejected, or rolled back)."""
-    claims = worker.claims
-    undone = [c.file_id for c in changes if not c.done]
-    if claims is None or not undone:
-        return
-    try:
-        await claims.release(worker.element_id, undone)
-    except ClaimsUnavailable as exc:
-        # Harmless: the next start (or the lease) frees them.
-        log.warning("could not release upload claims", extra={"error": str(exc)})
-
-
-def _new(change: Change) -> NewFile:
-    op = change.operation
-    assert isinstance(op, NewFile)
-    return op
 
 
 def _new_file(
