@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from base import telemetry
 from consumers import metrics
 from consumers.gaps import REREAD_S, AbsentOffsets
 from consumers.handlers import dead_letter_changes, project
+from consumers.rewinds import first_offsets, served_past
 from consumers.store import (
     ApplyResult,
     PositionedEvent,
@@ -48,28 +49,6 @@ PROJECTED_TOPICS: tuple[Topic, ...] = (
 
 #: Records decoded between two turns of the event loop (about 1 ms of work).
 _DECODE_SLICE = 50
-
-
-def _served(
-    events: Sequence[PositionedEvent], seek_to: Mapping[tuple[str, int], int]
-) -> dict[tuple[str, int], int]:
-    """Per partition to read again: the first offset of the batch past its position."""
-    served: dict[tuple[str, int], int] = {}
-    for event in events:
-        key = (event.topic, event.partition)
-        position = seek_to.get(key)
-        if position is not None and event.offset > position:
-            served[key] = min(served.get(key, event.offset), event.offset)
-    return served
-
-
-def _first_offsets(events: Sequence[PositionedEvent]) -> dict[tuple[str, int], int]:
-    """Per partition: the first offset among ``events``."""
-    first: dict[tuple[str, int], int] = {}
-    for event in events:
-        key = (event.topic, event.partition)
-        first[key] = min(first.get(key, event.offset), event.offset)
-    return first
 
 
 AfterBatch = Callable[[ApplyResult], Awaitable[None]]
@@ -194,7 +173,7 @@ class Projection:
                 break
             except PositionMismatch as exc:
                 await self._rewind(
-                    consumer, exc.seek_to, _served(events, exc.seek_to), dropped=events
+                    consumer, exc.seek_to, served_past(events, exc.seek_to), dropped=events
                 )
                 return None
             except _TRANSIENT as exc:
@@ -216,7 +195,7 @@ class Projection:
                 self._unexplained.pop(tp, None)
                 self._absent.forget(tp)
         if result.holes:
-            await self._rewind(consumer, result.holes, _served(events, result.holes))
+            await self._rewind(consumer, result.holes, served_past(events, result.holes))
         self._count(events, result)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(records))
@@ -311,7 +290,7 @@ class Projection:
                         "served": first,
                     },
                 )
-        for (topic, partition), first in _first_offsets(dropped).items():
+        for (topic, partition), first in first_offsets(dropped).items():
             if (topic, partition) not in seek_to:
                 self._seek(consumer, TopicPartition(topic, partition), first)
         if pause:
@@ -332,7 +311,7 @@ class Projection:
         has gone past them again: without this the next batch would start further on, and the
         broker's answer the gap proof counts would be the loop's own doing. Its other
         partitions' records were consumed and are not applied."""
-        again = dict(_first_offsets(stale.events if stale is not None else ()))
+        again = dict(first_offsets(stale.events if stale is not None else ()))
         again.update(self._sought)
         for (topic, partition), offset in again.items():
             tp = TopicPartition(topic, partition)
