@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from auth.routes import source_of
-
-if TYPE_CHECKING:
-    from auth.app import AuthRuntime
+from auth.runtime import AuthRuntime
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiokafka import AIOKafkaClient
@@ -19,7 +18,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.account_refusals import audit_refusal
 from auth.account_service import AccountService
@@ -35,7 +33,7 @@ from auth.outbox import OutboxMessage, OutboxPublisher, OutboxRelay
 from auth.ratelimit import SlidingWindowLimiter
 from auth.revocation import RedisDenyList
 from auth.routes import router as oauth_router
-from auth.scopes import KNOWN_SCOPES
+from auth.runtime import AuthRuntime
 from auth.settings import AuthSettings
 from auth.tokens import TokenService
 from auth.verifier import TokenVerifier
@@ -102,26 +100,6 @@ def redis_client(url: str, *, max_connections: int = 64) -> Redis:
         socket_connect_timeout=1.0,
     )
     return Redis(connection_pool=pool)
-
-
-@dataclass
-class AuthRuntime:
-    """Everything a request handler may need, built once per process."""
-
-    settings: Settings
-    auth_settings: AuthSettings
-    clock: Callable[[], datetime]
-    engine: AsyncEngine
-    redis: Redis
-    keys: KeyManager
-    accounts: AccountService
-    tokens: TokenService
-    verifier: TokenVerifier
-    relay: OutboxRelay
-    metrics: AuthMetrics
-    known_scopes: frozenset[str] = KNOWN_SCOPES
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def build_runtime(

@@ -22,7 +22,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Tracer, TracerProvider
@@ -32,13 +32,18 @@ from events.tracing import TraceHeaders, context_of, end_spans, headers_of
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from base.settings import Settings
-
 _provider: TracerProvider | None = None
 _tracers: dict[str, Tracer] = {}
 
 #: Requests the facade and auth service do not trace: probes and scrapes.
 UNTRACED_URLS = "/health/live,/health/ready,/metrics"
+
+
+class TracingSettings(Protocol):
+    """What tracing reads of the settings (``base.settings.Settings`` has it)."""
+
+    @property
+    def otlp_endpoint(self) -> str | None: ...
 
 
 def tracer_provider() -> TracerProvider | None:
@@ -72,7 +77,7 @@ def tracing(provider: TracerProvider | None) -> Iterator[None]:
         _tracers.clear()
 
 
-def otlp_traces_endpoint(settings: Settings) -> str | None:
+def otlp_traces_endpoint(settings: TracingSettings) -> str | None:
     """Where spans go (the OTLP/HTTP traces URL), or None: tracing is off."""
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
@@ -85,7 +90,7 @@ def otlp_traces_endpoint(settings: Settings) -> str | None:
     return None
 
 
-def configure_tracing(settings: Settings, service: str) -> TracerProvider | None:
+def configure_tracing(settings: TracingSettings, service: str) -> TracerProvider | None:
     """Export this process's spans over OTLP/HTTP, named ``service`` (``OTEL_SERVICE_NAME``
     wins), when an endpoint is configured; else leave tracing off. Returns the provider.
 

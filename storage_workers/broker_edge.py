@@ -22,6 +22,7 @@ import events
 from base import telemetry
 from events import EventPublisher, Outgoing, OutgoingRecord, Topic, TopicNames, audit_of_fact
 from events.tracing import record_trace_headers
+from storage_workers import commands
 from storage_workers.config import WorkerConfig
 from storage_workers.groups import storage_group
 from storage_workers.metrics import StorageMetrics
@@ -35,10 +36,15 @@ log = logging.getLogger(__name__)
 
 
 class Process(Protocol):
-    """``ElementWorker.process_file_command`` or ``process_element_command``."""
+    """:func:`storage_workers.commands.process_file_command` or ``process_element_command``."""
 
     async def __call__(
-        self, record: Record, *, announce: Announce, acknowledge: Acknowledge
+        self,
+        worker: ElementWorker,
+        record: Record,
+        *,
+        announce: Announce,
+        acknowledge: Acknowledge,
     ) -> None: ...
 
 
@@ -110,8 +116,8 @@ class BrokerEdge:
         """Consume the file and element commands, one record at a time; ``element_changed``
         is called after each element command (a mode may have changed)."""
         for topic, process in (
-            (Topic.FILE_COMMANDS, worker.process_file_command),
-            (Topic.ELEMENT_COMMANDS, worker.process_element_command),
+            (Topic.FILE_COMMANDS, commands.process_file_command),
+            (Topic.ELEMENT_COMMANDS, commands.process_element_command),
         ):
             group = storage_group(self.topics, self.element_id, topic)
             sub = self.broker.subscriber(
@@ -193,7 +199,7 @@ class CommandHandler:
 
         async def run() -> None:
             await self.process(
-                record, announce=announce, acknowledge=lambda rs: commit(message, rs)
+                self.worker, record, announce=announce, acknowledge=lambda rs: commit(message, rs)
             )
 
         tried_at = datetime.now(UTC)

@@ -197,7 +197,7 @@ class StorageService:
             self.metrics.recoveries.inc(report.entries)
             log.warning("recovered interrupted changes", extra={"report": repr(report)})
         worker = self.worker = self._make_worker(state)
-        await worker.load()
+        await lifecycle.load(worker)
         self.outages.probes = worker_probes(
             config=self.config,
             backend=self.backend,
@@ -351,7 +351,7 @@ class StorageService:
             if worker is None or worker.state.mode is not Mode.EDIT:
                 continue
             try:
-                await worker.sweep_expired(announce=self.edge.publish)
+                await lifecycle.sweep_expired(worker, announce=self.edge.publish)
             except Exception:
                 log.exception("TTL sweep failed")
 

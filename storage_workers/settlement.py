@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+async def reconcile_claims(worker: ElementWorker) -> int:
+    """Settle the element's uploads with the claims after a crash (none to settle without
+    claims). Returns how many were settled."""
+    if worker.claims is None:
+        return 0
+    return await settle_claims(worker, worker.claims)
+
+
 async def settle_claims(worker: ElementWorker, claims: UploadClaims) -> int:
     """Steps 1-3 above. Returns how many uploads were settled (withdrawn ones included)."""
     withdrawn = await _settle_leftover_uploads(worker, claims)

@@ -22,6 +22,7 @@ from storage_workers.outages import Outages
 from storage_workers.peer_watch import PeerWatch
 from storage_workers.placement import PeerStatus, should_consume
 from storage_workers.redelivery import RETRIED_IN_PLACE
+from storage_workers.settlement import reconcile_claims
 from storage_workers.upload_consumer import UploadConsumer
 from storage_workers.worker import Announce, ElementWorker
 
@@ -109,7 +110,7 @@ class UploadPlacement:
         if not self.claims_settled:
             try:
                 async with asyncio.timeout(self.config.placement_timeout_s):
-                    settled = await self.worker.reconcile_claims()
+                    settled = await reconcile_claims(self.worker)
             except (TimeoutError, ClaimsUnavailable, *RETRIED_IN_PLACE) as exc:
                 log.warning("upload claims not settled yet", extra={"error": str(exc)})
                 return

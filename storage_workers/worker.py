@@ -33,7 +33,6 @@ from events import (
     new_event,
 )
 from events.tracing import TraceHeaders
-from storage_workers import commands, lifecycle, settlement
 from storage_workers.admission import Admitted, Refused, admit
 from storage_workers.backends import ObjectMissing, StorageBackend
 from storage_workers.capacity import Capacity, Floors, measure
@@ -304,39 +303,6 @@ class ElementWorker:
             elif isinstance(op, FileRemoval):
                 self.catalogue.remove(op.file_id)
                 self.deleted.add(str(op.file_id))
-
-    # -- the work, by kind ---------------------------------------------------------------------
-
-    async def load(self) -> None:
-        """Scan the element (templates, files, tombstones); finish interrupted releases."""
-        await lifecycle.load(self)
-
-    async def process_file_command(
-        self, record: Record, *, announce: Announce, acknowledge: Acknowledge
-    ) -> None:
-        """An UpdateMetadata or DeleteFile addressed to this element (others are skipped)."""
-        await commands.process_file_command(
-            self, record, announce=announce, acknowledge=acknowledge
-        )
-
-    async def process_element_command(
-        self, record: Record, *, announce: Announce, acknowledge: Acknowledge
-    ) -> None:
-        """A ChangeMode for this element: element.json first, then ModeChanged."""
-        await commands.process_element_command(
-            self, record, announce=announce, acknowledge=acknowledge
-        )
-
-    async def sweep_expired(self, *, announce: Announce, limit: int = 200) -> int:
-        """Delete expired temporary files through the journalled delete path."""
-        return await lifecycle.sweep_expired(self, announce=announce, limit=limit)
-
-    async def reconcile_claims(self) -> int:
-        """Settle this element's uploads with the claims after a crash (see
-        :mod:`~storage_workers.settlement`). Returns how many were settled."""
-        if self.claims is None:
-            return 0
-        return await settlement.settle_claims(self, self.claims)
 
     async def drain(self) -> None:
         """Wait for background removals of staged bytes to finish."""

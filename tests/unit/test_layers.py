@@ -1,9 +1,8 @@
 """The packages form layers: each imports only its own layer and those below, and no module
 imports itself back (directly or through others).
 
-Read from the source with ``ast`` (nothing is imported). Every import counts for the layers,
-also one inside a function or under ``TYPE_CHECKING``; for cycles, imports under
-``TYPE_CHECKING`` are left out (they are never executed).
+Read from the source with ``ast`` (nothing is imported). Every import counts, also one inside a
+function or under ``TYPE_CHECKING``: a module that needs another's types depends on it.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ class Import:
     source: str
     target: str
     line: int
-    type_only: bool
 
 
 def module_name(path: Path) -> str:
@@ -59,31 +57,10 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def walk(node: ast.AST, type_only: bool = False) -> Iterator[tuple[ast.AST, bool]]:
-    for child in ast.iter_child_nodes(node):
-        inner = type_only or (isinstance(child, ast.If) and is_type_checking(child.test))
-        if isinstance(child, ast.If) and is_type_checking(child.test):
-            for stmt in child.body:
-                yield stmt, True
-                yield from walk(stmt, True)
-            for stmt in child.orelse:
-                yield stmt, type_only
-                yield from walk(stmt, type_only)
-            continue
-        yield child, inner
-        yield from walk(child, inner)
-
-
 def imports_of(name: str, path: Path, known: dict[str, Path]) -> Iterator[Import]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
-    for node, type_only in walk(tree):
+    for node in ast.walk(tree):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -99,7 +76,7 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> Iterator[Import
                 targets.append(submodule if submodule in known else origin)
         for target in targets:
             if target.split(".")[0] in PACKAGES:
-                yield Import(name, target, node.lineno, type_only)  # type: ignore[attr-defined]
+                yield Import(name, target, node.lineno)
 
 
 def layer_of(module: str) -> int:
@@ -127,12 +104,10 @@ def test_every_package_is_in_a_layer_and_none_imports_a_layer_above_it() -> None
     assert not upward, "\n".join(upward)
 
 
-def runtime_graph() -> dict[str, set[str]]:
+def import_graph() -> dict[str, set[str]]:
     known = modules()
     graph: dict[str, set[str]] = {name: set() for name in known}
     for found in all_imports():
-        if found.type_only:
-            continue
         # Importing a.b.c runs a/__init__ and a/b/__init__ first, unless the importer is
         # inside them already (then they are being imported).
         parts = found.target.split(".")
@@ -193,7 +168,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_module_imports_itself_back() -> None:
-    found = cycles(runtime_graph())
+    found = cycles(import_graph())
     assert not found, "\n".join(" <-> ".join(cycle) for cycle in found)
 
 
