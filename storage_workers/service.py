@@ -110,6 +110,7 @@ class StorageService:
             self.element_backend,
             s3_access_key=settings.s3_access_key,
             s3_secret_key=settings.s3_secret_key,
+            create=True,
         )
         self.redis = Redis.from_url(settings.redis_url)
         self.revocations = DenyListCache(
@@ -218,7 +219,8 @@ class StorageService:
             backend=self.backend,
             staging=self.worker.staging,
             claims=self.claims,
-            redis=self.redis,
+            deny_list=self.verifier.catch_up,
+            writer_claim=self.writer_claim,
         )
         self.auditor = self._make_auditor(self.worker)
         await self.auditor.load()
@@ -235,6 +237,8 @@ class StorageService:
             asyncio.create_task(self._ttl_loop(), name="ttl"),
             asyncio.create_task(self.outages.run(), name="outages"),
         ]
+        if self.writer_claim is not None and self.writer_claim.lapses:
+            self._tasks.append(asyncio.create_task(self._lease_loop(), name="lease"))
         if self.config.fixity_enabled:
             self._tasks.append(
                 asyncio.create_task(
@@ -651,21 +655,31 @@ class StorageService:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            # The heartbeat goes out even when the lease can't be renewed (its storage away):
-            # peers must not take a live element for a dead one.
             try:
-                if self.writer_claim is not None:
-                    await asyncio.to_thread(self.writer_claim.renew)
+                await self.heartbeat()
+            except Exception:
+                log.exception("heartbeat failed")
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+
+    async def _lease_loop(self) -> None:
+        """Renew an S3 element's writer lease every heartbeat interval, apart from the
+        heartbeats: while its storage is away they keep going, so peers don't take a live
+        element for a dead one."""
+        claim = self.writer_claim
+        assert claim is not None
+        while True:
+            try:
+                async with asyncio.timeout(self.config.heartbeat_interval_s * 2):
+                    await asyncio.to_thread(claim.renew)
             except LeaseLost:
                 log.critical("writer lease lost: stopping", exc_info=True)
                 self.lease_lost.set()
                 return
             except Exception as exc:  # its storage away: the outage is reported where it is met
-                log.warning("renewing the writer lease failed", extra={"error": str(exc)})
-            try:
-                await self.heartbeat()
-            except Exception:
-                log.exception("heartbeat failed")
+                log.warning(
+                    "renewing the writer lease failed",
+                    extra={"error": str(exc) or type(exc).__name__},
+                )
             await asyncio.sleep(self.config.heartbeat_interval_s)
 
     async def _start_watcher(self) -> None:
