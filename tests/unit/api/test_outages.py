@@ -21,15 +21,21 @@ def test_client_errors_name_their_dependency() -> None:
     assert outage_of(BackendError("S3 request failed")) == "the element's storage"
 
 
-def test_a_refused_connection_is_named_by_the_client_that_met_it() -> None:
-    async def connect() -> BaseException:
+def refusal(dsn: str) -> OSError:
+    """What asyncpg raises connecting to ``dsn``, where nothing answers."""
+
+    async def connect() -> OSError:
         try:
-            await asyncpg.connect("postgresql://nobody@127.0.0.1:1/none", timeout=5)
+            await asyncpg.connect(dsn, timeout=5)
         except OSError as exc:
             return exc
-        raise AssertionError("port 1 answered")
+        raise AssertionError(f"{dsn} answered")
 
-    assert outage_of(asyncio.run(connect())) == "PostgreSQL"
+    return asyncio.run(connect())
+
+
+def test_a_refused_connection_is_named_by_the_client_that_met_it() -> None:
+    assert outage_of(refusal("postgresql://nobody@127.0.0.1:1/none")) == "PostgreSQL"
 
 
 def test_a_cause_further_down_the_chain_counts() -> None:
@@ -45,13 +51,6 @@ def test_errors_of_our_own_are_not_outages() -> None:
 
 
 def test_a_host_name_that_no_longer_resolves_is_an_outage() -> None:
-    async def connect() -> BaseException:
-        try:
-            await asyncpg.connect("postgresql://nobody@postgres.invalid:5432/none", timeout=5)
-        except OSError as exc:
-            return exc
-        raise AssertionError("an .invalid name resolved")
-
-    failure = asyncio.run(connect())
+    failure = refusal("postgresql://nobody@postgres.invalid:5432/none")
     assert isinstance(failure, socket.gaierror)
     assert outage_of(failure) == "PostgreSQL"
