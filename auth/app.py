@@ -39,6 +39,7 @@ from auth.tokens import TokenService
 from auth.verifier import TokenVerifier
 from base import telemetry
 from base.openapi import body, merged
+from base.outages import GENERIC, RETRY_AFTER_S, outage_of, outage_types
 from base.settings import Settings, broker_settings
 from events import EventPublisher, make_broker
 
@@ -255,6 +256,25 @@ def create_app(
             request, status=exc.status_code, reason=exc.message, error=type(exc).__name__
         )
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    # PostgreSQL or Redis away: 503 with the reason, in OAuth's words, never a 500.
+    async def outage(request: Request, exc: Exception) -> Response:
+        what = outage_of(exc) or GENERIC
+        log.warning(
+            "a dependency is away: 503",
+            extra={"path": request.url.path, "away": what, "error": str(exc) or repr(exc)},
+        )
+        return JSONResponse(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": f"{what} is not answering; retry later",
+            },
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    for kind in outage_types():
+        app.add_exception_handler(kind, outage)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

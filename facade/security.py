@@ -12,9 +12,11 @@ from auth import (
     SlidingWindowLimiter,
     TokenError,
     TokenVerifier,
+    VerificationUnavailable,
     VerifiedToken,
 )
-from facade.problems import Problem
+from facade.outages import RETRY_AFTER_S
+from facade.problems import Problem, Unavailable
 
 
 class Unauthorized(Problem):
@@ -104,6 +106,13 @@ def requires(*scopes: str, any_of: bool = False) -> Callable[[Request], Awaitabl
             # Known from here on, so that a refusal for a missing scope names who was refused.
             request.state.client_id = claims.client_id
             check_scopes(claims, scopes, any_of=any_of)
+        except VerificationUnavailable:
+            # Not the caller's fault, and nothing of the key service's address for them.
+            raise Unavailable(
+                "tokens can't be checked now: the key service or the deny-list is not "
+                "answering; retry later",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
         except TokenError as exc:
             problem = {401: Unauthorized, 403: Forbidden}.get(exc.status_code, Problem)
             error = problem(exc.description, headers={"WWW-Authenticate": exc.www_authenticate()})

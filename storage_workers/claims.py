@@ -141,10 +141,14 @@ class PostgresClaims:
                 server_settings={"application_name": "artstore-storage-claims"},
             )
             assert pool is not None
-            async with pool.acquire() as conn, conn.transaction():
-                # Two workers starting together must not race to create the table.
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _TABLE)
-                await conn.execute(_SCHEMA)
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    # Two workers starting together must not race to create the table.
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _TABLE)
+                    await conn.execute(_SCHEMA)
+            except BaseException:
+                pool.terminate()  # not kept: the next call makes a new one
+                raise
             self._pool = pool
         return self._pool
 

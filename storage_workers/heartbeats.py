@@ -144,23 +144,31 @@ class Heartbeats:
                 metrics.fixity_unreadable.set(last.unreadable)
                 metrics.fixity_last_pass.set(last.finished_at.timestamp())
 
-    async def run(self, writer_claim: WriterClaim | None, lease_lost: asyncio.Event) -> None:
-        """Renew the writer lease and send a heartbeat every interval; sets ``lease_lost`` and
-        returns when another worker took the lease over."""
+    async def run(self) -> None:
+        """Send a heartbeat every interval (the lease is renewed apart: :meth:`renew_lease`)."""
         while True:
-            # The heartbeat goes out even when the lease can't be renewed (its storage away):
-            # peers must not take a live element for a dead one.
             try:
-                if writer_claim is not None:
-                    await asyncio.to_thread(writer_claim.renew)
+                await self.send()
+            except Exception:
+                log.exception("heartbeat failed")
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+
+    async def renew_lease(self, claim: WriterClaim, lease_lost: asyncio.Event) -> None:
+        """Renew an S3 element's writer lease every heartbeat interval, apart from the
+        heartbeats: while its storage is away they keep going, so peers don't take a live
+        element for a dead one. Sets ``lease_lost`` and returns when another worker took the
+        lease over."""
+        while True:
+            try:
+                async with asyncio.timeout(self.config.heartbeat_interval_s * 2):
+                    await asyncio.to_thread(claim.renew)
             except LeaseLost:
                 log.critical("writer lease lost: stopping", exc_info=True)
                 lease_lost.set()
                 return
             except Exception as exc:  # its storage away: the outage is reported where it is met
-                log.warning("renewing the writer lease failed", extra={"error": str(exc)})
-            try:
-                await self.send()
-            except Exception:
-                log.exception("heartbeat failed")
+                log.warning(
+                    "renewing the writer lease failed",
+                    extra={"error": str(exc) or type(exc).__name__},
+                )
             await asyncio.sleep(self.config.heartbeat_interval_s)

@@ -62,6 +62,8 @@ class Outages:
         """When the outage began (monotonic), None while there is none."""
         self._paused: dict[int, PartitionConsumer] = {}
         self._tripped = asyncio.Event()
+        self._probing: dict[str, asyncio.Future[None]] = {}
+        """The probe of each dependency in flight: one at a time, however long it hangs."""
 
     def reason(self) -> str | None:
         """Why the worker can't take records now, or None."""
@@ -71,9 +73,14 @@ class Outages:
         return f"waiting for what is away ({listed}); consuming is paused"
 
     async def _probe(self, name: str) -> str | None:
+        probing = self._probing.get(name)
+        if probing is None or probing.done():
+            probing = self._probing[name] = asyncio.ensure_future(self.probes[name]())
+            # Its outcome is read here, or (once it outlived a wait) by no one.
+            probing.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             async with asyncio.timeout(self.probe_timeout_s):
-                await self.probes[name]()
+                await asyncio.shield(probing)
         except TimeoutError:
             return f"no answer within {self.probe_timeout_s:g} s"
         except Exception as exc:

@@ -92,6 +92,7 @@ class StorageService:
             self.element_backend,
             s3_access_key=settings.s3_access_key,
             s3_secret_key=settings.s3_secret_key,
+            create=True,
         )
         self.redis = Redis.from_url(settings.redis_url)
         self.revocations = DenyListCache(
@@ -203,7 +204,8 @@ class StorageService:
             backend=self.backend,
             staging=worker.staging,
             claims=self.claims,
-            redis=self.redis,
+            deny_list=self.verifier.catch_up,
+            writer_claim=self.writer_claim,
         )
         auditor = self.auditor = self._make_auditor(worker)
         await auditor.load()
@@ -234,14 +236,18 @@ class StorageService:
         await self.edge.start_command_subscribers(worker, element_changed=self._element_changed)
         await self.peer_watch.start()
         self._tasks = [
-            asyncio.create_task(
-                heartbeats.run(self.writer_claim, self.lease_lost), name="heartbeat"
-            ),
+            asyncio.create_task(heartbeats.run(), name="heartbeat"),
             asyncio.create_task(placement.run(), name="placement"),
             asyncio.create_task(self.peer_watch.run(), name="peers"),
             asyncio.create_task(self._ttl_loop(), name="ttl"),
             asyncio.create_task(self.outages.run(), name="outages"),
         ]
+        if self.writer_claim is not None and self.writer_claim.lapses:
+            self._tasks.append(
+                asyncio.create_task(
+                    heartbeats.renew_lease(self.writer_claim, self.lease_lost), name="lease"
+                )
+            )
         if self.config.fixity_enabled:
             self._tasks.append(
                 asyncio.create_task(auditor.run_forever(self.config.fixity_idle_s), name="fixity")

@@ -78,6 +78,9 @@ class Holder:
 class WriterClaim(Protocol):
     """This worker's claim on its element, held until released."""
 
+    lapses: bool
+    """Whether the claim runs out unless renewed (an S3 lease; a local lock does not)."""
+
     def renew(self) -> None:
         """Keep the claim alive; raises :class:`LeaseLost` when it was taken over."""
         ...
@@ -101,6 +104,8 @@ def claim_element(
 
 class LocalLock:
     """``flock`` on the element's lock file, held by an open descriptor."""
+
+    lapses = False
 
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
@@ -138,6 +143,8 @@ class LocalLock:
 class S3Lease:
     """A lease object renewed by conditional PUTs."""
 
+    lapses = True
+
     def __init__(
         self, backend: S3Storage, element_id: str, holder: Holder, etag: str, ttl: timedelta
     ) -> None:
@@ -146,12 +153,12 @@ class S3Lease:
         self.holder = holder
         self.etag = etag
         self.ttl = ttl
-        self._http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=30))
+        self._http = _lease_http()
 
     @classmethod
     def acquire(cls, backend: S3Storage, element_id: str, ttl: timedelta, now: datetime) -> S3Lease:
         me = Holder.me(now, ttl)
-        http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=30))
+        http = _lease_http()
         current = _read_lease(backend)
         if current is None:
             etag = _conditional_put(http, backend, me.encode(), {"If-None-Match": "*"})
@@ -182,6 +189,12 @@ class S3Lease:
         )
         etag = _conditional_put(self._http, self.backend, renewed.encode(), {"If-Match": self.etag})
         if etag is None:
+            # Our last renewal may have landed with its answer lost: then the lease is still
+            # ours, under the ETag that renewal made.
+            current = _read_lease(self.backend)
+            if current is not None and current[0] is not None and _same_holder(current[0], renewed):
+                self.holder, self.etag = current[0], current[1]
+                return
             raise LeaseLost(
                 f"element {self.element_id}: the writer lease was taken over by another worker "
                 "(this one stalled past its expiry); this worker stops writing"
@@ -199,6 +212,16 @@ class S3Lease:
         )
         with contextlib.suppress(Exception):
             _conditional_put(self._http, self.backend, expired.encode(), {"If-Match": self.etag})
+
+
+def _lease_http() -> urllib3.PoolManager:
+    """Short timeouts and no retries: a renewal must not outlast a heartbeat, and a retried
+    PUT whose first try landed would be refused as if another worker held the lease."""
+    return urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=5), retries=False)
+
+
+def _same_holder(a: Holder, b: Holder) -> bool:
+    return (a.worker, a.host, a.pid, a.since) == (b.worker, b.host, b.pid, b.since)
 
 
 def _stale(holder: Holder, now: datetime) -> bool:
@@ -236,7 +259,14 @@ def _conditional_put(
     url = backend.client.get_presigned_url(
         "PUT", backend.bucket, backend.object_name(LEASE_KEY), expires=timedelta(minutes=5)
     )
-    response = http.request("PUT", url, body=body, headers=condition)
+    try:
+        response = http.request("PUT", url, body=body, headers=condition)
+    except urllib3.exceptions.HTTPError as exc:
+        # Never the URL: it is presigned, its query string a credential for the lease.
+        raise BackendError(
+            f"writing the writer lease failed: {type(exc).__name__} talking to "
+            f"{backend.backend.endpoint}"
+        ) from None
     if response.status == 412:
         return None
     if response.status // 100 != 2:

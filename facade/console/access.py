@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi import Request
 
-from auth import TokenError
+from auth import TokenError, VerificationUnavailable
 from facade.console.errors import ConsoleError, SignedOut
 from facade.console.runtime import console_of
 from facade.console.sessions import COOKIE, Session, SessionStore
@@ -60,6 +60,11 @@ async def signed_in(request: Request) -> Operator:
         raise SignedOut(_here(request))
     try:
         claims = await console.runtime.verifier.verify(session.token)
+    except VerificationUnavailable:
+        # The keys or the deny-list away: the session is neither good nor bad yet; it stays.
+        raise ConsoleError(
+            503, "Sign-in can't be checked", "the key service is not answering; retry shortly"
+        ) from None
     except TokenError as exc:
         await sessions.close(session.session_id)
         raise SignedOut(_here(request), f"your session ended: {exc.description}") from None

@@ -23,11 +23,17 @@ from storage_workers.backends.s3 import S3Storage
 
 
 def open_backend(
-    backend: events.ElementBackend, *, s3_access_key: str = "", s3_secret_key: str = ""
+    backend: events.ElementBackend,
+    *,
+    s3_access_key: str = "",
+    s3_secret_key: str = "",
+    create: bool = False,
 ) -> StorageBackend:
-    """The storage behind an element's announced location (``ElementRegistered.backend``)."""
+    """The storage behind an element's announced location (``ElementRegistered.backend``).
+    Only an element's own worker passes ``create`` (a local directory is made at its first
+    start); to anyone else a missing directory is the element away."""
     if isinstance(backend, events.LocalBackend):
-        return LocalStorage(backend.root)
+        return LocalStorage(backend.root, create=create)
     return S3Storage(backend, access_key=s3_access_key, secret_key=s3_secret_key)
 
 

@@ -7,6 +7,7 @@ import hashlib
 import os
 import queue
 import shutil
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,10 +38,40 @@ BATCH_FLUSH_MIN = 16
 class LocalStorage:
     """:class:`StorageBackend` over a directory; POSIX rename gives atomic visibility."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, create: bool = True) -> None:
+        """``create``: make the directory when it is missing (an element's first start);
+        readers pass False, so a directory that went away is an outage, not a new element."""
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
         self._root = str(self.root)
+        self._identity = _identity(self._root)
+        """The directory's (device, inode) when opened: another one mounted or made in its
+        place later is not this element."""
+
+    def _away(self) -> str | None:
+        """Why the element's directory is not the one opened (None while it is)."""
+        identity = _identity(self._root)
+        if identity is None:
+            return f"the element's directory {self._root} is not there"
+        if self._identity is not None and identity != self._identity:
+            return (
+                f"the element's directory {self._root} is not the one opened at start "
+                "(another file system mounted there, or the directory made again)"
+            )
+        return None
+
+    def _absent(self, key: str) -> BackendError | ObjectMissing:
+        """What a missing file means: the file is missing, or the whole element is away."""
+        away = self._away()
+        return BackendError(away) if away is not None else ObjectMissing(key)
+
+    def _parent_for(self, path: Path) -> None:
+        """Make ``path``'s directory below the root, never the root itself."""
+        away = self._away()
+        if away is not None:
+            raise BackendError(away)
+        path.parent.mkdir(parents=True, exist_ok=True)
 
     def describe(self) -> events.ElementBackend:
         return events.LocalBackend(root=str(self.root))
@@ -67,7 +98,7 @@ class LocalStorage:
         size = 0
         hashing = _Pipeline(digest.update)
         try:
-            with _create(temp) as handle:
+            with _create(temp, self._parent_for) as handle:
                 for chunk in chunks:
                     # Hash on another thread while this one writes: both release the GIL.
                     hashing.feed(chunk)
@@ -87,7 +118,7 @@ class LocalStorage:
         """A local file into a temp object by kernel copy, hashed from what landed."""
         temp = self._temp_for(key)
         with source.open() as src:
-            target = _create_fd(temp)
+            target = _create_fd(temp, self._parent_for)
             try:
                 size, sha256 = copy_file(src.fileno(), target)
                 if durable:
@@ -121,28 +152,36 @@ class LocalStorage:
                 fsync_path(str(directory), directory=True)
 
     def read_bytes(self, key: str) -> bytes:
-        return b"".join(_whole_file(self._file(key), key))
+        try:
+            return b"".join(_whole_file(self._file(key), key))
+        except ObjectMissing:
+            raise self._absent(key) from None
 
     def read_range(self, key: str, byte_range: ByteRange = WHOLE) -> Iterator[bytes]:
         try:
             handle = open(self._file(key), "rb")  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
-            raise ObjectMissing(key) from None
+            raise self._absent(key) from None
         offset, length = byte_range.resolve(os.fstat(handle.fileno()).st_size)
         return _chunks(handle, offset, length)
 
     def digest(self, key: str) -> ObjectDigest:
         digest = hashlib.sha256()
         size = 0
-        for chunk in _whole_file(self._file(key), key):
-            digest.update(chunk)
-            size += len(chunk)
+        try:
+            for chunk in _whole_file(self._file(key), key):
+                digest.update(chunk)
+                size += len(chunk)
+        except ObjectMissing:
+            raise self._absent(key) from None
         return ObjectDigest(size, digest.hexdigest())
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
             return ObjectInfo(key, os.stat(self._file(key)).st_size)
         except FileNotFoundError:
+            if (away := self._away()) is not None:
+                raise BackendError(away) from None
             return None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -159,6 +198,8 @@ class LocalStorage:
     def _walk(self, prefix: str) -> Iterator[os.DirEntry[str]]:
         """Every entry that is not a directory under ``prefix``, recursively."""
         start = f"{self._root}/{prefix.strip('/')}" if prefix.strip("/") else self._root
+        if (away := self._away()) is not None:
+            raise BackendError(away)  # an element away lists as away, not as empty
         pending = [start]
         while pending:
             directory = pending.pop()
@@ -182,8 +223,8 @@ class LocalStorage:
         return shutil.disk_usage(self.root).free
 
     def probe(self) -> None:
-        if not self.root.is_dir():
-            raise BackendError(f"the element's directory {self.root} is not there")
+        if (away := self._away()) is not None:
+            raise BackendError(away)
         if not os.access(self.root, os.W_OK):
             raise BackendError(f"the element's directory {self.root} is not writable")
 
@@ -213,22 +254,32 @@ def _whole_file(path: str, key: str) -> Iterator[bytes]:
         os.close(fd)
 
 
-def _create(path: Path) -> BinaryIO:
-    """A new, unbuffered file; its directory is created only when it is missing (rarely)."""
+def _identity(path: str) -> tuple[int, int] | None:
+    """A directory's (device, inode), or None when it is not a directory."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+
+
+def _create(path: Path, make_parent: Callable[[Path], None]) -> BinaryIO:
+    """A new, unbuffered file; its directory is made (by ``make_parent``) only when it is
+    missing (rarely)."""
     try:
         return open(path, "xb", buffering=0)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_parent(path)
         return open(path, "xb", buffering=0)
 
 
-def _create_fd(path: Path) -> int:
+def _create_fd(path: Path, make_parent: Callable[[Path], None]) -> int:
     """A new file open for reading and writing (a kernel copy's target is hashed by mmap)."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         return os.open(path, flags, 0o666)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_parent(path)
         return os.open(path, flags, 0o666)
 
 

@@ -77,6 +77,8 @@ class S3Storage:
             region=backend.region,
             http_client=http,
         )
+        self._keys = (access_key, secret_key)
+        self._probe_client: Minio | None = None
 
     def describe(self) -> events.ElementBackend:
         return self.backend
@@ -175,8 +177,20 @@ class S3Storage:
         return None
 
     def probe(self, *, bucket_required: bool = True) -> None:
+        if self._probe_client is None:
+            # Short timeouts and no retries: a probe answers within seconds, whatever S3 does.
+            self._probe_client = Minio(
+                self.backend.endpoint,
+                access_key=self._keys[0],
+                secret_key=self._keys[1],
+                secure=self.backend.secure,
+                region=self.backend.region,
+                http_client=urllib3.PoolManager(
+                    timeout=urllib3.Timeout(connect=2, read=5), retries=False
+                ),
+            )
         with _errors("/"):
-            found = self.client.bucket_exists(self.bucket)
+            found = self._probe_client.bucket_exists(self.bucket)
         if bucket_required and not found:
             raise BackendError(f"bucket {self.bucket} does not exist")
 

@@ -124,7 +124,7 @@ def sound_local(root: str, files: Sequence[Expected]) -> list[bool]:
     """:func:`sound_files` over the local element at ``root`` (what a helper runs)."""
     backend = _backends.get(root)
     if backend is None:
-        backend = _backends[root] = LocalStorage(root)
+        backend = _backends[root] = LocalStorage(root, create=False)
     return sound_files(backend, files)
 
 

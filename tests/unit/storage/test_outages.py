@@ -52,20 +52,25 @@ class Consumer:
         self.paused_partitions -= set(tps)
 
 
+class FailingStore:
+    """A store that always fails the way the storage's client does; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> None:
+        self.calls += 1
+        raise BackendError("S3 request failed")
+
+
 async def test_a_failure_while_a_dependency_is_away_holds_the_record_spending_no_attempt() -> None:
     storage = Dependency()
     outages = Outages({"element storage": storage.probe})
-    calls = 0
-
-    async def store() -> None:
-        nonlocal calls
-        calls += 1
-        raise BackendError("S3 request failed: connection refused")
-
+    store = FailingStore()
     storage.up = False
     with pytest.raises(DependencyAway) as held:
         await retry_in_place(store, attempts=5, backoff_s=0.001, outages=outages)
-    assert calls == 1
+    assert store.calls == 1
     assert "element storage" in str(held.value)
     reason = outages.reason()
     assert reason is not None
@@ -76,16 +81,10 @@ async def test_a_failure_while_a_dependency_is_away_holds_the_record_spending_no
 async def test_a_failure_while_every_dependency_answers_is_the_records_own() -> None:
     storage = Dependency()
     outages = Outages({"element storage": storage.probe})
-    calls = 0
-
-    async def store() -> None:
-        nonlocal calls
-        calls += 1
-        raise BackendError("the object is refused")
-
+    store = FailingStore()
     with pytest.raises(BackendError):
         await retry_in_place(store, attempts=3, backoff_s=0.001, outages=outages)
-    assert calls == 3
+    assert store.calls == 3
     assert storage.probes == 3
     assert outages.reason() is None
 
