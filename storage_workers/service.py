@@ -422,6 +422,12 @@ class StorageService:
                     if name == Topic.ELEMENT_COMMANDS.value:
                         self._update_gauges(worker, worker.capacity())  # a mode may have changed
                         self._placement_due.set()
+                        # Peers, the index and producers learn at once whether the element takes
+                        # uploads in its new mode, not a heartbeat interval later.
+                        try:
+                            await self.heartbeat()
+                        except Exception:
+                            log.exception("heartbeat after an element command failed")
 
                 return handle
 
