@@ -5,6 +5,7 @@ its writer lease beside the heartbeat."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -51,6 +52,8 @@ class Heartbeats:
         self.placement = placement
         self.auditor = auditor
         self._full_announced = False
+        self.due = asyncio.Event()
+        """Set to send the next heartbeat now rather than at the end of the interval."""
 
     @property
     def element_id(self) -> str:
@@ -151,7 +154,10 @@ class Heartbeats:
                 await self.send()
             except Exception:
                 log.exception("heartbeat failed")
-            await asyncio.sleep(self.config.heartbeat_interval_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.heartbeat_interval_s):
+                    await self.due.wait()
+            self.due.clear()
 
     async def renew_lease(self, claim: WriterClaim, lease_lost: asyncio.Event) -> None:
         """Renew an S3 element's writer lease every heartbeat interval, apart from the

@@ -307,6 +307,9 @@ class StorageService:
         """After an element command: a mode may have changed."""
         if self.heartbeats is not None:
             self.heartbeats.update_gauges()
+            # Peers, the index and producers learn at once whether the element takes uploads
+            # in its new mode, not a heartbeat interval later.
+            self.heartbeats.due.set()
         if self.placement is not None:
             self.placement.due.set()
 

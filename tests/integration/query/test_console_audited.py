@@ -80,12 +80,15 @@ async def test_sign_in_sign_out_and_a_refused_sign_in_are_audited(
 
 
 async def until_mode(pipeline: Pipeline, mode: str) -> None:
-    """Until the index shows the module's element in ``mode`` (the console checks against it)."""
+    """Until the index shows the module's element in ``mode`` (the console checks against it),
+    and, in a mode that takes uploads, taking them again (the SDK checks that)."""
     async with ArtStoreClient(pipeline.client_settings()) as client:
 
         async def shown() -> bool:
             return any(
-                e["element_id"] == pipeline.element_id and e["mode"] == mode
+                e["element_id"] == pipeline.element_id
+                and e["mode"] == mode
+                and (mode not in ("edit", "rw") or e.get("accepting_uploads") is not False)
                 for e in await client.elements()
             )
 
