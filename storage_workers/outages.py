@@ -25,8 +25,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiokafka import TopicPartition
-
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[None]]
@@ -102,14 +100,11 @@ class Outages:
         if away:
             raise DependencyAway(self.reason() or str(failure)) from failure
 
-    def hold(self, consumer: Any, offsets: Mapping[TopicPartition, int]) -> None:
-        """Seek ``consumer`` back to ``offsets`` and pause every partition it owns, until
-        every dependency answers again."""
-        assigned = consumer.assignment()
-        for tp, offset in offsets.items():
-            if tp in assigned:
-                consumer.seek(tp, offset)
-        consumer.pause(*assigned)
+    def pause(self, consumer: Any) -> None:
+        """Pause every partition ``consumer`` owns (sought back to the held records by the
+        caller, :func:`~storage_workers.redelivery.seek_back`), until every dependency
+        answers again."""
+        consumer.pause(*consumer.assignment())
         self._paused[id(consumer)] = consumer
         self._tripped.set()
 

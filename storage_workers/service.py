@@ -386,7 +386,7 @@ class StorageService:
 
                 async def handle_command(record: Record, message: KafkaMessage) -> None:
                     if self.outages.away:  # fetched before the pause, or newly assigned
-                        self.outages.hold(message.consumer, {_partition_of(record): record.offset})
+                        self._hold(message.consumer, record)
                         return
 
                     async def run() -> None:
@@ -409,7 +409,7 @@ class StorageService:
                             await self._dead_letter(message, name, exc, tried_at)
                     except DependencyAway as exc:
                         log.warning("a command waits for an outage", extra={"why": str(exc)})
-                        self.outages.hold(message.consumer, {_partition_of(record): record.offset})
+                        self._hold(message.consumer, record)
                         return
                     except Exception:
                         # Read it again later: committing a later record would skip this one.
@@ -489,6 +489,11 @@ class StorageService:
         except Exception:
             log.exception("leaving the upload group failed")
         log.info("stopped consuming uploads")
+
+    def _hold(self, consumer: Any, record: Record) -> None:
+        """A command held for an outage: read again from it once every dependency answers."""
+        seek_back(consumer, {_partition_of(record): record.offset})
+        self.outages.pause(consumer)
 
     def _step_aside(self, why: str) -> None:
         """The element handed uploads back: it can't take what is offered. When that is for

@@ -276,7 +276,8 @@ class UploadConsumer:
         self.metrics.batches_rewound.inc()
         for tp, offset in first_offsets(records).items():
             self._sought_to[tp] = min(self._sought_to.get(tp, offset), offset)
-        self.outages.hold(message.consumer, self._sought_to)
+        seek_back(message.consumer, self._sought_to)
+        self.outages.pause(message.consumer)
 
     def _seek_back(self, message: KafkaMessage, records: Sequence[Record]) -> None:
         """Seek back to ``records``, never forward past an earlier seek of this subscription."""
