@@ -189,11 +189,17 @@ class CommandHandler:
         ):
             await self.handle_command(record, message)
 
+    def hold(self, message: KafkaMessage, record: Record) -> None:
+        """A command held for an outage: read again from it once every dependency answers."""
+        consumer = consumer_of(message)
+        seek_back(consumer, {partition_of(record): record.offset})
+        self.edge.outages.pause(consumer)
+
     async def handle_command(self, record: Record, message: KafkaMessage) -> None:
         edge = self.edge
         outages = edge.outages
         if outages.away:  # fetched before the pause, or newly assigned
-            outages.hold(consumer_of(message), {partition_of(record): record.offset})
+            self.hold(message, record)
             return
         announce: Announce = edge.publish
 
@@ -212,7 +218,7 @@ class CommandHandler:
                 await edge.dead_letter(self.worker, message, self.name, exc, tried_at)
         except DependencyAway as exc:
             log.warning("a command waits for an outage", extra={"why": str(exc)})
-            outages.hold(consumer_of(message), {partition_of(record): record.offset})
+            self.hold(message, record)
             return
         except Exception:
             # Read it again later: committing a later record would skip this one.

@@ -24,8 +24,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from aiokafka import TopicPartition
-
 from storage_workers.partitions import PartitionConsumer
 
 log = logging.getLogger(__name__)
@@ -103,14 +101,11 @@ class Outages:
         if away:
             raise DependencyAway(self.reason() or str(failure)) from failure
 
-    def hold(self, consumer: PartitionConsumer, offsets: Mapping[TopicPartition, int]) -> None:
-        """Seek ``consumer`` back to ``offsets`` and pause every partition it owns, until
-        every dependency answers again."""
-        assigned = consumer.assignment()
-        for tp, offset in offsets.items():
-            if tp in assigned:
-                consumer.seek(tp, offset)
-        consumer.pause(*assigned)
+    def pause(self, consumer: PartitionConsumer) -> None:
+        """Pause every partition ``consumer`` owns (sought back to the held records by the
+        caller, :func:`~storage_workers.redelivery.seek_back`), until every dependency
+        answers again."""
+        consumer.pause(*consumer.assignment())
         self._paused[id(consumer)] = consumer
         self._tripped.set()
 

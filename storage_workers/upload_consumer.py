@@ -271,7 +271,9 @@ class UploadConsumer:
         self.metrics.batches_rewound.inc()
         for tp, offset in first_offsets(records).items():
             self._sought_to[tp] = min(self._sought_to.get(tp, offset), offset)
-        self.outages.hold(consumer_of(message), self._sought_to)
+        consumer = consumer_of(message)
+        seek_back(consumer, self._sought_to)
+        self.outages.pause(consumer)
 
     def _seek_back(self, message: KafkaMessage, records: Sequence[Record]) -> None:
         """Seek back to ``records``, never forward past an earlier seek of this subscription."""

@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 
 from storage_workers.backends import BackendError
 from storage_workers.outages import DependencyAway, Outages
-from storage_workers.redelivery import retry_in_place
+from storage_workers.redelivery import retry_in_place, seek_back
 
 A = TopicPartition("uploads", 0)
 B = TopicPartition("uploads", 1)
@@ -102,7 +102,8 @@ async def test_held_consumers_seek_back_pause_and_resume_when_every_dependency_a
     database.up = False
     with pytest.raises(DependencyAway):
         await outages.confirm(OSError("connection refused"))
-    outages.hold(consumer, {A: 7, TopicPartition("uploads", 9): 3})
+    seek_back(consumer, {A: 7, TopicPartition("uploads", 9): 3})
+    outages.pause(consumer)
     assert consumer.positions == {A: 7}  # a partition it no longer owns is left alone
     assert consumer.paused() == {A, B}
     runner = asyncio.create_task(outages.run())
