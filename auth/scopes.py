@@ -17,6 +17,8 @@ class Scope(StrEnum):
     ELEMENTS_ADMIN = "elements:admin"
     ACCOUNTS_ADMIN = "accounts:admin"
     AUDIT_READ = "audit:read"
+    FILES_HOLD = "files:hold"
+    """Place and release legal holds on files (docs/lifecycle.md)."""
     DLQ_ADMIN = "dlq:admin"
     """Send dead letters back to their source topics (reading them needs ``audit:read``)."""
 

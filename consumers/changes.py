@@ -56,6 +56,10 @@ class FileRow(NamedTuple):
     custom_attributes: dict[str, Any]
     language: str
     search_extra: str
+    document_id: UUID
+    document_version: int
+    retain_until: datetime | None
+    legal_hold: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,12 @@ def file_row(record: FileRecord) -> FileRow:
         custom_attributes=custom,
         language=language_of(filename, description, tags, custom),
         search_extra=" ".join((*tags, *attribute_words(custom))),
+        document_id=record.document,
+        document_version=record.document_number,
+        retain_until=record.retain_until,
+        legal_hold=None
+        if record.legal_hold is None
+        else clean(record.legal_hold.model_dump(mode="json")),
     )
 
 

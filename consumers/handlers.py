@@ -38,6 +38,7 @@ from events import (
     FixityFailed,
     FixityFailedV1,
     FixityRecovered,
+    LegalHoldChanged,
     MetadataUpdated,
     ModeChanged,
     ModeChangeRejected,
@@ -59,7 +60,7 @@ def project(event: ReceivedEvent) -> list[Change]:
     match data:
         case FileStored(file=record):
             return [UpsertFile(file_row(record)), _stored_upload(record, envelope.correlation_id)]
-        case MetadataUpdated(file=record):
+        case MetadataUpdated(file=record) | LegalHoldChanged(file=record):
             return [UpsertFile(file_row(record))]
         case FileDeleted():
             return [

@@ -29,6 +29,10 @@ _FILE_TYPES = {
     "tags": "jsonb",
     "metadata": "jsonb",
     "custom_attributes": "jsonb",
+    "document_id": "uuid",
+    "document_version": "integer",
+    "retain_until": "timestamptz",
+    "legal_hold": "jsonb",
 }
 _UPLOAD_TYPES = {
     "file_id": "uuid",
@@ -77,7 +81,13 @@ _PASS_TYPES = {
 }
 
 
-_INCOMING_TYPES = {**_FILE_TYPES, "tags": "text[]", "metadata": "text", "custom_attributes": "text"}
+_INCOMING_TYPES = {
+    **_FILE_TYPES,
+    "tags": "text[]",
+    "metadata": "text",
+    "custom_attributes": "text",
+    "legal_hold": "text",
+}
 _INCOMING = "pg_temp.incoming_files"
 
 
@@ -140,7 +150,7 @@ class Statements:
             )
         }
         file_select = ", ".join(
-            f"u.{c}::jsonb" if c in ("metadata", "custom_attributes") else f"u.{c}"
+            f"u.{c}::jsonb" if c in ("metadata", "custom_attributes", "legal_hold") else f"u.{c}"
             for c in FILE_COLUMNS
         )
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in FILE_COLUMNS if c != "file_id")

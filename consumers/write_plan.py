@@ -39,7 +39,9 @@ FINDING_COLUMNS = [f.name for f in fields(RecordFixityFinding)]
 PASS_COLUMNS = [f.name for f in fields(RecordFixityPass)]
 
 _JSON_POSITIONS = [
-    i for i, name in enumerate(FILE_COLUMNS) if name in ("metadata", "custom_attributes")
+    i
+    for i, name in enumerate(FILE_COLUMNS)
+    if name in ("metadata", "custom_attributes", "legal_hold")
 ]
 
 Columns = list[list[Any]]
@@ -133,5 +135,6 @@ def _columns(rows: Sequence[Any], names: Sequence[str]) -> Columns:
 def _file_record(number: int, row: FileRow) -> tuple[Any, ...]:
     values: list[Any] = [number, *row]
     for i in _JSON_POSITIONS:
-        values[i + 1] = json.dumps(values[i + 1])
+        if values[i + 1] is not None:  # a JSON null would not be SQL NULL
+            values[i + 1] = json.dumps(values[i + 1])
     return tuple(values)

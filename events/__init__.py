@@ -13,7 +13,14 @@ from events.envelope import Envelope
 from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
 from events.filenames import download_filename
 from events.models.audit import AuditRecorded
-from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
+from events.models.commands import (
+    ChangeMode,
+    DeleteFile,
+    PlaceLegalHold,
+    ReleaseLegalHold,
+    UpdateMetadata,
+    UploadRequested,
+)
 from events.models.common import (
     STAGING_PREFIX,
     ElementBackend,
@@ -36,11 +43,14 @@ from events.models.elements import (
 )
 from events.models.files import (
     DeletionReason,
+    ExpiryHeld,
     FileCommandRejected,
     FileDeleted,
     FileRecord,
     FileStored,
     FixityFailedV1,
+    LegalHold,
+    LegalHoldChanged,
     MetadataUpdated,
     RejectionReason,
     UploadRejected,
@@ -84,6 +94,7 @@ __all__ = [
     "EventPublisher",
     "EventSpec",
     "EventTooLarge",
+    "ExpiryHeld",
     "Failure",
     "FileCommandRejected",
     "FileDeleted",
@@ -97,6 +108,8 @@ __all__ = [
     "FixityOutcome",
     "FixityPassSummary",
     "FixityRecovered",
+    "LegalHold",
+    "LegalHoldChanged",
     "LocalBackend",
     "MetadataUpdated",
     "Mode",
@@ -104,9 +117,11 @@ __all__ = [
     "ModeChanged",
     "Outgoing",
     "OutgoingRecord",
+    "PlaceLegalHold",
     "PremisEvent",
     "ReceivedEvent",
     "RejectionReason",
+    "ReleaseLegalHold",
     "RetentionPolicy",
     "Role",
     "S3Backend",

@@ -19,9 +19,11 @@ from events.envelope import Envelope
 from events.models.audit import AuditRecorded
 from events.models.elements import ModeChanged, ModeChangeRejected
 from events.models.files import (
+    ExpiryHeld,
     FileCommandRejected,
     FileDeleted,
     FileStored,
+    LegalHoldChanged,
     MetadataUpdated,
     UploadRejected,
 )
@@ -32,6 +34,8 @@ _AUDIT_OF = uuid.UUID("6f1d7d2e-58a4-4c0e-9a55-2b1d1c3f0a17")
 _COMMAND_ACTION = {
     "update_metadata": "file.metadata_update_refused",
     "delete_file": "file.delete_refused",
+    "place_legal_hold": "file.legal_hold_refused",
+    "release_legal_hold": "file.legal_hold_release_refused",
 }
 
 
@@ -100,8 +104,10 @@ def _once_key(fact: Envelope[Any]) -> str:
     match fact.data:
         case FileStored(file=f):
             return f"stored:{f.file_id}:{f.checksum}"
-        case MetadataUpdated(file=f):
+        case MetadataUpdated(file=f) | LegalHoldChanged(file=f):
             return f"updated:{f.file_id}:{f.version}"
+        case ExpiryHeld():
+            return f"expiry-held:{fact.data.file_id}:{fact.data.hold.placed_at.isoformat()}"
         case FileDeleted():
             return f"deleted:{fact.data.file_id}"
     return f"fact:{fact.id}"
@@ -126,6 +132,26 @@ def _entry_of(data: Any, actor: str | None) -> _Entry | None:
                 "success",
                 data.updated_by,
                 None,
+                details,
+            )
+        case LegalHoldChanged(file=f):
+            details = {"element_id": f.element_id, "version": f.version}
+            action = "file.legal_hold_placed" if data.held else "file.legal_hold_released"
+            return action, str(f.file_id), "success", data.changed_by, data.reason, details
+        case ExpiryHeld():
+            details = {
+                "element_id": data.element_id,
+                "why": data.expiry.value,
+                "due_at": data.due_at.isoformat(),
+                "error": "legal_hold",
+                "hold_placed_by": data.hold.placed_by,
+            }
+            return (
+                "file.expiry_refused",
+                str(data.file_id),
+                "failure",
+                f"storage:{data.element_id}",
+                f"under legal hold: {data.hold.reason}",
                 details,
             )
         case FileDeleted():

@@ -55,6 +55,15 @@ def mode_allows(mode: Mode | str | None, operation: Operation) -> bool:
     return mode is None or allows(Mode(mode), operation)
 
 
+def retention_expires_in(mode: Mode) -> bool:
+    """Whether an element in ``mode`` deletes a permanent file whose ``retain_until`` has
+    passed. rw does: retention expiry is the element's own deletion, like TTL expiry on edit,
+    not a client's delete (which rw refuses). ro and ar are frozen (their sidecars and content
+    never change), so a file there whose retention is over stays until an operator moves the
+    element back to rw. docs/lifecycle.md, "Retention and legal hold"."""
+    return mode in (Mode.EDIT, Mode.RW)
+
+
 def modes_allowing(operation: Operation) -> list[Mode]:
     """Every mode that permits ``operation``, for error messages."""
     return [mode for mode in Mode if allows(mode, operation)]

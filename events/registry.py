@@ -13,7 +13,14 @@ from pydantic import BaseModel
 
 from events.envelope import Envelope, new_event_id
 from events.models.audit import AuditRecorded
-from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
+from events.models.commands import (
+    ChangeMode,
+    DeleteFile,
+    PlaceLegalHold,
+    ReleaseLegalHold,
+    UpdateMetadata,
+    UploadRequested,
+)
 from events.models.elements import (
     ElementFull,
     ElementHeartbeat,
@@ -22,10 +29,12 @@ from events.models.elements import (
     ModeChangeRejected,
 )
 from events.models.files import (
+    ExpiryHeld,
     FileCommandRejected,
     FileDeleted,
     FileStored,
     FixityFailedV1,
+    LegalHoldChanged,
     MetadataUpdated,
     UploadRejected,
 )
@@ -75,7 +84,7 @@ def _by_file_id(payload: Any) -> str:
     return str(payload.file_id)
 
 
-def _by_stored_file(payload: FileStored | MetadataUpdated) -> str:
+def _by_stored_file(payload: FileStored | MetadataUpdated | LegalHoldChanged) -> str:
     return str(payload.file.file_id)
 
 
@@ -126,6 +135,20 @@ SPECS: tuple[EventSpec[Any], ...] = (
         "artstore.file.delete.v1", DeleteFile, Topic.FILE_COMMANDS, _by_file_id, "files:delete"
     ),
     _command(
+        "artstore.file.place-legal-hold.v1",
+        PlaceLegalHold,
+        Topic.FILE_COMMANDS,
+        _by_file_id,
+        "files:hold",
+    ),
+    _command(
+        "artstore.file.release-legal-hold.v1",
+        ReleaseLegalHold,
+        Topic.FILE_COMMANDS,
+        _by_file_id,
+        "files:hold",
+    ),
+    _command(
         "artstore.element.change-mode.v1",
         ChangeMode,
         Topic.ELEMENT_COMMANDS,
@@ -136,6 +159,8 @@ SPECS: tuple[EventSpec[Any], ...] = (
     _fact("artstore.file.stored.v1", FileStored, Topic.FILES, _by_stored_file),
     _fact("artstore.file.metadata-updated.v1", MetadataUpdated, Topic.FILES, _by_stored_file),
     _fact("artstore.file.deleted.v1", FileDeleted, Topic.FILES, _by_file_id),
+    _fact("artstore.file.legal-hold-changed.v1", LegalHoldChanged, Topic.FILES, _by_stored_file),
+    _fact("artstore.file.expiry-held.v1", ExpiryHeld, Topic.FILES, _by_file_id),
     _fact("artstore.upload.rejected.v1", UploadRejected, Topic.FILES, _by_file_id),
     _fact("artstore.file.command-rejected.v1", FileCommandRejected, Topic.FILES, _by_file_id),
     _fact("artstore.file.fixity-failed.v1", FixityFailedV1, Topic.FILES, _by_file_id),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from events import RetentionPolicy
+from events import DeletionReason, RetentionPolicy
 from storage_workers.backends import StorageBackend, is_temporary
 from storage_workers.naming import is_sidecar
 from storage_workers.sidecar import Sidecar, SidecarError, decode_sidecar
@@ -30,6 +30,12 @@ class CatalogueEntry:
     sidecar_sha256: str | None = None
     """Hash of the sidecar's bytes as the worker wrote (or first read) them: fixity checks
     that nobody else changed it."""
+    retain_until: datetime | None = None
+    hold_placed_at: datetime | None = None
+    """When its legal hold was placed (None: not held). Nothing deletes a held file."""
+    document_id: UUID | None = None
+    document_version: int = 1
+    uploaded_by: str = ""
 
     @classmethod
     def of(cls, sidecar: Sidecar, encoded: bytes | None = None) -> CatalogueEntry:
@@ -42,7 +48,27 @@ class CatalogueEntry:
             sidecar.retention_policy,
             sidecar.ttl_expires_at,
             None if encoded is None else hashlib.sha256(encoded).hexdigest(),
+            sidecar.retain_until,
+            sidecar.legal_hold.placed_at if sidecar.legal_hold else None,
+            sidecar.document,
+            sidecar.document_number,
+            sidecar.created_by_id,
         )
+
+    @property
+    def held(self) -> bool:
+        """Under legal hold."""
+        return self.hold_placed_at is not None
+
+    def expiry(self, *, retention_applies: bool) -> tuple[DeletionReason, datetime] | None:
+        """When and why the file is due to go: its TTL, or (where the element's mode lets
+        retention expiry delete, see :func:`events.modes.retention_expires_in`) its retention
+        period. None: it never expires by itself."""
+        if self.ttl_expires_at is not None:
+            return DeletionReason.TTL_EXPIRED, self.ttl_expires_at
+        if self.retain_until is not None and retention_applies:
+            return DeletionReason.RETENTION_EXPIRED, self.retain_until
+        return None
 
 
 def scan_sidecars(
@@ -112,11 +138,21 @@ class Catalogue:
         if entry is not None:
             self.used_bytes -= entry.file_size
 
-    def expired(self, now: datetime) -> list[CatalogueEntry]:
-        """Temporary files whose time is up, oldest first."""
-        due = [
-            e
-            for e in self._entries.values()
-            if e.ttl_expires_at is not None and e.ttl_expires_at <= now
-        ]
-        return sorted(due, key=lambda e: e.ttl_expires_at or now)
+    def expired(self, now: datetime, *, retention_applies: bool = False) -> list[Due]:
+        """Files whose TTL (or, with ``retention_applies``, retention period) is over, oldest
+        first, held ones included (the caller keeps those)."""
+        due: list[Due] = []
+        for entry in self._entries.values():
+            expiry = entry.expiry(retention_applies=retention_applies)
+            if expiry is not None and expiry[1] <= now:
+                due.append(Due(entry, expiry[0], expiry[1]))
+        return sorted(due, key=lambda d: d.due_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A file whose time is up: why, and since when."""
+
+    entry: CatalogueEntry
+    reason: DeletionReason
+    due_at: datetime

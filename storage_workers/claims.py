@@ -101,7 +101,7 @@ CREATE TABLE IF NOT EXISTS {_TABLE} (
 CREATE INDEX IF NOT EXISTS {_TABLE}_unfinished ON {_TABLE} (element_id) WHERE stored IS NULL;
 """
 
-_CONNECTION_ERRORS = (
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -114,7 +114,8 @@ _CONNECTION_ERRORS = (
 )
 
 
-def _dsn(database_url: str) -> str:
+def postgres_dsn(database_url: str) -> str:
+    """An asyncpg DSN from the deployment's SQLAlchemy-style database URL."""
     for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://"):
         if database_url.startswith(prefix):
             return "postgresql://" + database_url[len(prefix) :]
@@ -126,7 +127,7 @@ class PostgresClaims:
     database is :class:`ClaimsUnavailable` (retried by the caller), never a lost upload."""
 
     def __init__(self, database_url: str, *, timeout_s: float = 10.0) -> None:
-        self._dsn = _dsn(database_url)
+        self._dsn = postgres_dsn(database_url)
         self._timeout = timeout_s
         self._pool: asyncpg.Pool | None = None
 
@@ -158,7 +159,7 @@ class PostgresClaims:
             async with pool.acquire() as conn:
                 rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
                 return rows
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             why = str(exc) or type(exc).__name__
             raise ClaimsUnavailable(
                 f"the upload claim registry (PostgreSQL) is unreachable: {why}"

@@ -13,17 +13,20 @@ from events import (
     Failure,
     FileCommandRejected,
     FileDeleted,
+    LegalHoldChanged,
     MetadataUpdated,
     ModeChanged,
     ModeChangeRejected,
     Outgoing,
     OutgoingRecord,
+    PlaceLegalHold,
     RejectionReason,
+    ReleaseLegalHold,
     Topic,
     UpdateMetadata,
 )
 from storage_workers import element as element_file
-from storage_workers.admission import Refused, catch_up_revocations
+from storage_workers.admission import Admitted, Refused, catch_up_revocations
 from storage_workers.durability import Change, SidecarRewrite
 from storage_workers.handlers import (
     AlreadyDone,
@@ -36,6 +39,8 @@ from storage_workers.handlers import (
     decide_update,
 )
 from storage_workers.journal import tombstone_key
+from storage_workers.legal_holds import decide_hold
+from storage_workers.sidecar import Sidecar
 
 if TYPE_CHECKING:
     from storage_workers.worker import Acknowledge, Announce, ElementWorker, Record
@@ -107,6 +112,36 @@ async def process_file_command(
                             admitted.caller.client_id,
                         )
                     )
+            elif isinstance(command, PlaceLegalHold | ReleaseLegalHold):
+                current = await worker.read_sidecar(command.file_id)
+                held = decide_hold(
+                    command,
+                    element=worker.view(),
+                    current=current,
+                    command_id=admitted.event.envelope.id,
+                    caller=admitted.caller,
+                    now=worker.clock(),
+                )
+                if isinstance(held, Rewrite):
+                    changes.append(
+                        Change(
+                            SidecarRewrite(held.sidecar, held.encoded),
+                            _hold_changed(worker, command, held.sidecar, admitted, corr),
+                        )
+                    )
+                elif isinstance(held, AlreadyDone) and current is not None:
+                    extra.append(_hold_changed(worker, command, current, admitted, corr))
+                elif isinstance(held, Reject):
+                    extra.append(
+                        _command_rejected(
+                            worker,
+                            command,
+                            held.reason,
+                            held.detail,
+                            admitted.event,
+                            admitted.caller.client_id,
+                        )
+                    )
             else:
                 assert isinstance(command, DeleteFile)
                 deleted = str(command.file_id) in worker.deleted
@@ -119,6 +154,7 @@ async def process_file_command(
                     uploaded_by=sidecar.created_by_id if sidecar else None,
                     deleted=deleted,
                     caller=admitted.caller,
+                    hold=sidecar.legal_hold if sidecar else None,
                 )
                 if isinstance(verdict, Remove):
                     changes.append(
@@ -211,9 +247,35 @@ async def process_element_command(
         await acknowledge([record])
 
 
+_COMMAND_NAMES: dict[type, str] = {
+    UpdateMetadata: "update_metadata",
+    DeleteFile: "delete_file",
+    PlaceLegalHold: "place_legal_hold",
+    ReleaseLegalHold: "release_legal_hold",
+}
+
+
+def _hold_changed(
+    worker: ElementWorker,
+    command: PlaceLegalHold | ReleaseLegalHold,
+    sidecar: Sidecar,
+    admitted: Admitted,
+    corr: str,
+) -> Outgoing:
+    return worker.fact(
+        LegalHoldChanged(
+            file=sidecar.to_record(),
+            held=isinstance(command, PlaceLegalHold),
+            reason=command.reason,
+            changed_by=admitted.caller.client_id,
+        ),
+        corr,
+    )
+
+
 def _command_rejected(
     worker: ElementWorker,
-    command: UpdateMetadata | DeleteFile,
+    command: UpdateMetadata | DeleteFile | PlaceLegalHold | ReleaseLegalHold,
     reason: RejectionReason,
     detail: str,
     event: events.ReceivedEvent,
@@ -224,7 +286,7 @@ def _command_rejected(
         FileCommandRejected(
             file_id=command.file_id,
             element_id=worker.element_id,
-            command="update_metadata" if isinstance(command, UpdateMetadata) else "delete_file",
+            command=_COMMAND_NAMES[type(command)],
             reason=reason,
             detail=detail[:2000],
             rejected_at=worker.clock(),

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from auth import may_change_file, not_owner_detail
 from events import (
     ChangeMode,
     DeleteFile,
+    LegalHold,
     Mode,
     RejectionReason,
     RetentionPolicy,
@@ -86,6 +88,14 @@ UploadDecision = Store | AlreadyDone | Reject | HandBack
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentLink:
+    """The document a new file belongs to and its version of it."""
+
+    document_id: UUID
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class Owned:
     """This element holds the upload's claim: it may write the file."""
 
@@ -152,8 +162,11 @@ def decide_upload(
     deleted: bool,
     caller: Caller,
     now: datetime,
+    document: DocumentLink | None = None,
 ) -> UploadDecision:
-    """May this element store the upload, and what will its sidecar say?"""
+    """May this element store the upload, and what will its sidecar say? ``document``: the
+    document a version belongs to and its number, as the document registry reserved them
+    (None: a new document, of which this file is version 1)."""
     if existing is not None:
         if existing.checksum == command.checksum:
             return AlreadyDone()
@@ -191,6 +204,7 @@ def decide_upload(
     except TemplateViolation as exc:
         return Reject(RejectionReason.TEMPLATE_VIOLATION, str(exc))
     name = storage_filename(command.original_filename, caller.username, now, command.file_id)
+    link = document or DocumentLink(command.file_id, 1)
     ttl = (
         now + timedelta(days=command.ttl_days)
         if command.retention_policy is RetentionPolicy.TEMPORARY and command.ttl_days
@@ -218,6 +232,9 @@ def decide_upload(
             tags=list(command.tags),
             metadata=dict(command.metadata),
             custom_attributes=dict(command.custom_attributes),
+            document_id=link.document_id,
+            document_version=link.version,
+            retain_until=command.retain_until,
         )
         encoded = sidecar.encode()
     except SidecarTooLarge as exc:
@@ -309,9 +326,11 @@ def decide_delete(
     uploaded_by: str | None,
     deleted: bool,
     caller: Caller,
+    hold: LegalHold | None = None,
 ) -> Remove | AlreadyDone | Reject:
     """May the file be deleted? ``uploaded_by`` is its sidecar's ``created_by_id`` (``None``
-    when the sidecar could not be read: then only an admin may delete it)."""
+    when the sidecar could not be read: then only an admin may delete it); ``hold``, its
+    legal hold (then nobody may)."""
     if current is None:
         if deleted:
             return AlreadyDone()
@@ -329,9 +348,20 @@ def decide_delete(
             RejectionReason.NOT_OWNER,
             not_owner_detail(command.file_id, caller.client_id, uploaded_by),
         )
+    if hold is not None:
+        return Reject(RejectionReason.LEGAL_HOLD, hold_detail(command.file_id, hold))
     if not allows(element.mode, Operation.DELETE):
         return Reject(RejectionReason.ELEMENT_MODE, _mode_detail(element, Operation.DELETE))
     return Remove(current.storage_path)
+
+
+def hold_detail(file_id: object, hold: LegalHold) -> str:
+    """Why a held file may not go, with the hold's own reason."""
+    return (
+        f"file {file_id} is under legal hold (placed by {hold.placed_by} at "
+        f"{hold.placed_at.isoformat()}: {hold.reason}); it cannot be deleted or expire until "
+        "the hold is released (scope files:hold)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

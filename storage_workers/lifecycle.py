@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from events import DeletionReason, FileDeleted
+from events import ExpiryHeld, FileDeleted, Outgoing
+from events.modes import retention_expires_in
 from storage_workers import element as element_file
-from storage_workers.catalogue import Catalogue
+from storage_workers.catalogue import Catalogue, Due
+from storage_workers.claims import ClaimsUnavailable
+from storage_workers.documents import DocumentFile
 from storage_workers.sidecar import Templates
 
 if TYPE_CHECKING:
@@ -27,10 +31,27 @@ async def load(worker: ElementWorker) -> None:
     )
     worker.catalogue = await asyncio.to_thread(Catalogue.load, worker.backend, worker.element_id)
     worker.deleted = await asyncio.to_thread(_tombstones, worker)
+    await sync_documents(worker)
     if worker.claims is None:
         # With claims, staged bytes wait until the claims say whose uploads they are
         # (see storage_workers.settlement).
         await release_leftover_staging(worker)
+
+
+async def sync_documents(worker: ElementWorker) -> None:
+    """Tell the document registry what this element holds and has deleted: the registry is an
+    index of the sidecars, re-filled from every element at start. An unreachable registry is
+    logged, not fatal: uploads check it again (and wait for it) when they need it."""
+    files = [
+        DocumentFile(e.file_id, e.document_id or e.file_id, e.document_version, e.uploaded_by)
+        for e in worker.catalogue.entries()
+    ]
+    try:
+        await worker.documents.sync(
+            worker.element_id, files, [UUID(i) for i in sorted(worker.deleted)]
+        )
+    except ClaimsUnavailable as exc:
+        log.warning("document registry not synced at start", extra={"error": str(exc)})
 
 
 def _tombstones(worker: ElementWorker) -> set[str]:
@@ -92,20 +113,31 @@ async def announce_leftovers(worker: ElementWorker, announce: Announce) -> int:
 
 
 async def sweep_expired(worker: ElementWorker, *, announce: Announce, limit: int = 200) -> int:
-    """Delete expired temporary files through the journalled delete path."""
+    """Delete files whose TTL (edit) or retention period (rw; see
+    :func:`events.modes.retention_expires_in`) is over, through the journalled delete path.
+    A file under legal hold is kept: its refused expiry is announced once (``ExpiryHeld``),
+    and it goes at the first sweep after its hold is released."""
     async with worker.lock:
-        due = worker.catalogue.expired(worker.clock())[:limit]
+        now = worker.clock()
+        due = worker.catalogue.expired(
+            now, retention_applies=retention_expires_in(worker.state.mode)
+        )
+        held = [d for d in due if d.entry.held]
+        notices = await _held_notices(worker, held, now)
+        due = [d for d in due if not d.entry.held][:limit]
         if not due:
+            if notices:
+                await announce(notices, [])
             return 0
         changes = [
             worker.removal(
-                e.file_id,
-                e.storage_path,
-                DeletionReason.TTL_EXPIRED,
-                f"storage:{worker.element_id}:ttl",
+                d.entry.file_id,
+                d.entry.storage_path,
+                d.reason,
+                f"storage:{worker.element_id}:{d.reason.value.removesuffix('_expired')}",
                 None,
             )
-            for e in due
+            for d in due
         ]
 
         async def no_ack(_records: Sequence[Record]) -> None:
@@ -114,6 +146,33 @@ async def sweep_expired(worker: ElementWorker, *, announce: Announce, limit: int
         # No command asked for these deletes, so none would be redelivered to announce them
         # after a crash: the journal keeps their record until they are published.
         await worker.commit(
-            changes, [], [], [], announce, no_ack, release=True, redeliverable=False
+            changes, notices, [], [], announce, no_ack, release=True, redeliverable=False
         )
         return len(changes)
+
+
+async def _held_notices(
+    worker: ElementWorker, held: Sequence[Due], now: datetime
+) -> list[Outgoing]:
+    """``ExpiryHeld`` for each held file found due for the first time under its hold."""
+    notices: list[Outgoing] = []
+    for d in held:
+        placed_at = d.entry.hold_placed_at
+        if placed_at is None or not worker.held_expiries.first_time(d.entry.file_id, placed_at):
+            continue
+        sidecar = await worker.read_sidecar(d.entry.file_id)
+        if sidecar is None or sidecar.legal_hold is None:
+            continue
+        notices.append(
+            worker.fact(
+                ExpiryHeld(
+                    file_id=d.entry.file_id,
+                    element_id=worker.element_id,
+                    expiry=d.reason,
+                    due_at=d.due_at,
+                    hold=sidecar.legal_hold,
+                    noticed_at=now,
+                )
+            )
+        )
+    return notices

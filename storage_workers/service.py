@@ -35,6 +35,7 @@ from storage_workers.broker_edge import BrokerEdge
 from storage_workers.claims import PostgresClaims, UploadClaims
 from storage_workers.config import WorkerConfig
 from storage_workers.dependencies import worker_probes
+from storage_workers.documents import DocumentRegistry, LocalDocuments, PostgresDocuments
 from storage_workers.fixity import AuditPolicy, ElementAuditor, ReadBudget
 from storage_workers.heartbeats import Heartbeats
 from storage_workers.journal import Journal, recover
@@ -125,6 +126,11 @@ class StorageService:
         )
         self.claims: UploadClaims | None = (
             PostgresClaims(settings.database_url) if config.upload_claims else None
+        )
+        # Versions are numbered in the registry every element shares (with claims on), else
+        # by this element alone (one element per class).
+        self.documents: DocumentRegistry = (
+            PostgresDocuments(settings.database_url) if config.upload_claims else LocalDocuments()
         )
         self.worker: ElementWorker | None = None
         self.placement: UploadPlacement | None = None
@@ -283,6 +289,7 @@ class StorageService:
             priority=config.priority,
             clock=self.clock,
             claims=self.claims,
+            documents=self.documents,
             peer_alive=self.peer_watch.alive,
         )
 
@@ -342,6 +349,8 @@ class StorageService:
         if self.claims is not None:
             with contextlib.suppress(Exception):
                 await self.claims.close()
+        with contextlib.suppress(Exception):
+            await self.documents.close()
         if self.auditor is not None:
             self.auditor.close()
         if self.writer_claim is not None:

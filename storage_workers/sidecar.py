@@ -18,7 +18,7 @@ import jsonschema
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 import schemas
-from events import FileRecord, RetentionPolicy
+from events import FileRecord, LegalHold, RetentionPolicy
 
 MAX_SIDECAR_BYTES = 4096
 SCHEMA_VERSION = "2.0"
@@ -65,6 +65,23 @@ class Sidecar(BaseModel):
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     custom_attributes: dict[str, Any] = Field(default_factory=dict)
+    document_id: UUID | None = None
+    """The document this file is a version of (the first version's file id). Absent in
+    sidecars written before versions: the file is then its own document, version 1."""
+    document_version: int | None = Field(None, ge=1)
+    """This file's version of its document (not ``version``, which counts sidecar rewrites)."""
+    retain_until: AwareDatetime | None = None
+    legal_hold: LegalHold | None = None
+
+    @property
+    def document(self) -> UUID:
+        """The document id (the file's own id for sidecars from before versions)."""
+        return self.document_id or self.file_id
+
+    @property
+    def document_number(self) -> int:
+        """The document version (1 for sidecars from before versions)."""
+        return self.document_version or 1
 
     @property
     def extras(self) -> dict[str, Any]:
@@ -107,6 +124,8 @@ class Sidecar(BaseModel):
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID | RetentionPolicy):

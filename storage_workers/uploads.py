@@ -24,9 +24,11 @@ from events.tracing import TraceHeaders, record_trace_headers
 from storage_workers.admission import Admitted, Refused, catch_up_revocations
 from storage_workers.claim_checks import ConfinedClaim, InvalidClaimCheck
 from storage_workers.claims import StoredUpload
+from storage_workers.documents import DocumentFile
 from storage_workers.durability import Change, NewFile
 from storage_workers.handlers import (
     AlreadyDone,
+    DocumentLink,
     HandBack,
     Reject,
     Store,
@@ -123,6 +125,7 @@ async def _store(
         dead: list[OutgoingRecord] = []
         planned: dict[UUID, str] = {}
         already: list[StoredUpload] = []
+        reserved: list[UUID] = []
         outcome = BatchOutcome(processed=len(records))
         for index, (record, admitted) in enumerate(zip(records, batch.admissions, strict=True)):
             trace: TraceHeaders | None = record_trace_headers(record.headers)
@@ -177,6 +180,30 @@ async def _store(
                     )
                 )
                 continue
+            document: DocumentLink | None = None
+            if command.version_of is not None:
+                # The registry every element shares decides the document and the number.
+                link = await worker.documents.reserve(
+                    file_id=command.file_id,
+                    version_of=command.version_of,
+                    client_id=admitted.caller.client_id,
+                    role=admitted.caller.role,
+                    element_id=worker.element_id,
+                )
+                if isinstance(link, Reject):
+                    extra.append(
+                        worker.upload_rejected(
+                            command.file_id,
+                            link.reason,
+                            link.detail,
+                            corr,
+                            admitted.caller.client_id,
+                            trace=trace,
+                        )
+                    )
+                    continue
+                document = link
+                reserved.append(command.file_id)
             decision = decide_upload(
                 command,
                 element=worker.view(capacity),
@@ -184,6 +211,7 @@ async def _store(
                 deleted=str(command.file_id) in worker.deleted,
                 caller=admitted.caller,
                 now=worker.clock(),
+                document=document,
             )
             if isinstance(decision, HandBack):
                 outcome = BatchOutcome(processed=index, handed_back=decision.detail)
@@ -222,6 +250,9 @@ async def _store(
             # The claims learn what is durable before anyone hears of it: a redelivery to
             # another element from here on is re-announced from the claim, not stored again.
             withdrawn = await record_stored(worker, changes, already)
+            # Withdrawn changes are no longer done: only what stays here is recorded.
+            kept = [c for c in changes if c.done]
+            await worker.documents.stored(worker.element_id, _documents(kept, already))
             await announce([f for f in facts if not any(f is c.fact for c in withdrawn)], dead)
 
         try:
@@ -230,8 +261,10 @@ async def _store(
             )
         except BaseException:
             await release_unstored(worker, changes)
+            await _release_reservations(worker, reserved, changes, already)
             raise
         await release_unstored(worker, changes)
+        await _release_reservations(worker, reserved, changes, already)
         for change in changes:
             if change.done:
                 assert isinstance(change.operation, NewFile)
@@ -241,6 +274,33 @@ async def _store(
                 reason = change.outcome.envelope.data.reason
                 worker.metrics.rejected.labels(worker.element_id, reason.value).inc()
         return outcome
+
+
+def _documents(changes: Sequence[Change], already: Sequence[StoredUpload]) -> list[DocumentFile]:
+    """The document registry's view of files durable here."""
+    records = [c.operation.sidecar.to_record() for c in changes if isinstance(c.operation, NewFile)]
+    records += [u.record for u in already]
+    return [
+        DocumentFile(r.file_id, r.document, r.document_number, r.created_by_id) for r in records
+    ]
+
+
+async def _release_reservations(
+    worker: ElementWorker,
+    reserved: Sequence[UUID],
+    changes: Sequence[Change],
+    already: Sequence[StoredUpload],
+) -> None:
+    """Give back the version numbers of uploads that were not stored (rejected, rolled back,
+    handed back); those of durable files stay theirs."""
+    durable = {c.file_id for c in changes if c.done} | {u.file_id for u in already}
+    unstored = [i for i in reserved if i not in durable]
+    if unstored:
+        try:
+            await worker.documents.release(unstored)
+        except Exception:
+            # A reservation left behind is a gap in the numbers, never a collision.
+            log.warning("version reservations not released", exc_info=True)
 
 
 def _new_file(

@@ -38,11 +38,13 @@ from storage_workers.backends import ObjectMissing, StorageBackend
 from storage_workers.capacity import Capacity, Floors, measure
 from storage_workers.catalogue import Catalogue, CatalogueEntry
 from storage_workers.claims import UploadClaims
+from storage_workers.documents import DocumentRegistry, LocalDocuments
 from storage_workers.durability import Change, FileRemoval, NewFile, SidecarRewrite, commit_changes
 from storage_workers.element import ElementState
 from storage_workers.groups import storage_group_of
 from storage_workers.handlers import ElementView
 from storage_workers.journal import Journal, JournalEntry
+from storage_workers.legal_holds import HeldExpiries
 from storage_workers.metrics import StorageMetrics
 from storage_workers.naming import sidecar_path
 from storage_workers.sidecar import Sidecar, Templates, decode_sidecar
@@ -91,6 +93,7 @@ class ElementWorker:
         clock: Clock = utc_now,
         claims: UploadClaims | None = None,
         peer_alive: Callable[[str], bool] = lambda _element_id: True,
+        documents: DocumentRegistry | None = None,
     ) -> None:
         self.backend = backend
         self.journal = Journal(backend)
@@ -106,6 +109,9 @@ class ElementWorker:
         """Which element holds each upload (None: this element's catalogue alone decides)."""
         self.peer_alive = peer_alive
         """Whether an element's worker was heard from lately."""
+        self.documents: DocumentRegistry = documents or LocalDocuments()
+        """Documents and their version numbers (shared by every element with claims on)."""
+        self.held_expiries = HeldExpiries()
         self.catalogue = Catalogue()
         self.deleted: set[str] = set()
         self.templates = Templates({})
@@ -252,6 +258,17 @@ class ElementWorker:
             # Whatever is durable is in the element, even when a later step (or a rollback)
             # failed: the catalogue must know it, or a retry would store the file again.
             self.apply_to_catalogue(changes)
+            await self._documents_deleted(changes)
+
+    async def _documents_deleted(self, changes: Sequence[Change]) -> None:
+        removed = [c.file_id for c in changes if c.done and isinstance(c.operation, FileRemoval)]
+        if not removed:
+            return
+        try:
+            await self.documents.deleted(removed)
+        except Exception:
+            # The next start records them from the tombstones (lifecycle.load).
+            log.warning("deletions not recorded in the document registry", exc_info=True)
 
     async def _release(self, entry: JournalEntry, claim_checks: Sequence[str]) -> None:
         try:

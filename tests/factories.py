@@ -18,6 +18,7 @@ from events import (
     ElementFull,
     ElementHeartbeat,
     ElementRegistered,
+    ExpiryHeld,
     FileCommandRejected,
     FileDeleted,
     FileRecord,
@@ -28,13 +29,17 @@ from events import (
     FixityFindingKind,
     FixityOutcome,
     FixityRecovered,
+    LegalHold,
+    LegalHoldChanged,
     LocalBackend,
     MetadataUpdated,
     Mode,
     ModeChanged,
     ModeChangeRejected,
+    PlaceLegalHold,
     PremisEvent,
     RejectionReason,
+    ReleaseLegalHold,
     RetentionPolicy,
     S3StagedObject,
     UpdateMetadata,
@@ -235,6 +240,31 @@ SAMPLES: dict[type[BaseModel], Callable[[], BaseModel]] = {
     ),
     ElementFull: lambda: ElementFull(
         element_id="se-02", free_bytes=10**9, floor_bytes=2 * 10**10, detected_at=NOW
+    ),
+    PlaceLegalHold: lambda: PlaceLegalHold(
+        file_id=uuid.uuid4(), element_id="se-01", reason="litigation 2026-17"
+    ),
+    ReleaseLegalHold: lambda: ReleaseLegalHold(
+        file_id=uuid.uuid4(), element_id="se-01", reason="case closed"
+    ),
+    LegalHoldChanged: lambda: LegalHoldChanged(
+        file=file_record(
+            version=2,
+            legal_hold=LegalHold(
+                reason="litigation", placed_by="sa_dev_admin_0a1b2c3d", placed_at=NOW
+            ),
+        ),
+        held=True,
+        reason="litigation",
+        changed_by="sa_dev_admin_0a1b2c3d",
+    ),
+    ExpiryHeld: lambda: ExpiryHeld(
+        file_id=uuid.uuid4(),
+        element_id="se-01",
+        expiry=DeletionReason.TTL_EXPIRED,
+        due_at=NOW,
+        hold=LegalHold(reason="litigation", placed_by="sa_dev_admin_0a1b2c3d", placed_at=NOW),
+        noticed_at=NOW,
     ),
     AuditRecorded: lambda: AuditRecorded(
         action="token.issued",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Self
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from events.models.common import (
     CustomAttributes,
@@ -44,11 +44,29 @@ class UploadRequested(Strict):
     custom_attributes: CustomAttributes = Field(default_factory=dict)
     template: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
     created_by_fullname: Annotated[str, StringConstraints(max_length=200)] | None = None
+    version_of: UUID | None = Field(
+        None,
+        description="Store this upload as the next version of the document the named file "
+        "belongs to (any version of it): a full copy with its own file id, the document's id "
+        "and the next version number.",
+    )
+    retain_until: AwareDatetime | None = Field(
+        None,
+        description="Permanent files only: the end of the retention period; at it the file is "
+        "deleted from an rw element unless under legal hold (docs/lifecycle.md).",
+    )
 
     @model_validator(mode="after")
     def _ttl_matches_policy(self) -> Self:
         if self.retention_policy is RetentionPolicy.PERMANENT and self.ttl_days is not None:
             raise ValueError("ttl_days applies only to retention_policy=temporary")
+        if self.retention_policy is RetentionPolicy.TEMPORARY and self.retain_until is not None:
+            raise ValueError(
+                "retain_until applies only to retention_policy=permanent (temporary files "
+                "keep their ttl_days)"
+            )
+        if self.version_of is not None and self.version_of == self.file_id:
+            raise ValueError("a file cannot be a version of itself")
         if self.retention_policy is RetentionPolicy.TEMPORARY and self.ttl_days is None:
             object.__setattr__(self, "ttl_days", DEFAULT_TTL_DAYS)
         return self
@@ -93,3 +111,23 @@ class ChangeMode(Strict):
     target_mode: Mode
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     confirm: bool = False
+
+
+HoldReason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class PlaceLegalHold(Strict):
+    """Put a file under legal hold: nothing deletes it (request, TTL or retention expiry)
+    until the hold is released. Needs scope ``files:hold``; allowed in every element mode."""
+
+    file_id: UUID
+    element_id: ElementId
+    reason: HoldReason
+
+
+class ReleaseLegalHold(Strict):
+    """Lift a file's legal hold. Needs scope ``files:hold``."""
+
+    file_id: UUID
+    element_id: ElementId
+    reason: HoldReason

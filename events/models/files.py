@@ -18,6 +18,14 @@ from events.models.common import (
 )
 
 
+class LegalHold(Strict):
+    """A legal hold on a file, as its sidecar records it."""
+
+    reason: str
+    placed_by: str
+    placed_at: AwareDatetime
+
+
 class FileRecord(Strict):
     """Everything the sidecar (attr.json v2) says about a file, as announced in facts."""
 
@@ -41,6 +49,26 @@ class FileRecord(Strict):
     tags: list[str] = Field(default_factory=list)
     metadata: FreeForm = Field(default_factory=dict)
     custom_attributes: CustomAttributes = Field(default_factory=dict)
+    document_id: UUID | None = Field(
+        None,
+        description="The document this file is a version of: the file id of its first version "
+        "(None in facts from before versions: the file is its own document, version 1).",
+    )
+    document_version: int | None = Field(
+        None, ge=1, description="The file's version of its document (None: 1)."
+    )
+    retain_until: AwareDatetime | None = None
+    legal_hold: LegalHold | None = None
+
+    @property
+    def document(self) -> UUID:
+        """The document id, for facts from before versions too."""
+        return self.document_id or self.file_id
+
+    @property
+    def document_number(self) -> int:
+        """The version number, for facts from before versions too."""
+        return self.document_version or 1
 
 
 class FileStored(Strict):
@@ -61,6 +89,7 @@ class DeletionReason(StrEnum):
 
     REQUESTED = "requested"
     TTL_EXPIRED = "ttl_expired"
+    RETENTION_EXPIRED = "retention_expired"
 
 
 class FileDeleted(Strict):
@@ -93,6 +122,10 @@ class RejectionReason(StrEnum):
     FILE_NOT_FOUND = "file_not_found"
     VERSION_CONFLICT = "version_conflict"
     DUPLICATE_FILE_ID = "duplicate_file_id"
+    UNKNOWN_DOCUMENT = "unknown_document"
+    DOCUMENT_DELETED = "document_deleted"
+    LEGAL_HOLD = "legal_hold"
+    NOT_HELD = "not_held"
 
 
 class UploadRejected(Strict):
@@ -110,7 +143,7 @@ class FileCommandRejected(Strict):
 
     file_id: UUID
     element_id: ElementId
-    command: Literal["update_metadata", "delete_file"]
+    command: Literal["update_metadata", "delete_file", "place_legal_hold", "release_legal_hold"]
     reason: RejectionReason
     detail: str
     rejected_at: AwareDatetime
@@ -127,3 +160,25 @@ class FixityFailedV1(Strict):
     actual_checksum: Sha256Hex | None = Field(None, description="None when the file is missing.")
     detail: str
     detected_at: AwareDatetime
+
+
+class LegalHoldChanged(Strict):
+    """A file's legal hold was placed (``held``) or released; ``file`` is its whole new state
+    (the sidecar was rewritten at ``file.version``)."""
+
+    file: FileRecord
+    held: bool
+    reason: str
+    changed_by: str
+
+
+class ExpiryHeld(Strict):
+    """A file's TTL or retention period is over, but a legal hold keeps it: announced once per
+    hold and worker start while the file is due (the sweep keeps trying each round)."""
+
+    file_id: UUID
+    element_id: ElementId
+    expiry: DeletionReason
+    due_at: AwareDatetime
+    hold: LegalHold
+    noticed_at: AwareDatetime

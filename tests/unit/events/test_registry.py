@@ -61,7 +61,13 @@ def test_route_and_key_of_every_sample(spec) -> None:
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.type)
 def test_commands_name_their_scope_and_facts_do_not(spec) -> None:
     if spec.kind == "command":
-        assert spec.scope in {"files:write", "metadata:write", "files:delete", "elements:admin"}
+        assert spec.scope in {
+            "files:write",
+            "metadata:write",
+            "files:delete",
+            "files:hold",
+            "elements:admin",
+        }
         assert all(TOPIC_SPECS[t].kind == "command" for t in spec.topics)
     else:
         assert spec.scope is None
