@@ -56,6 +56,13 @@ ROUTES = (
     _door("POST", r"^/api/v1/(?P<s>uploads)$", None, "upload.refused"),
     _door("PATCH", rf"^/api/v1/files/{_FILE}$", None, "file.metadata_update_refused"),
     _door("DELETE", rf"^/api/v1/files/{_FILE}$", None, "file.delete_refused"),
+    _door("POST", rf"^/api/v1/files/{_FILE}/legal-hold$", None, "file.legal_hold_refused"),
+    _door(
+        "DELETE",
+        rf"^/api/v1/files/{_FILE}/legal-hold$",
+        None,
+        "file.legal_hold_release_refused",
+    ),
     _door("POST", r"^/api/v1/elements/(?P<s>[^/]+)/mode$", None, "element.mode_change_refused"),
     _door("GET", r"^/api/v1/(?P<s>dlq)$", None, "dlq.read_refused"),
     _door("GET", rf"^/api/v1/dlq/{_LETTER}$", None, "dlq.read_refused"),

@@ -36,6 +36,10 @@ _SUMMARY_COLUMNS = (
     "retention_policy",
     "version",
     "language",
+    "document_id",
+    "document_version",
+    "retain_until",
+    "legal_hold",
 )
 _SORT_COLUMN = {
     "created_at": "created_at",
@@ -68,8 +72,17 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+# A version is the latest of its document when no later version of it is left.
+LATEST_VERSION = (
+    "NOT EXISTS (SELECT 1 FROM files n WHERE n.document_id = f.document_id "
+    "AND n.document_version > f.document_version AND n.deleted_at IS NULL)"
+)
+
+
 def _filters(spec: SearchSpec, p: _Params) -> tuple[list[str], str | None]:
     where = ["f.deleted_at IS NULL"]
+    if not spec.all_versions:
+        where.append(LATEST_VERSION)
     query = None
     if spec.q is not None:
         q = p.add(spec.q, "text")
@@ -169,6 +182,7 @@ async def search(conn: asyncpg.Connection, spec: SearchSpec, *, rank_candidates:
 def _summary(row: asyncpg.Record, *, with_rank: bool) -> dict[str, Any]:
     item = {c: row[c] for c in _SUMMARY_COLUMNS}
     item["file_id"] = str(item["file_id"])
+    item["document_id"] = str(item["document_id"])
     item["tags"] = list(item["tags"])
     if with_rank:
         item["rank"] = row["rank"]
@@ -182,6 +196,38 @@ async def file_row(conn: asyncpg.Connection, file_id: UUID) -> asyncpg.Record | 
         "LEFT JOIN elements e ON e.element_id = f.element_id WHERE f.file_id = $1",
         file_id,
     )
+
+
+VERSION_COLUMNS = (
+    "file_id",
+    "document_version",
+    "original_filename",
+    "file_size",
+    "checksum",
+    "created_at",
+    "created_by_id",
+    "element_id",
+    "retention_policy",
+    "legal_hold",
+    "deleted_at",
+    "deletion_reason",
+)
+
+
+async def document_versions(conn: asyncpg.Connection, file_id: UUID) -> list[dict[str, Any]]:
+    """Every version the index knows of the document ``file_id`` belongs to, oldest first,
+    deleted ones included (with ``deleted_at``); empty when the file is unknown."""
+    columns = ", ".join(f"v.{c}" for c in VERSION_COLUMNS)
+    rows = await conn.fetch(
+        f"SELECT {columns}, v.document_id FROM files f "
+        "JOIN files v ON v.document_id = f.document_id "
+        "WHERE f.file_id = $1 ORDER BY v.document_version, v.created_at",
+        file_id,
+    )
+    return [
+        {**dict(r), "file_id": str(r["file_id"]), "document_id": str(r["document_id"])}
+        for r in rows
+    ]
 
 
 async def upload_row(conn: asyncpg.Connection, file_id: UUID) -> asyncpg.Record | None:
@@ -227,6 +273,10 @@ def sidecar(row: asyncpg.Record) -> dict[str, Any]:
         "tags": list(row["tags"]),
         "metadata": row["metadata"],
         "custom_attributes": row["custom_attributes"],
+        "document_id": str(row["document_id"]),
+        "document_version": row["document_version"],
+        "retain_until": row["retain_until"],
+        "legal_hold": row["legal_hold"],
     }
 
 

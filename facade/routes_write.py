@@ -68,7 +68,7 @@ def _invalid(exc: ValidationError) -> BadRequest:
     return BadRequest(where, first["msg"])
 
 
-async def _publish(runtime: FacadeRuntime, payload: Any, caller: Caller) -> str:
+async def publish_command(runtime: FacadeRuntime, payload: Any, caller: Caller) -> str:
     envelope = new_event(payload, source=SOURCE)
     try:
         await runtime.publisher.publish(envelope, token=caller.token)
@@ -86,6 +86,39 @@ def _check_owner(row: Any, file_id: UUID, caller: Caller) -> None:
     if not may_change_file(claims.role, claims.client_id, uploaded_by):
         raise Forbidden(
             not_owner_detail(file_id, claims.client_id, uploaded_by), reason="not_owner"
+        )
+
+
+def _retain_until(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if value <= datetime.now(UTC):
+        raise BadRequest("retain_until", "must be in the future")
+    return value
+
+
+async def check_version_of(runtime: FacadeRuntime, version_of: UUID, caller: Caller) -> None:
+    """Refuse an upload whose ``version_of`` the index shows it may not have: unknown, not the
+    caller's (the same 404, revealing nothing) or deleted (409). The element's worker checks
+    again in the document registry and has the last word; a document too new for the index
+    is refused here, and can be tried again once its upload's status is ``stored``."""
+    async with runtime.pool.acquire() as conn:
+        rows = await queries.document_versions(conn, version_of)
+    claims = caller.claims
+    owner = str(rows[0]["created_by_id"]) if rows else None
+    if owner is None or not may_change_file(claims.role, claims.client_id, owner):
+        raise NotFound(
+            f"version_of: no stored document with file {version_of} that {claims.client_id} "
+            "may add a version to",
+            reason="unknown_document",
+        )
+    if all(r["deleted_at"] is not None for r in rows):
+        raise Conflict(
+            f"version_of: document {rows[0]['document_id']} (of file {version_of}) was "
+            "deleted: none of its versions is left; upload the file as a new document",
+            reason="document_deleted",
         )
 
 
@@ -121,6 +154,14 @@ async def upload(
     checksum: Annotated[
         str | None, Query(pattern=r"^[0-9a-f]{64}$", description="Expected sha256 (hex).")
     ] = None,
+    version_of: Annotated[
+        UUID | None,
+        Query(description="Store as the next version of the document this file belongs to."),
+    ] = None,
+    retain_until: Annotated[
+        datetime | None,
+        Query(description="Permanent files: the end of the retention period (ISO 8601)."),
+    ] = None,
 ) -> Response:
     runtime = runtime_of(request)
     declared = request.headers.get("content-length") or ""
@@ -144,6 +185,8 @@ async def upload(
         "metadata": _json_param("metadata", metadata),
         "template": template,
         "created_by_fullname": caller.claims.name,
+        "version_of": version_of,
+        "retain_until": _retain_until(retain_until),
     }
     try:  # refuse a bad command before reading a byte of the body
         UploadRequested(
@@ -151,6 +194,8 @@ async def upload(
         )
     except ValidationError as exc:
         raise _invalid(exc) from None
+    if version_of is not None:
+        await check_version_of(runtime, version_of, caller)
     # The caller's own namespace: workers honour no claim check outside it.
     key = staged_key(caller.claims.client_id, file_id, datetime.now(UTC))
     staged = await runtime.staging.stage(
@@ -214,8 +259,8 @@ async def update_metadata(
         )
     except ValidationError as exc:
         raise _invalid(exc) from None
-    command_id = await _publish(runtime, command, caller)
-    return _accepted(file_id, command_id)
+    command_id = await publish_command(runtime, command, caller)
+    return accepted(file_id, command_id)
 
 
 @router.delete(
@@ -233,6 +278,15 @@ async def delete_file(
     runtime = runtime_of(request)
     row = await live_file(runtime, file_id)
     _check_owner(row, file_id, caller)
+    hold = row["legal_hold"]
+    if hold is not None:
+        raise Conflict(
+            f"file {file_id} is under legal hold (placed by {hold.get('placed_by')} at "
+            f"{hold.get('placed_at')}: {hold.get('reason')}); it cannot be deleted until the "
+            "hold is released (scope files:hold)",
+            reason="legal_hold",
+            hold_reason=hold.get("reason"),
+        )
     mode = row["element_mode"]
     if not mode_allows(mode, Operation.DELETE):
         raise Conflict(
@@ -241,11 +295,11 @@ async def delete_file(
             reason="element_mode",
         )
     command = DeleteFile(file_id=file_id, element_id=row["element_id"], reason=reason)
-    command_id = await _publish(runtime, command, caller)
-    return _accepted(file_id, command_id)
+    command_id = await publish_command(runtime, command, caller)
+    return accepted(file_id, command_id)
 
 
-def _accepted(file_id: UUID, command_id: str) -> Response:
+def accepted(file_id: UUID, command_id: str) -> Response:
     url = f"/api/v1/files/{file_id}"
     body = {"file_id": str(file_id), "command_id": command_id, "status_url": url}
     return json_response(queries.dumps(body), 202, headers={"Location": url})
@@ -271,7 +325,7 @@ async def change_mode(
     async with runtime.pool.acquire() as conn:
         if await queries.element_row(conn, element_id) is None:
             raise NotFound(f"no element {element_id} is known")
-    command_id = await _publish(runtime, command, caller)
+    command_id = await publish_command(runtime, command, caller)
     body = {
         "element_id": element_id,
         "command_id": command_id,

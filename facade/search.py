@@ -37,6 +37,7 @@ _SINGLE = {
     "sort",
     "limit",
     "cursor",
+    "all_versions",
 }
 _MULTI = {"extension", "tag", "tags", "element"}
 
@@ -89,6 +90,8 @@ class SearchSpec:
     retention_policy: str | None = None
     language: str | None = None
     attributes: tuple[AttributeFilter, ...] = ()
+    all_versions: bool = False
+    """Every version of each document, not only its latest."""
     sort: str = "created_at"
     descending: bool = True
     limit: int = 50
@@ -161,6 +164,7 @@ def parse_search(
         retention_policy=_choice(single, "retention_policy", RETENTION_POLICIES),
         language=_choice(single, "language", LANGUAGES),
         attributes=tuple(sorted(attributes, key=lambda a: (a.key, a.value))),
+        all_versions=_boolean(single, "all_versions"),
         sort=sort,
         descending=descending,
         limit=_limit(single.get("limit"), default_limit, max_limit),
@@ -236,6 +240,15 @@ def _choice(single: dict[str, str], name: str, allowed: Sequence[str]) -> str | 
     if raw not in allowed:
         raise BadRequest(name, f"one of {', '.join(allowed)}")
     return raw
+
+
+def _boolean(single: dict[str, str], name: str) -> bool:
+    raw = single.get(name, "").lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise BadRequest(name, "true or false")
 
 
 def _limit(raw: str | None, default: int, maximum: int) -> int:

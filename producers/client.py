@@ -184,9 +184,14 @@ class ArtStoreClient(FacadeCalls):
         metadata: dict[str, Any] | None = None,
         template: str | None = None,
         progress: UploadProgress | None = None,
+        version_of: UUID | str | None = None,
+        retain_until: datetime | None = None,
     ) -> UploadHandle:
         """Stage one file and publish its upload command; ``await handle.wait()`` for the
-        outcome."""
+        outcome. ``version_of``: store it as the next version of the document that file
+        belongs to (refused with :class:`Rejected` ``unknown_document`` or
+        ``document_deleted`` before a byte is staged when the index can tell);
+        ``retain_until``: a permanent file's retention period (docs/lifecycle.md)."""
         request = UploadRequest(
             source=source,
             filename=filename,
@@ -198,6 +203,8 @@ class ArtStoreClient(FacadeCalls):
             custom_attributes=custom_attributes or {},
             metadata=metadata or {},
             template=template,
+            version_of=None if version_of is None else parse_file_id(version_of),
+            retain_until=retain_until,
         )
         (handle,) = await self.upload_many([request], progress=progress)
         return handle
@@ -221,6 +228,8 @@ class ArtStoreClient(FacadeCalls):
         if not requests:
             return []
         commands = [upload_command_fields(r) for r in requests]
+        for document in {r.version_of for r in requests if r.version_of is not None}:
+            await self.check_version_of(document)
         if check_placement:
             for policy in {r.policy for r in requests}:
                 await self.check_placement(policy)

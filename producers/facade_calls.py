@@ -10,6 +10,7 @@ from uuid import UUID
 
 from events import Mode
 from producers.downloads import DownloadProgress, download, local_filename
+from producers.errors import NotFound, Rejected
 from producers.http import AuthorizedHttp
 from producers.models import DownloadResult, SearchPage, parse_file_id
 from producers.settings import ClientSettings
@@ -163,6 +164,58 @@ class FacadeCalls:
         params = {"reason": reason} if reason else None
         body = await self.facade.json(
             "DELETE", f"/api/v1/files/{file_id}", what=f"deletion of {file_id}", params=params
+        )
+        return str(body["command_id"])
+
+    async def versions(self, file_id: UUID | str) -> dict[str, Any]:
+        """Every version of the document ``file_id`` belongs to, oldest first:
+        ``{"document_id", "latest", "versions": [{"file_id", "document_version", ...}]}``
+        (deleted versions included, with ``deleted_at``)."""
+        body: dict[str, Any] = await self.facade.json(
+            "GET", f"/api/v1/files/{file_id}/versions", what=f"versions of {file_id}"
+        )
+        return body
+
+    async def check_version_of(self, version_of: UUID) -> None:
+        """Raise :class:`Rejected` (``unknown_document``, ``document_deleted``) when the index
+        shows that ``version_of`` names no stored document, or one whose versions are all
+        deleted. The element's worker decides again, ownership included (a document too new
+        for the index is refused here: wait for its upload's outcome first)."""
+        try:
+            body = await self.versions(version_of)
+        except NotFound:
+            raise Rejected(
+                "unknown_document",
+                f"version_of: no stored document with file {version_of} that "
+                f"{self.settings.client_id} may add a version to",
+            ) from None
+        # Whose document it is, the element's worker decides (and answers a stranger exactly
+        # as it answers an unknown file).
+        if body.get("latest") is None:
+            raise Rejected(
+                "document_deleted",
+                f"version_of: document {body.get('document_id')} (of file {version_of}) was "
+                "deleted: none of its versions is left",
+            )
+
+    async def place_legal_hold(self, file_id: UUID | str, *, reason: str) -> str:
+        """Put a file under legal hold (scope files:hold); returns the command id. Nothing
+        deletes a held file (a request, its TTL or its retention period) until released."""
+        body = await self.facade.json(
+            "POST",
+            f"/api/v1/files/{file_id}/legal-hold",
+            what=f"legal hold of {file_id}",
+            json={"reason": reason},
+        )
+        return str(body["command_id"])
+
+    async def release_legal_hold(self, file_id: UUID | str, *, reason: str) -> str:
+        """Release a file's legal hold (scope files:hold); returns the command id."""
+        body = await self.facade.json(
+            "DELETE",
+            f"/api/v1/files/{file_id}/legal-hold",
+            what=f"release of the legal hold of {file_id}",
+            params={"reason": reason},
         )
         return str(body["command_id"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import mimetypes
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from uuid import UUID
@@ -43,6 +44,10 @@ class UploadRequest:
     custom_attributes: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     template: str | None = None
+    version_of: UUID | None = None
+    """Upload as the next version of the document this file belongs to."""
+    retain_until: datetime | None = None
+    """Permanent files: the end of their retention period."""
 
     @property
     def policy(self) -> RetentionPolicy:

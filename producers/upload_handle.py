@@ -45,6 +45,8 @@ def upload_command_fields(request: UploadRequest) -> dict[str, Any]:
         "custom_attributes": dict(request.custom_attributes),
         "metadata": dict(request.metadata),
         "template": request.template,
+        "version_of": request.version_of,
+        "retain_until": request.retain_until,
     }
     try:
         UploadRequested(

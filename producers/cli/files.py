@@ -86,6 +86,9 @@ def search(
     ] = None,
     limit: Annotated[int, typer.Option(help="Results per page.")] = 20,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page.")] = None,
+    all_versions: Annotated[
+        bool, typer.Option("--all-versions", help="Every version, not only each latest.")
+    ] = False,
     as_json: AsJson = False,
     config: ConfigFile = None,
     facade_url: FacadeUrl = None,
@@ -108,6 +111,7 @@ def search(
             limit=limit,
             cursor=cursor,
             attributes=attributes,
+            all_versions="true" if all_versions else None,
         ),
     )
     if as_json:

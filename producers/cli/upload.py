@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ from producers.cli.common import (
 )
 from producers.client import ArtStoreClient, UploadHandle, upload_command_fields
 from producers.errors import ArtStoreError, InvalidUpload, Rejected
-from producers.models import StoredFile, UploadRequest
+from producers.models import StoredFile, UploadRequest, parse_file_id
 
 #: Per-file progress bars up to this many files; beyond it only the total is shown.
 MAX_FILE_BARS = 10
@@ -60,6 +61,8 @@ _UPLOAD_FLAGS = {
     "description": "--description",
     "tags": "--tag",
     "custom_attributes": "--attr",
+    "version_of": "--version-of",
+    "retain_until": "--retain-until",
 }
 
 
@@ -121,6 +124,21 @@ def upload(
         list[str] | None,
         typer.Option("--attr", "-a", help="A custom attribute key=value (repeat)."),
     ] = None,
+    version_of: Annotated[
+        str | None,
+        typer.Option(
+            "--version-of",
+            help="Upload as the next version of the document this file id belongs to.",
+        ),
+    ] = None,
+    retain_until: Annotated[
+        datetime | None,
+        typer.Option(
+            "--retain-until",
+            help="Permanent files: the end of the retention period (ISO 8601, UTC if no zone).",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for each upload's outcome.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the outcomes.")] = 120.0,
     as_json: Annotated[
@@ -139,7 +157,15 @@ def upload(
     --timeout.
     """
     files = _expand(paths)
+    if version_of is not None and len(files) > 1:
+        raise typer.BadParameter("a new version is one file", param_hint="--version-of")
     attributes = parse_pairs(attr, "--attr")
+    document = None if version_of is None else parse_file_id(version_of)
+    retain = (
+        retain_until.replace(tzinfo=UTC)
+        if retain_until is not None and retain_until.tzinfo is None
+        else retain_until
+    )
     settings = client_settings(config, facade_url, auth_url, client_id)
     requests = [
         UploadRequest(
@@ -151,6 +177,8 @@ def upload(
             tags=list(tag or []),
             custom_attributes=attributes,
             metadata={"relative_path": relative} if relative != path.name else {},
+            version_of=document,
+            retain_until=retain,
         )
         for path, relative in files
     ]
