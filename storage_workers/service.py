@@ -27,7 +27,8 @@ from auth import (
 )
 from base.health import HealthServer
 from base.settings import Settings, broker_settings
-from events import Mode, Outgoing, Topic, make_broker
+from events import Outgoing, Topic, make_broker
+from events.modes import retention_expires_in
 from storage_workers import element as element_file
 from storage_workers import lifecycle
 from storage_workers.backends import StorageBackend, open_backend
@@ -363,15 +364,17 @@ class StorageService:
         self.stopped.set()
 
     async def _ttl_loop(self) -> None:
+        """Expiry: TTLs on edit elements, retention periods on rw (and edit) elements; ro and
+        ar elements are frozen (:func:`events.modes.retention_expires_in`)."""
         while True:
             await asyncio.sleep(self.config.ttl_sweep_interval_s)
             worker = self.worker
-            if worker is None or worker.state.mode is not Mode.EDIT:
+            if worker is None or not retention_expires_in(worker.state.mode):
                 continue
             try:
                 await lifecycle.sweep_expired(worker, announce=self.edge.publish)
             except Exception:
-                log.exception("TTL sweep failed")
+                log.exception("expiry sweep failed")
 
 
 async def run_service(settings: Settings, config: WorkerConfig) -> None:
