@@ -137,7 +137,7 @@ def _json_param(name: str, raw: str | None) -> dict[str, Any]:
 @router.post(
     "/uploads",
     status_code=202,
-    responses=problems(413),
+    responses=problems(404, 409, 413),
     summary="Upload a file: the request body is the content, streamed to staging",
 )
 async def upload(
