@@ -25,6 +25,7 @@ from auth.testing import TestSigner
 from base.settings import Settings
 from consumers import migrate
 from events import (
+    ChangeMode,
     DeleteFile,
     DeletionReason,
     ExpiryHeld,
@@ -34,9 +35,11 @@ from events import (
     FileStored,
     LegalHoldChanged,
     Mode,
+    ModeChanged,
     PlaceLegalHold,
     RejectionReason,
     ReleaseLegalHold,
+    UpdateMetadata,
     UploadRejected,
     UploadRequested,
 )
@@ -448,3 +451,35 @@ async def test_a_held_file_survives_its_retention_then_goes_once_released(
     deleted = await life.facts.wait(FileDeleted, file_id=kept.file_id)
     assert deleted.reason is DeletionReason.RETENTION_EXPIRED
     assert deleted.deleted_by == f"storage:{RW}:retention"
+
+
+async def test_a_hold_is_placed_and_released_on_a_read_only_element(life: Lifecycle) -> None:
+    """Last in the module: the rw element goes read-only, its sidecars frozen but for holds."""
+    doc = await life.stored(life.upload(b"to be archived"))
+    admin = life.token(ADMIN, "admin", {"elements:admin", "files:hold", "metadata:write"})
+    await life.producer.send(
+        ChangeMode(element_id=RW, target_mode=Mode.RO, reason="quarter closed"), token=admin
+    )
+    await life.facts.wait(ModeChanged, element_id=RW, to_mode=Mode.RO)
+    await life.producer.send(
+        PlaceLegalHold(file_id=doc.file_id, element_id=RW, reason="archived matter"),
+        token=admin,
+    )
+    placed = await life.facts.wait(LegalHoldChanged, file__file_id=doc.file_id, held=True)
+    assert placed.file.legal_hold is not None
+    assert placed.file.legal_hold.reason == "archived matter"
+    # Metadata stays frozen there: only the hold changes.
+    await life.producer.send(
+        UpdateMetadata(file_id=doc.file_id, element_id=RW, description="late edit"), token=admin
+    )
+    frozen = await life.facts.wait(
+        FileCommandRejected, file_id=doc.file_id, command="update_metadata"
+    )
+    assert frozen.reason is RejectionReason.ELEMENT_MODE
+    await life.producer.send(
+        ReleaseLegalHold(file_id=doc.file_id, element_id=RW, reason="matter closed"),
+        token=admin,
+    )
+    released = await life.facts.wait(LegalHoldChanged, file__file_id=doc.file_id, held=False)
+    assert released.file.legal_hold is None
+    assert released.file.version == placed.file.version + 1
