@@ -20,6 +20,7 @@ from uuid import UUID
 from events import FixityFindingKind, FixityOutcome
 from storage_workers.backends import (
     InvalidKey,
+    LocalStorage,
     ObjectDigest,
     ObjectInfo,
     ObjectMissing,
@@ -40,9 +41,13 @@ from storage_workers.fixity.items import (
     sound_verdict,
 )
 from storage_workers.naming import file_id_of, is_sidecar, sidecar_path
-from storage_workers.sidecar import Sidecar, SidecarError, decode_sidecar
+from storage_workers.sidecar import MAX_SIDECAR_BYTES, Sidecar, SidecarError, decode_sidecar
 
 log = logging.getLogger(__name__)
+
+WHOLE_READ = 1024 * 1024
+"""Size up to which a local file is proved sound with one read into memory (larger ones are
+hashed as they stream)."""
 
 Lookup = Callable[[UUID], CatalogueEntry | None]
 """The element's current catalogue entry of a file (None: the element no longer holds it)."""
@@ -92,18 +97,9 @@ class Auditor:
     def _sound(self, item: AuditItem) -> Verdict | None:
         if (found := self.expected(item)) is None:
             return None
-        entry, (path, size, checksum, sidecar_sha256) = found
-        try:
-            raw = self.backend.read_bytes(sidecar_path(path))
-            self.budget.take(size=len(raw), files=1)
-            if hashlib.sha256(raw).hexdigest() != sidecar_sha256:
-                return None
-            digest = self.backend.digest(path)
-            self.budget.take(size=digest.size, files=1)
-        except Exception:
+        entry, expected = found
+        if not proves_sound(self.backend, expected, self.budget):
             return None  # the full check retries, and tells a missing object from a failure
-        if digest.size != size or digest.sha256 != checksum:
-            return None
         return sound_verdict(entry)
 
     def check(self, item: AuditItem) -> Verdict:
@@ -270,22 +266,42 @@ class Auditor:
 
 
 def sound_files(backend: StorageBackend, files: Sequence[Expected]) -> list[bool]:
-    """For each file, True when one read of its sidecar and of its data finds exactly the
-    bytes recorded; False when anything differs or the storage fails (never raises). A False
-    proves nothing: the file gets the full check, with its retries and confirmations."""
-    found: list[bool] = []
-    for path, size, checksum, sidecar_sha256 in files:
-        try:
+    """:func:`proves_sound` for each of ``files`` (what a helper process answers)."""
+    return [proves_sound(backend, expected) for expected in files]
+
+
+def proves_sound(
+    backend: StorageBackend, expected: Expected, budget: ReadBudget | None = None
+) -> bool:
+    """True when one read of the file's sidecar and of its data finds exactly the bytes
+    recorded; False when anything differs or the storage fails (never raises). A False proves
+    nothing: the file gets the full check, with its retries and confirmations. ``budget`` is
+    told what was read (the auditor's read rate).
+
+    On a local element a file of at most :data:`WHOLE_READ` bytes is read in one ``read``,
+    asking for one byte more than it should hold; larger ones, and other storage, are hashed
+    as they stream."""
+    path, size, checksum, sidecar_sha256 = expected
+    local = backend if isinstance(backend, LocalStorage) else None
+    try:
+        if local is not None:
+            raw = local.read_at_most(sidecar_path(path), MAX_SIDECAR_BYTES + 1)
+        else:
             raw = backend.read_bytes(sidecar_path(path))
-            if hashlib.sha256(raw).hexdigest() != sidecar_sha256:
-                found.append(False)
-                continue
-            digest = backend.digest(path)
-        except Exception:
-            found.append(False)
-            continue
-        found.append(digest.size == size and digest.sha256 == checksum)
-    return found
+        if budget is not None:
+            budget.take(size=len(raw), files=1)
+        if hashlib.sha256(raw).hexdigest() != sidecar_sha256:
+            return False
+        if local is not None and size <= WHOLE_READ:
+            data = local.read_at_most(path, size + 1)
+            found = ObjectDigest(len(data), hashlib.sha256(data).hexdigest())
+        else:
+            found = backend.digest(path)
+        if budget is not None:
+            budget.take(size=found.size, files=1)
+    except Exception:
+        return False
+    return found.size == size and found.sha256 == checksum
 
 
 def _disagreement(sidecar: Sidecar, entry: CatalogueEntry) -> str | None:
@@ -324,6 +340,7 @@ __all__ = [
     "UnknownObject",
     "Verdict",
     "plan_items",
+    "proves_sound",
     "sort_key",
     "sound_files",
     "sound_verdict",

@@ -128,6 +128,22 @@ def test_digest_counts_bytes_appended_after_the_object_was_written(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
+    ("size", "limit"), [(0, 1), (10, 11), (10, 10), (10, 4), ((1 << 20) + 7, (1 << 20) + 8)]
+)
+def test_a_local_read_at_most_stops_at_its_limit_or_the_end(
+    tmp_path: Path, size: int, limit: int
+) -> None:
+    backend = LocalStorage(tmp_path)
+    data = b"".join(chunks(size))
+    backend.write_atomic("d/x", data)
+    assert backend.read_at_most("d/x", limit) == data[:limit]
+    with pytest.raises(ObjectMissing):
+        backend.read_at_most("d/none", limit)
+    with pytest.raises(InvalidKey):
+        backend.read_at_most("../x", limit)
+
+
+@pytest.mark.parametrize(
     "key", ["../x", "/abs", "a//b", "a/./b", "a\x00b", "", "a/..", "./a", "a/"]
 )
 def test_keys_cannot_escape_the_element(backend: StorageBackend, key: str) -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from storage_workers.backends import LocalStorage
 from storage_workers.catalogue import Catalogue
 from storage_workers.fixity import Auditor, KnownFile, ReadBudget, plan_items
+from storage_workers.fixity.checks import WHOLE_READ, proves_sound
 from storage_workers.fixity.processes import Pieces, helpers
 from storage_workers.naming import sidecar_path
-from tests.integration.storage.fixity_faults import store_files
+from tests.integration.storage.fixity_faults import store_files, store_files_of_size
 from tests.integration.storage.test_fixity_faults import audit, check_findings, planted
 
 
@@ -39,6 +42,30 @@ def test_a_helper_answers_true_only_for_a_file_whose_sidecar_and_data_are_as_rec
     sound = {expected[i][0] for piece, answer in answered for i in piece if answer == [True]}
     assert sound == {files[0].storage_path}
     assert sorted(i for piece, _ in answered for i in piece) == list(range(len(expected)))
+
+
+@pytest.mark.parametrize("size", [64 * 1024, WHOLE_READ, WHOLE_READ + 1])
+def test_one_read_proves_only_the_very_bytes_recorded(tmp_path: Path, size: int) -> None:
+    """Small files are read whole in one read, larger ones streamed: either way a byte
+    appended, one flipped at the end, or a byte more in the sidecar is not proved sound."""
+    backend = LocalStorage(tmp_path / "se-one-read")
+    files = store_files_of_size(backend, "se-one-read", 4, size)
+    catalogue = Catalogue.load(backend, "se-one-read")
+    auditor = Auditor(backend, "se-one-read", catalogue.get)
+    expected = {}
+    for entry in catalogue.entries():
+        found = auditor.expected(KnownFile(entry))
+        assert found is not None
+        expected[entry.storage_path] = found[1]
+    sound, grown, flipped, edited = (f.storage_path for f in files)
+    with open(backend.path(grown), "ab") as handle:
+        handle.write(b"x")
+    data = backend.read_bytes(flipped)
+    backend.write_atomic(flipped, data[:-1] + bytes([data[-1] ^ 1]))
+    backend.write_atomic(sidecar_path(edited), backend.read_bytes(sidecar_path(edited)) + b"\n")
+    budget = ReadBudget(1e12, 1e9)
+    proved = {path: proves_sound(backend, found, budget) for path, found in expected.items()}
+    assert proved == {sound: True, grown: False, flipped: False, edited: False}
 
 
 async def test_every_fault_is_found_by_a_pass_spread_over_a_helper(tmp_path: Path) -> None:
