@@ -13,6 +13,7 @@ from events.envelope import Envelope
 from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
 from events.filenames import download_filename
 from events.models.audit import AuditRecorded
+from events.models.cold import ArchiveProgress, ArchiveState, ElementArchived
 from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
 from events.models.common import (
     STAGING_PREFIX,
@@ -67,6 +68,8 @@ __all__ = [
     "SPECS",
     "STAGING_PREFIX",
     "TOPIC_SPECS",
+    "ArchiveProgress",
+    "ArchiveState",
     "AuditRecorded",
     "BrokerSettings",
     "CapacityStatus",
@@ -75,6 +78,7 @@ __all__ = [
     "DecodeFailure",
     "DeleteFile",
     "DeletionReason",
+    "ElementArchived",
     "ElementBackend",
     "ElementFull",
     "ElementHeartbeat",

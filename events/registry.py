@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from events.envelope import Envelope, new_event_id
 from events.models.audit import AuditRecorded
+from events.models.cold import ElementArchived
 from events.models.commands import ChangeMode, DeleteFile, UpdateMetadata, UploadRequested
 from events.models.elements import (
     ElementFull,
@@ -153,6 +154,7 @@ SPECS: tuple[EventSpec[Any], ...] = (
         _by_element_id,
     ),
     _fact("artstore.element.full.v1", ElementFull, Topic.ELEMENTS, _by_element_id),
+    _fact("artstore.element.archived.v1", ElementArchived, Topic.ELEMENTS, _by_element_id),
     # audit
     _fact("artstore.audit.recorded.v1", AuditRecorded, Topic.AUDIT, _by_subject),
 )

@@ -30,6 +30,8 @@ class CatalogueEntry:
     sidecar_sha256: str | None = None
     """Hash of the sidecar's bytes as the worker wrote (or first read) them: fixity checks
     that nobody else changed it."""
+    cold: bool = False
+    """The content is on the element's cold tier (its sidecar says so), not online."""
 
     @classmethod
     def of(cls, sidecar: Sidecar, encoded: bytes | None = None) -> CatalogueEntry:
@@ -42,6 +44,7 @@ class CatalogueEntry:
             sidecar.retention_policy,
             sidecar.ttl_expires_at,
             None if encoded is None else hashlib.sha256(encoded).hexdigest(),
+            sidecar.cold_copy is not None,
         )
 
 
@@ -111,6 +114,12 @@ class Catalogue:
         entry = self._entries.pop(file_id, None)
         if entry is not None:
             self.used_bytes -= entry.file_size
+
+    def online(self) -> list[CatalogueEntry]:
+        """Files whose content is online (not moved to the cold tier), in path order."""
+        return sorted(
+            (e for e in self._entries.values() if not e.cold), key=lambda e: e.storage_path
+        )
 
     def expired(self, now: datetime) -> list[CatalogueEntry]:
         """Temporary files whose time is up, oldest first."""

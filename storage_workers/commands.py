@@ -178,7 +178,11 @@ async def process_element_command(
                 now = worker.clock()
                 before = worker.state.mode
                 new_state = worker.state.with_mode(
-                    decision.target, by=admitted.caller.client_id, reason=command.reason, at=now
+                    decision.target,
+                    by=admitted.caller.client_id,
+                    reason=command.reason,
+                    at=now,
+                    cold_tier=worker.cold is not None,
                 )
                 await asyncio.to_thread(element_file.save, worker.backend, new_state)
                 worker.state = new_state

@@ -30,6 +30,7 @@ from base.settings import Settings, broker_settings
 from events import Mode, Outgoing, Topic, make_broker
 from storage_workers import element as element_file
 from storage_workers import lifecycle
+from storage_workers.archiving import Archiver, open_cold_tier
 from storage_workers.backends import StorageBackend, open_backend
 from storage_workers.broker_edge import BrokerEdge
 from storage_workers.claims import PostgresClaims, UploadClaims
@@ -94,6 +95,8 @@ class StorageService:
             s3_secret_key=settings.s3_secret_key,
             create=True,
         )
+        self.cold = open_cold_tier(settings, config)
+        """The element's cold tier: where an ar element's content goes."""
         self.redis = Redis.from_url(settings.redis_url)
         self.revocations = DenyListCache(
             RedisDenyList(self.redis, prefix=config.revocation_prefix), self.redis
@@ -135,6 +138,7 @@ class StorageService:
         self.stopped = asyncio.Event()
         self.writer_claim: WriterClaim | None = None
         self.auditor: ElementAuditor | None = None
+        self.archiver: Archiver | None = None
         self.lease_lost = asyncio.Event()
         """Set when another worker took this one's S3 lease over: the service must stop."""
 
@@ -193,7 +197,7 @@ class StorageService:
             initial_mode=self.config.mode,
             now=self.clock(),
         )
-        report = await asyncio.to_thread(recover, Journal(self.backend))
+        report = await asyncio.to_thread(recover, Journal(self.backend, self.cold))
         if report.entries:
             self.metrics.recoveries.inc(report.entries)
             log.warning("recovered interrupted changes", extra={"report": repr(report)})
@@ -206,6 +210,9 @@ class StorageService:
             claims=self.claims,
             deny_list=self.verifier.catch_up,
             writer_claim=self.writer_claim,
+        )
+        archiver = self.archiver = Archiver(
+            worker, self.edge.publish, batch_files=self.config.archive_batch_files
         )
         auditor = self.auditor = self._make_auditor(worker)
         await auditor.load()
@@ -228,6 +235,7 @@ class StorageService:
             announce=self.edge.publish,
             placement=placement,
             auditor=auditor,
+            archive=archiver.progress,
         )
         heartbeats.update_gauges()
         await self.broker.start()
@@ -241,6 +249,7 @@ class StorageService:
             asyncio.create_task(self.peer_watch.run(), name="peers"),
             asyncio.create_task(self._ttl_loop(), name="ttl"),
             asyncio.create_task(self.outages.run(), name="outages"),
+            asyncio.create_task(archiver.run(), name="archive"),
         ]
         if self.writer_claim is not None and self.writer_claim.lapses:
             self._tasks.append(
@@ -284,6 +293,7 @@ class StorageService:
             clock=self.clock,
             claims=self.claims,
             peer_alive=self.peer_watch.alive,
+            cold=self.cold,
         )
 
     def _make_auditor(self, worker: ElementWorker) -> ElementAuditor:
@@ -312,6 +322,8 @@ class StorageService:
             self.heartbeats.due.set()
         if self.placement is not None:
             self.placement.due.set()
+        if self.archiver is not None:
+            self.archiver.due.set()
 
     def _not_ready(self) -> str | None:
         if not self._ready:

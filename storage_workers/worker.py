@@ -91,9 +91,12 @@ class ElementWorker:
         clock: Clock = utc_now,
         claims: UploadClaims | None = None,
         peer_alive: Callable[[str], bool] = lambda _element_id: True,
+        cold: StorageBackend | None = None,
     ) -> None:
         self.backend = backend
-        self.journal = Journal(backend)
+        self.cold = cold
+        """The element's cold tier (None: an ar element keeps its content in place)."""
+        self.journal = Journal(backend, cold)
         self.state = state
         self.staging = staging
         self.verifier = verifier

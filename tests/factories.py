@@ -10,11 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel
 
 from events import (
+    ArchiveProgress,
+    ArchiveState,
     AuditRecorded,
     CapacityStatus,
     ChangeMode,
     DeleteFile,
     DeletionReason,
+    ElementArchived,
     ElementFull,
     ElementHeartbeat,
     ElementRegistered,
@@ -216,6 +219,20 @@ SAMPLES: dict[type[BaseModel], Callable[[], BaseModel]] = {
         status=CapacityStatus.OK,
         accepting_uploads=True,
         sent_at=NOW,
+        archive=ArchiveProgress(
+            state=ArchiveState.ARCHIVING,
+            in_place=False,
+            files_online=12,
+            files_cold=1222,
+            started_at=NOW,
+        ),
+    ),
+    ElementArchived: lambda: ElementArchived(
+        element_id="se-03",
+        files_cold=1234,
+        bytes_cold=10**11,
+        started_at=NOW - timedelta(hours=5),
+        finished_at=NOW,
     ),
     ModeChanged: lambda: ModeChanged(
         element_id="se-02",
