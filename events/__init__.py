@@ -57,6 +57,20 @@ from events.models.fixity import (
     PremisEvent,
     UnreadableFile,
 )
+from events.models.restores import (
+    DEFAULT_RESTORE_DAYS,
+    DEFAULT_RESTORE_WARNING,
+    RESTORE_RANK,
+    FileRestored,
+    RestoreExpired,
+    RestoreExpiring,
+    RestoreFailed,
+    RestoreFailureReason,
+    RestoreRequested,
+    RestoreStaged,
+    RestoreStarted,
+    RestoreStatus,
+)
 from events.registry import BY_TYPE, SPECS, EventSpec, UnknownEventModel, new_event, spec_for
 from events.roles import Role
 from events.topics import TOPIC_SPECS, Topic, TopicNames, TopicSpec
@@ -64,7 +78,10 @@ from events.topics import TOPIC_SPECS, Topic, TopicNames, TopicSpec
 __all__ = [
     "AUTHORIZATION",
     "BY_TYPE",
+    "DEFAULT_RESTORE_DAYS",
+    "DEFAULT_RESTORE_WARNING",
     "MAX_UNREADABLE_LISTED",
+    "RESTORE_RANK",
     "SPECS",
     "STAGING_PREFIX",
     "TOPIC_SPECS",
@@ -92,6 +109,7 @@ __all__ = [
     "FileCommandRejected",
     "FileDeleted",
     "FileRecord",
+    "FileRestored",
     "FileStagedObject",
     "FileStored",
     "FixityChecked",
@@ -111,6 +129,14 @@ __all__ = [
     "PremisEvent",
     "ReceivedEvent",
     "RejectionReason",
+    "RestoreExpired",
+    "RestoreExpiring",
+    "RestoreFailed",
+    "RestoreFailureReason",
+    "RestoreRequested",
+    "RestoreStaged",
+    "RestoreStarted",
+    "RestoreStatus",
     "RetentionPolicy",
     "Role",
     "S3Backend",

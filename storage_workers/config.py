@@ -140,6 +140,18 @@ class WorkerConfig(BaseSettings):
     archive_batch_files: int = Field(
         32, ge=1, description="Files moved to the cold tier per journalled batch."
     )
+    restore_element_id: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="The edit element that keeps restored copies of this element's archived "
+        "files; unset: restore requests fail with restore_element_unavailable.",
+    )
+    restore_ttl_s: float = Field(
+        30 * 86400.0, gt=0, description="How long a restored copy is kept (this element's own)."
+    )
+    restore_warning_s: float = Field(
+        3 * 86400.0, ge=0, description="RestoreExpiring is announced this long before expiry."
+    )
     lease_ttl_s: float = Field(
         30.0,
         gt=0,

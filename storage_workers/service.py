@@ -29,7 +29,7 @@ from base.health import HealthServer
 from base.settings import Settings, broker_settings
 from events import Mode, Outgoing, Topic, make_broker
 from storage_workers import element as element_file
-from storage_workers import lifecycle
+from storage_workers import lifecycle, restored_copies
 from storage_workers.archiving import Archiver, open_cold_tier
 from storage_workers.backends import StorageBackend, open_backend
 from storage_workers.broker_edge import BrokerEdge
@@ -294,6 +294,7 @@ class StorageService:
             claims=self.claims,
             peer_alive=self.peer_watch.alive,
             cold=self.cold,
+            restore_element_id=config.restore_element_id,
         )
 
     def _make_auditor(self, worker: ElementWorker) -> ElementAuditor:
@@ -373,6 +374,11 @@ class StorageService:
                 continue
             try:
                 await lifecycle.sweep_expired(worker, announce=self.edge.publish)
+                await restored_copies.sweep_restored(
+                    worker,
+                    announce=self.edge.publish,
+                    warn_before=timedelta(seconds=self.config.restore_warning_s),
+                )
             except Exception:
                 log.exception("TTL sweep failed")
 
