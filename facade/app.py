@@ -35,7 +35,14 @@ from base.settings import Settings, broker_settings
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
 from events.staging import DirectoryWriter, S3Writer
-from facade import metrics, routes_audit, routes_dlq, routes_read, routes_write
+from facade import (
+    metrics,
+    routes_audit,
+    routes_dlq,
+    routes_read,
+    routes_restore,
+    routes_write,
+)
 from facade.audit_door import audit_requests
 from facade.audit_journal import AuditJournal, unheld_journals
 from facade.audit_relay import AuditRelay
@@ -242,6 +249,7 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(routes_read.router)
     app.include_router(routes_write.router)
+    app.include_router(routes_restore.router)
     install_console(app)
     app.include_router(routes_audit.router)
     app.include_router(routes_dlq.router)

@@ -7,6 +7,7 @@ import typer
 from producers.cli.admin import accounts_app, elements_app
 from producers.cli.audit import audit
 from producers.cli.files import download, meta, rm, search, status
+from producers.cli.restores import restore
 from producers.cli.upload import upload
 
 
@@ -18,6 +19,7 @@ def mount(app: typer.Typer) -> None:
     app.command("meta")(meta)
     app.command("download")(download)
     app.command("rm")(rm)
+    app.command("restore")(restore)
     app.add_typer(elements_app, name="elements")
     app.add_typer(accounts_app, name="accounts")
     app.command("audit")(audit)
