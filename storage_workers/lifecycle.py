@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from events import DeletionReason, FileDeleted
 from storage_workers import element as element_file
+from storage_workers import restored_copies
 from storage_workers.catalogue import Catalogue
 from storage_workers.sidecar import Templates
 
@@ -117,3 +119,15 @@ async def sweep_expired(worker: ElementWorker, *, announce: Announce, limit: int
             changes, [], [], [], announce, no_ack, release=True, redeliverable=False
         )
         return len(changes)
+
+
+async def sweep_edit_element(
+    worker: ElementWorker, *, announce: Announce, restore_warning: timedelta
+) -> None:
+    """An edit element's periodic sweep: expired temporary files, then restored copies (warned
+    about before their expiry, removed at it). A failure is logged; the next sweep retries."""
+    try:
+        await sweep_expired(worker, announce=announce)
+        await restored_copies.sweep_restored(worker, announce=announce, warn_before=restore_warning)
+    except Exception:
+        log.exception("TTL sweep failed")

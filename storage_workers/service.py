@@ -29,7 +29,7 @@ from base.health import HealthServer
 from base.settings import Settings, broker_settings
 from events import Mode, Outgoing, Topic, make_broker
 from storage_workers import element as element_file
-from storage_workers import lifecycle, restored_copies
+from storage_workers import lifecycle
 from storage_workers.archiving import Archiver, open_cold_tier
 from storage_workers.backends import StorageBackend, open_backend
 from storage_workers.broker_edge import BrokerEdge
@@ -369,18 +369,12 @@ class StorageService:
     async def _ttl_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.ttl_sweep_interval_s)
-            worker = self.worker
-            if worker is None or worker.state.mode is not Mode.EDIT:
-                continue
-            try:
-                await lifecycle.sweep_expired(worker, announce=self.edge.publish)
-                await restored_copies.sweep_restored(
-                    worker,
+            if self.worker is not None and self.worker.state.mode is Mode.EDIT:
+                await lifecycle.sweep_edit_element(
+                    self.worker,
                     announce=self.edge.publish,
-                    warn_before=timedelta(seconds=self.config.restore_warning_s),
+                    restore_warning=timedelta(seconds=self.config.restore_warning_s),
                 )
-            except Exception:
-                log.exception("TTL sweep failed")
 
 
 async def run_service(settings: Settings, config: WorkerConfig) -> None:
