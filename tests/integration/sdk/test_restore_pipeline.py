@@ -5,7 +5,10 @@ the restore element's settings."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -158,6 +161,30 @@ async def test_an_owner_restores_an_archived_file_downloads_it_and_the_copy_expi
     assert any(d["details"].get("restore_id") == restore_id for d in downloads)
     refusals = await audited(pipeline, "file.restore_refused", file_id)
     assert any(r["actor"] == stranger.client_id for r in refusals)
+
+    # Once expired, the file can be asked back again: a new restore, from the command line.
+    secret = owner.client_secret
+    assert secret is not None
+    command = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from artstore.cli import main; main()",
+        "restore",
+        file_id,
+        "--wait",
+        "--json",
+        env=pipeline.cli_env(
+            ARTSTORE_CLIENT_CLIENT_ID=owner.client_id,
+            ARTSTORE_CLIENT_CLIENT_SECRET=secret.get_secret_value(),
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(command.communicate(), 120)
+    assert command.returncode == 0, err.decode()
+    again = json.loads(out)
+    assert again["status"] == "restored"
+    assert again["restore_id"] != restore_id
 
 
 async def _audited_once(pipeline: Pipeline, action: str, file_id: str) -> bool:
