@@ -168,6 +168,32 @@ class UploadStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class RestoreStep:
+    """A step in a restore's life; a higher rank replaces a lower one, never the reverse, and
+    what a step knows (where the copy is, when it expires, the warning) is kept."""
+
+    restore_id: UUID
+    file_id: UUID
+    status: str
+    rank: int
+    status_at: datetime
+    element_id: str | None = None
+    requested_by: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    restore_element_id: str | None = None
+    storage_path: str | None = None
+    checksum: str | None = None
+    expires_at: datetime | None = None
+    warned_at: datetime | None = None
+    requested_at: datetime | None = None
+
+    @property
+    def key(self) -> UUID:
+        return self.restore_id
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyElementFact:
     """Fold a fact into the element's row (see :func:`consumers.handlers.merge_element`)."""
 
@@ -208,4 +234,5 @@ Change = (
     | AppendAudit
     | RecordFixityFinding
     | RecordFixityPass
+    | RestoreStep
 )

@@ -20,10 +20,12 @@ from consumers.changes import (
     NoteFileProblem,
     RecordFixityFinding,
     RecordFixityPass,
+    RestoreStep,
     UploadStatus,
     UpsertFile,
 )
 from consumers.file_rows import clean, file_row
+from consumers.restore_rows import restore_step
 from events import (
     AuditRecorded,
     ElementFull,
@@ -33,6 +35,7 @@ from events import (
     FileCommandRejected,
     FileDeleted,
     FileRecord,
+    FileRestored,
     FileStored,
     FixityChecked,
     FixityFailed,
@@ -43,6 +46,10 @@ from events import (
     ModeChanged,
     ModeChangeRejected,
     ReceivedEvent,
+    RestoreExpired,
+    RestoreExpiring,
+    RestoreFailed,
+    RestoreStarted,
     Topic,
     TopicNames,
     UploadRejected,
@@ -124,6 +131,14 @@ def project(event: ReceivedEvent) -> list[Change]:
             | (ElementFull())
         ):
             return [ApplyElementFact(data.element_id, data)]
+        case (
+            RestoreStarted()
+            | FileRestored()
+            | RestoreExpiring()
+            | RestoreExpired()
+            | RestoreFailed()
+        ):
+            return [restore_step(data)]
         case AuditRecorded():
             return [
                 AppendAudit(
@@ -295,4 +310,5 @@ _TABLE: dict[type, str] = {
     AppendAudit: "audit_log",
     RecordFixityFinding: "fixity_findings",
     RecordFixityPass: "fixity_passes",
+    RestoreStep: "restores",
 }

@@ -20,6 +20,7 @@ PROJECTION_TABLES = (
     "projection_offsets",
     "fixity_passes",
     "fixity_findings",
+    "restores",
 )
 
 

@@ -18,10 +18,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
-from consumers.changes import ApplyElementFact, Change, UploadStatus
+from consumers.changes import ApplyElementFact, Change, RestoreStep, UploadStatus
 from consumers.element_rows import merge_element
 from consumers.store_sql import ELEMENT_COLUMNS, Statements, create_pool
 from consumers.write_plan import (
@@ -29,6 +30,7 @@ from consumers.write_plan import (
     WritePlan,
     plan_writes,
 )
+from events import RESTORE_RANK, RestoreStatus
 
 TopicPartition = tuple[str, int]
 
@@ -193,10 +195,32 @@ class ProjectionStore:
             result.positions = {tp: nxt for tp, (nxt, _, _) in advance.items()}
         return result
 
-    async def record_uploads(self, statuses: Sequence[UploadStatus]) -> None:
-        """Write upload statuses outside a batch (the facade notes "queued" right away)."""
+    async def record_uploads(self, statuses: Sequence[UploadStatus | RestoreStep]) -> None:
+        """Write upload (or restore) statuses outside a batch (the facade notes "queued" right
+        away, or that a restore could not be queued)."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self._write(conn, plan_writes(statuses))
+
+    async def queue_restore(self, queued: RestoreStep) -> tuple[UUID, str]:
+        """Record a queued restore, unless the file has one pending (queued, in progress, or
+        restored and not yet expired): then that one's id and status, which the request joins.
+        One transaction holding a lock on the file, so two requests at once join too."""
+        restores = self.sql.t["restores"]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(queued.file_id)
+            )
+            pending = await conn.fetchrow(
+                f"SELECT restore_id, status FROM {restores} WHERE file_id = $1 "
+                "AND status_rank < $2 AND (expires_at IS NULL OR expires_at > now()) "
+                "ORDER BY status_at DESC LIMIT 1",
+                queued.file_id,
+                RESTORE_RANK[RestoreStatus.EXPIRED],
+            )
+            if pending is not None:
+                return pending["restore_id"], pending["status"]
+            await self._write(conn, plan_writes([queued]))
+            return queued.restore_id, queued.status
 
     async def _write(self, conn: asyncpg.Connection, plan: WritePlan) -> bool:
         if plan.file_records:
@@ -217,6 +241,8 @@ class ProjectionStore:
                 await conn.execute(self.sql.upsert_uploads, *step.uploads)
             if step.audits:
                 await conn.execute(self.sql.insert_audit, *step.audits)
+            if step.restores:
+                await conn.execute(self.sql.upsert_restores, *step.restores)
         if plan.findings:
             await conn.execute(self.sql.insert_findings, *plan.findings)
         if plan.passes:

@@ -16,6 +16,7 @@ from consumers.write_plan import (
     FILE_COLUMNS,
     FINDING_COLUMNS,
     PASS_COLUMNS,
+    RESTORE_COLUMNS,
     UPLOAD_COLUMNS,
 )
 
@@ -42,6 +43,15 @@ _UPLOAD_TYPES = {
     "requested_at": "timestamptz",
 }
 _AUDIT_TYPES = {"occurred_at": "timestamptz", "details": "jsonb"}
+_RESTORE_TYPES = {
+    "restore_id": "uuid",
+    "file_id": "uuid",
+    "status_rank": "smallint",
+    "status_at": "timestamptz",
+    "expires_at": "timestamptz",
+    "warned_at": "timestamptz",
+    "requested_at": "timestamptz",
+}
 ELEMENT_COLUMNS = (
     "element_id",
     "mode",
@@ -147,6 +157,7 @@ class Statements:
                 "projection_offsets",
                 "fixity_passes",
                 "fixity_findings",
+                "restores",
             )
         }
         file_select = ", ".join(
@@ -247,6 +258,30 @@ class Statements:
             f"INSERT INTO {self.t['audit_log']} ({', '.join(AUDIT_COLUMNS)}) "
             f"SELECT * FROM {_unnest(AUDIT_COLUMNS, _AUDIT_TYPES)} "
             "ON CONFLICT (event_id) DO NOTHING"
+        )
+        climbs = "EXCLUDED.status_rank > r.status_rank"
+        self.upsert_restores = (
+            f"INSERT INTO {self.t['restores']} AS r ({', '.join(RESTORE_COLUMNS)}) "
+            f"SELECT * FROM {_unnest(RESTORE_COLUMNS, _RESTORE_TYPES)} "
+            "ON CONFLICT (restore_id) DO UPDATE SET "
+            + ", ".join(
+                f"{c} = CASE WHEN {climbs} THEN EXCLUDED.{c} ELSE r.{c} END"
+                for c in ("status", "status_at", "reason", "detail")
+            )
+            + ", status_rank = GREATEST(r.status_rank, EXCLUDED.status_rank), "
+            + ", ".join(
+                f"{c} = COALESCE(EXCLUDED.{c}, r.{c})"
+                for c in (
+                    "element_id",
+                    "requested_by",
+                    "restore_element_id",
+                    "storage_path",
+                    "checksum",
+                    "expires_at",
+                    "warned_at",
+                    "requested_at",
+                )
+            )
         )
         placeholders = ", ".join(f"${i}" for i in range(1, len(ELEMENT_COLUMNS) + 1))
         self.upsert_element = (

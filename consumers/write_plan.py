@@ -21,6 +21,7 @@ from consumers.changes import (
     NoteFileProblem,
     RecordFixityFinding,
     RecordFixityPass,
+    RestoreStep,
     UploadStatus,
     UpsertFile,
 )
@@ -34,6 +35,17 @@ UPLOAD_COLUMNS = [
     *(f.name for f in fields(UploadStatus) if f.name not in ("file_id", "status", "rank")),
 ]
 AUDIT_COLUMNS = [f.name for f in fields(AppendAudit)]
+RESTORE_COLUMNS = [
+    "restore_id",
+    "file_id",
+    "status",
+    "status_rank",
+    *(
+        f.name
+        for f in fields(RestoreStep)
+        if f.name not in ("restore_id", "file_id", "status", "rank")
+    ),
+]
 PROBLEM_COLUMNS = ("fixity", "fixity_failure", "last_rejection")
 FINDING_COLUMNS = [f.name for f in fields(RecordFixityFinding)]
 PASS_COLUMNS = [f.name for f in fields(RecordFixityPass)]
@@ -57,6 +69,7 @@ class Round:
     problems: dict[str, Columns] = field(default_factory=dict)
     uploads: Columns | None = None
     audits: Columns | None = None
+    restores: Columns | None = None
 
 
 @dataclass
@@ -105,6 +118,7 @@ def plan_writes(changes: Sequence[Change]) -> WritePlan:
         problems: list[NoteFileProblem] = kinds[NoteFileProblem]
         uploads: list[UploadStatus] = kinds[UploadStatus]
         audits: list[AppendAudit] = kinds[AppendAudit]
+        restores: list[RestoreStep] = kinds[RestoreStep]
         if upserts:
             step.has_files = True
             plan.file_records.extend(_file_record(number, u.row) for u in upserts)
@@ -123,6 +137,14 @@ def plan_writes(changes: Sequence[Change]) -> WritePlan:
             ]
         if audits:
             step.audits = _columns(audits, AUDIT_COLUMNS)
+        if restores:
+            step.restores = [
+                [r.restore_id for r in restores],
+                [r.file_id for r in restores],
+                [r.status for r in restores],
+                [r.rank for r in restores],
+                *_columns(restores, RESTORE_COLUMNS[4:]),
+            ]
         plan.rounds.append(step)
         plan.changed_files = plan.changed_files or bool(upserts or deletions or problems or uploads)
     return plan

@@ -13,6 +13,7 @@ from events.envelope import Envelope
 from events.errors import DecodeFailure, EventDecodeError, EventTooLarge
 from events.filenames import download_filename
 from events.models.audit import AuditRecorded
+from events.models.cold import ArchiveProgress, ArchiveState, ElementArchived
 from events.models.commands import (
     ChangeMode,
     DeleteFile,
@@ -66,6 +67,20 @@ from events.models.fixity import (
     PremisEvent,
     UnreadableFile,
 )
+from events.models.restores import (
+    DEFAULT_RESTORE_DAYS,
+    DEFAULT_RESTORE_WARNING,
+    RESTORE_RANK,
+    FileRestored,
+    RestoreExpired,
+    RestoreExpiring,
+    RestoreFailed,
+    RestoreFailureReason,
+    RestoreRequested,
+    RestoreStaged,
+    RestoreStarted,
+    RestoreStatus,
+)
 from events.registry import BY_TYPE, SPECS, EventSpec, UnknownEventModel, new_event, spec_for
 from events.roles import Role
 from events.topics import TOPIC_SPECS, Topic, TopicNames, TopicSpec
@@ -73,10 +88,15 @@ from events.topics import TOPIC_SPECS, Topic, TopicNames, TopicSpec
 __all__ = [
     "AUTHORIZATION",
     "BY_TYPE",
+    "DEFAULT_RESTORE_DAYS",
+    "DEFAULT_RESTORE_WARNING",
     "MAX_UNREADABLE_LISTED",
+    "RESTORE_RANK",
     "SPECS",
     "STAGING_PREFIX",
     "TOPIC_SPECS",
+    "ArchiveProgress",
+    "ArchiveState",
     "AuditRecorded",
     "BrokerSettings",
     "CapacityStatus",
@@ -85,6 +105,7 @@ __all__ = [
     "DecodeFailure",
     "DeleteFile",
     "DeletionReason",
+    "ElementArchived",
     "ElementBackend",
     "ElementFull",
     "ElementHeartbeat",
@@ -99,6 +120,7 @@ __all__ = [
     "FileCommandRejected",
     "FileDeleted",
     "FileRecord",
+    "FileRestored",
     "FileStagedObject",
     "FileStored",
     "FixityChecked",
@@ -122,6 +144,14 @@ __all__ = [
     "ReceivedEvent",
     "RejectionReason",
     "ReleaseLegalHold",
+    "RestoreExpired",
+    "RestoreExpiring",
+    "RestoreFailed",
+    "RestoreFailureReason",
+    "RestoreRequested",
+    "RestoreStaged",
+    "RestoreStarted",
+    "RestoreStatus",
     "RetentionPolicy",
     "Role",
     "S3Backend",

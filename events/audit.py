@@ -27,6 +27,12 @@ from events.models.files import (
     MetadataUpdated,
     UploadRejected,
 )
+from events.models.restores import (
+    FileRestored,
+    RestoreExpired,
+    RestoreFailed,
+    RestoreStarted,
+)
 from events.registry import new_event
 
 Outcome = Literal["success", "failure"]
@@ -110,6 +116,8 @@ def _once_key(fact: Envelope[Any]) -> str:
             return f"expiry-held:{fact.data.file_id}:{fact.data.hold.placed_at.isoformat()}"
         case FileDeleted():
             return f"deleted:{fact.data.file_id}"
+        case RestoreStarted() | FileRestored() | RestoreExpired() | RestoreFailed():
+            return f"{type(fact.data).__name__}:{fact.data.restore_id}"
     return f"fact:{fact.id}"
 
 
@@ -169,6 +177,31 @@ def _entry_of(data: Any, actor: str | None) -> _Entry | None:
                 "success",
                 data.changed_by,
                 data.reason,
+                details,
+            )
+        case RestoreStarted():
+            details = {"restore_id": str(data.restore_id), "element_id": data.element_id}
+            subject = str(data.file_id)
+            return "file.restore_started", subject, "success", data.requested_by, None, details
+        case FileRestored():
+            details = {
+                "restore_id": str(data.restore_id),
+                "restore_element_id": data.restore_element_id,
+                "expires_at": data.expires_at.isoformat(),
+            }
+            return "file.restored", str(data.file_id), "success", data.requested_by, None, details
+        case RestoreExpired():
+            details = {"restore_id": str(data.restore_id)}
+            subject = str(data.file_id)
+            return "file.restore_expired", subject, "success", data.requested_by, None, details
+        case RestoreFailed():
+            details = {"restore_id": str(data.restore_id), "error": data.reason.value}
+            return (
+                "file.restore_failed",
+                str(data.file_id),
+                "failure",
+                data.requested_by,
+                data.detail,
                 details,
             )
         case ModeChangeRejected():

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from events.envelope import Envelope, new_event_id
 from events.models.audit import AuditRecorded
+from events.models.cold import ElementArchived
 from events.models.commands import (
     ChangeMode,
     DeleteFile,
@@ -39,6 +40,15 @@ from events.models.files import (
     UploadRejected,
 )
 from events.models.fixity import FixityChecked, FixityFailed, FixityRecovered
+from events.models.restores import (
+    FileRestored,
+    RestoreExpired,
+    RestoreExpiring,
+    RestoreFailed,
+    RestoreRequested,
+    RestoreStaged,
+    RestoreStarted,
+)
 from events.modes import upload_mode, upload_topic
 from events.topics import Topic
 
@@ -99,6 +109,10 @@ def _by_element_id(payload: Any) -> str:
     return str(payload.element_id)
 
 
+def _by_restore_element(payload: RestoreStaged) -> str:
+    return payload.restore_element_id
+
+
 def _by_subject(payload: AuditRecorded) -> str:
     return payload.subject
 
@@ -155,6 +169,13 @@ SPECS: tuple[EventSpec[Any], ...] = (
         _by_element_id,
         "elements:admin",
     ),
+    _command(
+        "artstore.file.restore-requested.v1",
+        RestoreRequested,
+        Topic.ELEMENT_COMMANDS,
+        _by_element_id,
+        "files:read",
+    ),
     # facts about files
     _fact("artstore.file.stored.v1", FileStored, Topic.FILES, _by_stored_file),
     _fact("artstore.file.metadata-updated.v1", MetadataUpdated, Topic.FILES, _by_stored_file),
@@ -166,6 +187,12 @@ SPECS: tuple[EventSpec[Any], ...] = (
     _fact("artstore.file.fixity-failed.v1", FixityFailedV1, Topic.FILES, _by_file_id),
     _fact("artstore.file.fixity-failed.v2", FixityFailed, Topic.FILES, _by_finding),
     _fact("artstore.file.fixity-recovered.v1", FixityRecovered, Topic.FILES, _by_file_id),
+    _fact("artstore.file.restore-started.v1", RestoreStarted, Topic.FILES, _by_file_id),
+    _fact("artstore.file.restored.v1", FileRestored, Topic.FILES, _by_file_id),
+    _fact("artstore.file.restore-expiring.v1", RestoreExpiring, Topic.FILES, _by_file_id),
+    _fact("artstore.file.restore-expired.v1", RestoreExpired, Topic.FILES, _by_file_id),
+    _fact("artstore.file.restore-failed.v1", RestoreFailed, Topic.FILES, _by_file_id),
+    _fact("artstore.restore.staged.v1", RestoreStaged, Topic.RESTORES, _by_restore_element),
     _fact("artstore.element.fixity-checked.v1", FixityChecked, Topic.ELEMENTS, _by_element_id),
     # facts about elements
     _fact("artstore.element.registered.v1", ElementRegistered, Topic.ELEMENTS, _by_element_id),
@@ -178,6 +205,7 @@ SPECS: tuple[EventSpec[Any], ...] = (
         _by_element_id,
     ),
     _fact("artstore.element.full.v1", ElementFull, Topic.ELEMENTS, _by_element_id),
+    _fact("artstore.element.archived.v1", ElementArchived, Topic.ELEMENTS, _by_element_id),
     # audit
     _fact("artstore.audit.recorded.v1", AuditRecorded, Topic.AUDIT, _by_subject),
 )

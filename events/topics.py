@@ -19,6 +19,7 @@ class Topic(StrEnum):
     ELEMENTS = "elements"
     AUDIT = "audit"
     DLQ = "dlq"
+    RESTORES = "restores"
 
 
 TopicKind = Literal["command", "fact", "dead-letter"]
@@ -37,6 +38,8 @@ _COMMAND_CONFIGS = {
 _FACT_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "-1"}
 # An element's facts are keyed by element id; only its latest state matters to a newcomer.
 _ELEMENT_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(_DAY_MS)}
+# Restore hand-overs name staged bytes that are removed once kept: a week, as commands.
+_RESTORE_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)}
 # Dead letters wait for an operator for a month.
 _DEAD_LETTER_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)}
 #: Room for a record batch's framing on top of the largest event value we accept.
@@ -69,6 +72,7 @@ TOPIC_SPECS: Mapping[Topic, TopicSpec] = {
         TopicSpec(Topic.ELEMENTS, 3, "fact", _ELEMENT_CONFIGS),
         TopicSpec(Topic.AUDIT, 3, "fact", _FACT_CONFIGS),
         TopicSpec(Topic.DLQ, 3, "dead-letter", _DEAD_LETTER_CONFIGS),
+        TopicSpec(Topic.RESTORES, 3, "fact", _RESTORE_CONFIGS),
     )
 }
 

@@ -35,7 +35,15 @@ from base.settings import Settings, broker_settings
 from consumers import ProjectionStore, create_pool
 from events import EventPublisher, make_broker
 from events.staging import DirectoryWriter, S3Writer
-from facade import metrics, routes_audit, routes_dlq, routes_lifecycle, routes_read, routes_write
+from facade import (
+    metrics,
+    routes_audit,
+    routes_dlq,
+    routes_lifecycle,
+    routes_read,
+    routes_restore,
+    routes_write,
+)
 from facade.audit_door import audit_requests
 from facade.audit_journal import AuditJournal, unheld_journals
 from facade.audit_relay import AuditRelay
@@ -243,6 +251,7 @@ def create_app(
     app.include_router(routes_read.router)
     app.include_router(routes_write.router)
     app.include_router(routes_lifecycle.router)
+    app.include_router(routes_restore.router)
     install_console(app)
     app.include_router(routes_audit.router)
     app.include_router(routes_dlq.router)

@@ -50,10 +50,17 @@ def _door(
 _FILE = r"(?P<s>[^/]+)"
 _ACCOUNT = r"^/console/accounts/(?P<s>[^/]+)"
 _DOWNLOAD = ("file.downloaded", "file.download_refused")
+_RESTORE = ("file.restore_requested", "file.restore_refused")
 _LETTER = r"(?P<s>[^/]+/[^/]+)"
 ROUTES = (
     _door("GET", rf"^/api/v1/files/{_FILE}/content$", *_DOWNLOAD),
     _door("POST", r"^/api/v1/(?P<s>uploads)$", None, "upload.refused"),
+    _door(
+        "POST",
+        rf"^/api/v1/files/{_FILE}/restore$",
+        "file.restore_requested",
+        "file.restore_refused",
+    ),
     _door("PATCH", rf"^/api/v1/files/{_FILE}$", None, "file.metadata_update_refused"),
     _door("DELETE", rf"^/api/v1/files/{_FILE}$", None, "file.delete_refused"),
     _door("POST", rf"^/api/v1/files/{_FILE}/legal-hold$", None, "file.legal_hold_refused"),
@@ -156,6 +163,7 @@ async def audit_requests(
         details["bytes"] = int(size) if size.isdigit() else size
     if rng := request.headers.get("range"):
         details["range"] = rng[:100]
+    details.update(getattr(state, "audit_details", {}))
     recorded = await relay().record(
         audit_event(
             action,

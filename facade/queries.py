@@ -292,3 +292,20 @@ def json_default(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """Compact JSON with :func:`json_default`."""
     return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+async def restore_row(conn: asyncpg.Connection, restore_id: UUID) -> asyncpg.Record | None:
+    """One restore, as its facts left it."""
+    return await conn.fetchrow("SELECT * FROM restores WHERE restore_id = $1", restore_id)
+
+
+async def restored_copy(conn: asyncpg.Connection, file_id: UUID) -> asyncpg.Record | None:
+    """The file's restored copy that downloads are served from now (None: there is none), with
+    where its restore element keeps its files."""
+    return await conn.fetchrow(
+        "SELECT r.*, e.backend AS restore_backend FROM restores r "
+        "LEFT JOIN elements e ON e.element_id = r.restore_element_id "
+        "WHERE r.file_id = $1 AND r.status = 'restored' AND r.expires_at > now() "
+        "ORDER BY r.expires_at DESC LIMIT 1",
+        file_id,
+    )

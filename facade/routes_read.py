@@ -147,15 +147,23 @@ async def file_metadata(file_id: UUID, request: Request, caller: ReadCaller) -> 
 async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> Response:
     runtime = runtime_of(request)
     row = await live_file(runtime, file_id)
-    element = row["element_id"]
+    element, path, announced = row["element_id"], row["storage_path"], row["element_backend"]
     if not mode_allows(row["element_mode"], Operation.READ_CONTENT):
-        raise Conflict(
-            f"file {file_id} is on element {element}, which is archived (mode ar): its content "
-            "is offline. Its metadata stays readable; ask an operator to restore the element.",
-            reason="archived",
-            element_id=element,
-        )
-    if row["element_backend"] is None:
+        async with runtime.pool.acquire() as conn:
+            restored = await queries.restored_copy(conn, file_id)
+        if restored is None:
+            raise Conflict(
+                f"file {file_id} is on element {element}, which is archived (mode ar): its "
+                f"content is offline. Its metadata stays readable; POST "
+                f"/api/v1/files/{file_id}/restore to have it restored for a while.",
+                reason="archived",
+                element_id=element,
+            )
+        # Served from the restored copy, in the restore element, until it expires.
+        element, path = restored["restore_element_id"], restored["storage_path"]
+        announced = restored["restore_backend"]
+        request.state.audit_details = {"restore_id": str(restored["restore_id"])}
+    if announced is None:
         raise Unavailable(f"element {element} has not announced where it stores files yet")
     refuse_if_failed(row)
     size: int = row["file_size"]
@@ -190,10 +198,10 @@ async def file_content(file_id: UUID, request: Request, caller: ReadCaller) -> R
     media_type = row["content_type"] or "application/octet-stream"
     if request.method == "HEAD" or length == 0:
         return Response(status_code=status, headers=headers, media_type=media_type)
-    backend = runtime.backend_for(element, row["element_backend"])
+    backend = runtime.backend_for(element, announced)
     try:
         chunks = await asyncio.to_thread(
-            backend.read_range, row["storage_path"], ByteRange(start, start + length - 1)
+            backend.read_range, path, ByteRange(start, start + length - 1)
         )
         first = await asyncio.to_thread(next, chunks, b"")
     except ObjectMissing:

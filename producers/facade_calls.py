@@ -231,3 +231,19 @@ class FacadeCalls:
             json={"target_mode": Mode(target_mode).value, "reason": reason, "confirm": confirm},
         )
         return str(body["command_id"])
+
+    async def restore(self, file_id: UUID | str) -> dict[str, Any]:
+        """Ask for an archived file's content back (scope files:read): the restore's id and
+        status (``queued``; a restore already pending for the file is joined, same id)."""
+        body: dict[str, Any] = await self.facade.json(
+            "POST", f"/api/v1/files/{file_id}/restore", what=f"restore of {file_id}"
+        )
+        return body
+
+    async def restore_status(self, restore_id: UUID | str) -> dict[str, Any]:
+        """A restore's status: queued, in_progress, restored (until ``expires_at``), expired or
+        failed (with ``reason`` and ``detail``)."""
+        body: dict[str, Any] = await self.facade.json(
+            "GET", f"/api/v1/restores/{restore_id}", what=f"restore {restore_id}"
+        )
+        return body

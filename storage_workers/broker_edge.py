@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from aiokafka import TopicPartition
@@ -20,9 +21,17 @@ from faststream.middlewares import AckPolicy
 
 import events
 from base import telemetry
-from events import EventPublisher, Outgoing, OutgoingRecord, Topic, TopicNames, audit_of_fact
+from events import (
+    EventPublisher,
+    Mode,
+    Outgoing,
+    OutgoingRecord,
+    Topic,
+    TopicNames,
+    audit_of_fact,
+)
 from events.tracing import record_trace_headers
-from storage_workers import commands
+from storage_workers import commands, restored_copies
 from storage_workers.config import WorkerConfig
 from storage_workers.groups import storage_group
 from storage_workers.metrics import StorageMetrics
@@ -115,10 +124,17 @@ class BrokerEdge:
     ) -> None:
         """Consume the file and element commands, one record at a time; ``element_changed``
         is called after each element command (a mode may have changed)."""
-        for topic, process in (
+        subscriptions: list[tuple[Topic, Process]] = [
             (Topic.FILE_COMMANDS, commands.process_file_command),
             (Topic.ELEMENT_COMMANDS, commands.process_element_command),
-        ):
+        ]
+        if worker.state.mode is Mode.EDIT:
+            # Restore elements are edit elements: they keep the copies ar elements hand over.
+            keep_for = timedelta(seconds=self.config.restore_ttl_s)
+            subscriptions.append(
+                (Topic.RESTORES, partial(restored_copies.process_restore_staged, keep_for=keep_for))
+            )
+        for topic, process in subscriptions:
             group = storage_group(self.topics, self.element_id, topic)
             sub = self.broker.subscriber(
                 self.topics.name(topic),

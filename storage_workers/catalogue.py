@@ -36,6 +36,8 @@ class CatalogueEntry:
     document_id: UUID | None = None
     document_version: int = 1
     uploaded_by: str = ""
+    cold: bool = False
+    """The content is on the element's cold tier (its sidecar says so), not online."""
 
     @classmethod
     def of(cls, sidecar: Sidecar, encoded: bytes | None = None) -> CatalogueEntry:
@@ -53,6 +55,7 @@ class CatalogueEntry:
             sidecar.document,
             sidecar.document_number,
             sidecar.created_by_id,
+            sidecar.cold_copy is not None,
         )
 
     @property
@@ -137,6 +140,12 @@ class Catalogue:
         entry = self._entries.pop(file_id, None)
         if entry is not None:
             self.used_bytes -= entry.file_size
+
+    def online(self) -> list[CatalogueEntry]:
+        """Files whose content is online (not moved to the cold tier), in path order."""
+        return sorted(
+            (e for e in self._entries.values() if not e.cold), key=lambda e: e.storage_path
+        )
 
     def expired(self, now: datetime, *, retention_applies: bool = False) -> list[Due]:
         """Files whose TTL (or, with ``retention_applies``, retention period) is over, oldest

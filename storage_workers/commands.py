@@ -22,10 +22,13 @@ from events import (
     PlaceLegalHold,
     RejectionReason,
     ReleaseLegalHold,
+    RestoreFailureReason,
+    RestoreRequested,
     Topic,
     UpdateMetadata,
 )
 from storage_workers import element as element_file
+from storage_workers import restores
 from storage_workers.admission import Admitted, Refused, catch_up_revocations
 from storage_workers.durability import Change, SidecarRewrite
 from storage_workers.handlers import (
@@ -188,7 +191,8 @@ async def process_file_command(
 async def process_element_command(
     worker: ElementWorker, record: Record, *, announce: Announce, acknowledge: Acknowledge
 ) -> None:
-    """A ChangeMode for this element: element.json first, then ModeChanged."""
+    """A ChangeMode for this element (element.json first, then ModeChanged), or a
+    RestoreRequested for one of its files (:mod:`~storage_workers.restores`)."""
     async with worker.lock:
         await catch_up_revocations(worker.verifier)
         admitted = await worker.admit(record, Topic.ELEMENT_COMMANDS)
@@ -200,12 +204,28 @@ async def process_element_command(
                 dead.append(
                     worker.dead_letter(record, Failure.of(admitted.reason.value, admitted.detail))
                 )
+            elif event.data.element_id == worker.element_id and isinstance(
+                event.data, RestoreRequested
+            ):
+                facts.append(
+                    restores.failed(
+                        worker,
+                        event.data,
+                        RestoreFailureReason.REFUSED,
+                        admitted.detail,
+                        event.envelope.correlation_id,
+                    )
+                )
             elif event.data.element_id == worker.element_id:
                 facts.append(
                     _mode_refused(
                         worker, event.data, admitted.detail, [], event.envelope.correlation_id
                     )
                 )
+        elif admitted.command.element_id == worker.element_id and isinstance(
+            admitted.command, RestoreRequested
+        ):
+            await restores.process_restore_request(worker, admitted, announce=announce)
         elif admitted.command.element_id == worker.element_id:
             command: ChangeMode = admitted.command
             corr = admitted.event.envelope.correlation_id
@@ -214,7 +234,11 @@ async def process_element_command(
                 now = worker.clock()
                 before = worker.state.mode
                 new_state = worker.state.with_mode(
-                    decision.target, by=admitted.caller.client_id, reason=command.reason, at=now
+                    decision.target,
+                    by=admitted.caller.client_id,
+                    reason=command.reason,
+                    at=now,
+                    cold_tier=worker.cold is not None,
                 )
                 await asyncio.to_thread(element_file.save, worker.backend, new_state)
                 worker.state = new_state

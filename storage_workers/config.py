@@ -122,6 +122,36 @@ class WorkerConfig(BaseSettings):
         "while its reads are unbounded (neither rate set); unset: one fewer than the cores.",
     )
     fixity_idle_s: float = Field(60.0, gt=0, description="How often to look whether a pass is due.")
+    cold_backend: Literal["local", "s3"] | None = Field(
+        None,
+        description="Where the content of this element goes when it moves ro -> ar: a "
+        "directory (standing for tape) or an S3 bucket/prefix. Unset: an ar element keeps its "
+        "content in place, on its own storage.",
+    )
+    cold_root: Path | None = Field(
+        None, description="Local cold tier: the directory (default <data_dir>/cold/<element>)."
+    )
+    cold_s3_bucket: str | None = Field(
+        None, description="S3 cold tier: the bucket (default: the shared ARTSTORE_S3_BUCKET)."
+    )
+    cold_s3_prefix: str | None = Field(
+        None, description="S3 cold tier: the key prefix (default cold/<element>; never empty)."
+    )
+    archive_batch_files: int = Field(
+        32, ge=1, description="Files moved to the cold tier per journalled batch."
+    )
+    restore_element_id: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="The edit element that keeps restored copies of this element's archived "
+        "files; unset: restore requests fail with restore_element_unavailable.",
+    )
+    restore_ttl_s: float = Field(
+        30 * 86400.0, gt=0, description="How long a restored copy is kept (this element's own)."
+    )
+    restore_warning_s: float = Field(
+        3 * 86400.0, ge=0, description="RestoreExpiring is announced this long before expiry."
+    )
     lease_ttl_s: float = Field(
         30.0,
         gt=0,
@@ -148,6 +178,24 @@ class WorkerConfig(BaseSettings):
             pick(base.warning, self.floor_warning_percent, self.floor_warning_bytes),
             pick(base.critical, self.floor_critical_percent, self.floor_critical_bytes),
             pick(base.full, self.floor_full_percent, self.floor_full_bytes),
+        )
+
+    def cold_location(
+        self, *, data_dir: Path, s3_endpoint: str, s3_bucket: str, s3_secure: bool, s3_region: str
+    ) -> ElementBackend | None:
+        """Where the element's cold tier lives (None: no cold tier, content archived in place).
+        It belongs to this element alone: its worker is its one writer."""
+        if self.cold_backend is None:
+            return None
+        if self.cold_backend == "local":
+            root = self.cold_root or data_dir / "cold" / self.element_id
+            return LocalBackend(root=str(root.resolve()))
+        return S3Backend(
+            endpoint=s3_endpoint,
+            bucket=self.cold_s3_bucket or s3_bucket,
+            prefix=self.cold_s3_prefix or f"cold/{self.element_id}",
+            secure=s3_secure,
+            region=s3_region,
         )
 
     def element_backend(

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from events import Mode
+from events import ArchiveState, Mode
 from storage_workers.backends import ObjectMissing, StorageBackend
 
 ELEMENT_FILE = ".artstore/element.json"
@@ -34,6 +34,18 @@ class Transition(BaseModel):
     changed_at: AwareDatetime
 
 
+class ArchiveRecord(BaseModel):
+    """An ``ar`` element's move to its cold tier, as element.json records it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: ArchiveState
+    in_place: bool
+    """No cold backend: the content stays on the element's own storage."""
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None = None
+
+
 class ElementState(BaseModel):
     """What element.json holds: identity, mode and the history of its mode changes."""
 
@@ -43,13 +55,45 @@ class ElementState(BaseModel):
     mode: Mode
     created_at: AwareDatetime
     history: list[Transition] = []
+    archive: ArchiveRecord | None = None
+    """Set when the element moves to ar: the move of its content to the cold tier."""
 
-    def with_mode(self, target: Mode, *, by: str, reason: str, at: datetime) -> ElementState:
-        """The state after a mode change."""
+    def with_mode(
+        self, target: Mode, *, by: str, reason: str, at: datetime, cold_tier: bool = False
+    ) -> ElementState:
+        """The state after a mode change (to ar: its content's move to the cold tier begins,
+        or, without a cold tier, it is archived in place at once)."""
         step = Transition(
             from_mode=self.mode, to_mode=target, changed_by=by, reason=reason, changed_at=at
         )
-        return self.model_copy(update={"mode": target, "history": [*self.history, step]})
+        state = self.model_copy(update={"mode": target, "history": [*self.history, step]})
+        if target is not Mode.AR:
+            return state
+        if cold_tier:
+            return state.archiving(at)
+        archive = ArchiveRecord(
+            state=ArchiveState.ARCHIVED, in_place=True, started_at=at, finished_at=at
+        )
+        return state.model_copy(update={"archive": archive})
+
+    def archiving(self, at: datetime) -> ElementState:
+        """The state once the move of the content to the cold tier has begun."""
+        archive = ArchiveRecord(state=ArchiveState.ARCHIVING, in_place=False, started_at=at)
+        return self.model_copy(update={"archive": archive})
+
+    @property
+    def archive_pending(self) -> bool:
+        """An ar element whose content is not (all) on its cold tier yet."""
+        archive = self.archive
+        return self.mode is Mode.AR and (
+            archive is None or archive.in_place or archive.state is ArchiveState.ARCHIVING
+        )
+
+    def archived(self, at: datetime) -> ElementState:
+        """The state once every file's content is on the cold tier."""
+        assert self.archive is not None
+        done = self.archive.model_copy(update={"state": ArchiveState.ARCHIVED, "finished_at": at})
+        return self.model_copy(update={"archive": done})
 
 
 def load_or_create(

@@ -9,8 +9,10 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 from events import (
+    ArchiveProgress,
     CapacityStatus,
     ElementBackend,
     ElementFull,
@@ -43,6 +45,7 @@ class Heartbeats:
         announce: Announce,
         placement: UploadPlacement,
         auditor: ElementAuditor | None,
+        archive: Callable[[], ArchiveProgress | None] = lambda: None,
     ) -> None:
         self.worker = worker
         self.config = config
@@ -51,6 +54,8 @@ class Heartbeats:
         self.announce = announce
         self.placement = placement
         self.auditor = auditor
+        self.archive = archive
+        """An ar element's move to its cold tier, as heartbeats announce it."""
         self._full_announced = False
         self.due = asyncio.Event()
         """Set to send the next heartbeat now rather than at the end of the interval."""
@@ -100,6 +105,7 @@ class Heartbeats:
                     fixity_last_full_pass=(
                         self.auditor.last_full_pass if self.auditor is not None else None
                     ),
+                    archive=self.archive(),
                 )
             )
         ]
@@ -139,6 +145,14 @@ class Heartbeats:
         metrics.free.set(capacity.free_bytes)
         metrics.set_mode(self.worker.state.mode)
         metrics.set_capacity_status(capacity.status)
+        progress = self.archive()
+        if progress is not None:
+            for where, count in (
+                ("online", progress.files_online),
+                ("cold", progress.files_cold),
+                ("failed", progress.files_failed),
+            ):
+                metrics.archive_files.labels(self.element_id, where).set(count)
         if self.auditor is not None:
             state = self.auditor.state
             metrics.fixity_failed.set(len(state.failed))

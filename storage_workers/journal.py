@@ -10,22 +10,29 @@ and a start after a crash publishes them from the record's tombstones.
 
 On start, each journal entry left behind is an interrupted change: creates without a sidecar are
 rolled back, creates with one are complete (the sidecar is written last), deletes are
-completed, and temporary files beside any of them are removed.
+completed, and temporary files beside any of them are removed. A move to the cold tier
+(``archive``) is complete once the file's sidecar records its verified cold copy: the online copy
+is removed; before that the online copy is the file, and whatever reached the cold tier is
+removed (see :mod:`~storage_workers.cold_move`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from storage_workers.backends import StorageBackend, is_temporary
+from storage_workers.backends import ObjectMissing, StorageBackend, is_temporary
 from storage_workers.element import JOURNAL_DIR, RELEASES_DIR, TOMBSTONES_DIR
 from storage_workers.naming import sidecar_path
+from storage_workers.sidecar import COLD_COPY
 
-OpKind = Literal["create", "update", "delete"]
+log = logging.getLogger(__name__)
+
+OpKind = Literal["create", "update", "delete", "archive"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +126,16 @@ def tombstone_key(file_id: str) -> str:
     return f"{TOMBSTONES_DIR}{file_id}.json"
 
 
-class Journal:
-    """Intents and commits over the element's backend."""
+class ColdTierMissing(Exception):
+    """A move to the cold tier was interrupted, and the worker has no cold tier to finish it."""
 
-    def __init__(self, backend: StorageBackend) -> None:
+
+class Journal:
+    """Intents and commits over the element's backend (and its cold tier, if it has one)."""
+
+    def __init__(self, backend: StorageBackend, cold: StorageBackend | None = None) -> None:
         self.backend = backend
+        self.cold = cold
 
     def begin(self, entry: JournalEntry) -> None:
         """Durably record the intent before touching any file."""
@@ -173,6 +185,10 @@ class RecoveryReport:
     rolled_back: list[str] = field(default_factory=list)
     completed_creates: list[str] = field(default_factory=list)
     completed_deletes: list[str] = field(default_factory=list)
+    completed_archives: list[str] = field(default_factory=list)
+    """Moves to the cold tier whose sidecar had recorded the cold copy: online copy removed."""
+    rolled_back_archives: list[str] = field(default_factory=list)
+    """Moves interrupted before that: the cold copy (if any) removed, the online one kept."""
     temporaries_removed: list[str] = field(default_factory=list)
 
 
@@ -207,12 +223,53 @@ def recover_entry(
             backend.delete(op.data_path)
             backend.delete(op.sidecar_path)
             report.completed_deletes.append(op.file_id)
+        elif op.kind == "archive":
+            _recover_archive(journal, op, report)
     for key in _temporaries_beside(backend, touched | {entry.key}):
         backend.delete(key)
         report.temporaries_removed.append(key)
+    if journal.cold is not None and any(op.kind == "archive" for op in entry.ops):
+        cold_paths = {op.data_path for op in entry.ops if op.kind == "archive"}
+        for key in _temporaries_beside(journal.cold, cold_paths):
+            journal.cold.delete(key)
+            report.temporaries_removed.append(f"cold:{key}")
+        journal.cold.sync_dirs(cold_paths)
     backend.sync_dirs(touched | {tombstone_key("-")})
     journal.commit(entry)
     return report
+
+
+def _recover_archive(journal: Journal, op: JournalOp, report: RecoveryReport) -> None:
+    """Finish or undo one file's move to the cold tier.
+
+    The sidecar decides: it records the cold copy only after that copy was read back and
+    matched the checksum, so with the record the cold copy is the file and the online copy
+    goes; without it the online copy is the file and a cold copy (complete or not, verified or
+    not) goes. Either way the content ends in exactly one place, never only in an unverified one.
+    """
+    backend, cold = journal.backend, journal.cold
+    if cold is None:
+        raise ColdTierMissing(
+            f"a move of {op.data_path} to the cold tier was interrupted, and this worker has no "
+            "cold tier configured (ARTSTORE_STORAGE_COLD_BACKEND): start it with the same "
+            "cold tier to finish the move"
+        )
+    try:
+        recorded = COLD_COPY in json.loads(backend.read_bytes(op.sidecar_path))
+    except ObjectMissing:
+        recorded = False
+    if recorded:
+        backend.delete(op.data_path)
+        report.completed_archives.append(op.file_id)
+    else:
+        cold.delete(op.data_path)
+        report.rolled_back_archives.append(op.file_id)
+    log.warning(
+        "finished an interrupted move to the cold tier"
+        if recorded
+        else "undid an interrupted move to the cold tier",
+        extra={"file_id": op.file_id, "path": op.data_path},
+    )
 
 
 def _temporaries_beside(backend: StorageBackend, keys: set[str]) -> list[str]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from events import ExpiryHeld, FileDeleted, Outgoing
+from events import ExpiryHeld, FileDeleted, Mode, Outgoing
 from events.modes import retention_expires_in
 from storage_workers import element as element_file
+from storage_workers import restored_copies
 from storage_workers.catalogue import Catalogue, Due
 from storage_workers.claims import ClaimsUnavailable
 from storage_workers.documents import DocumentFile
@@ -176,3 +177,21 @@ async def _held_notices(
             )
         )
     return notices
+
+
+async def sweep_element(
+    worker: ElementWorker, *, announce: Announce, restore_warning: timedelta
+) -> None:
+    """An element's periodic sweep: files whose TTL or retention period is over (where its
+    mode lets them expire), then, on an edit element, restored copies (warned about before
+    their expiry, removed at it). A failure is logged; the next sweep retries."""
+    mode = worker.state.mode
+    try:
+        if retention_expires_in(mode):
+            await sweep_expired(worker, announce=announce)
+        if mode is Mode.EDIT:
+            await restored_copies.sweep_restored(
+                worker, announce=announce, warn_before=restore_warning
+            )
+    except Exception:
+        log.exception("expiry sweep failed")

@@ -58,6 +58,18 @@ class StorageMetrics:
             ["element_id"],
             registry=self.registry,
         ).labels(**labels)
+        self.cold_moved = Counter(
+            "artstore_storage_cold_files_moved",
+            "Files whose content was moved to the element's cold tier (verified).",
+            ["element_id"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.archive_files = Gauge(
+            "artstore_storage_archive_files",
+            "An ar element's files by where their content is: online, cold, failed (not movable).",
+            ["element_id", "where"],
+            registry=self.registry,
+        )
         self.capacity = Gauge(
             "artstore_storage_capacity_bytes",
             "Configured capacity.",

@@ -40,6 +40,8 @@ class RebuildReport:
 
     announced: int = 0
     deleted: int = 0
+    cold: int = 0
+    """Files whose content is on the element's cold tier (their sidecars say so)."""
     unreadable: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     """Data files without a sidecar (should not exist after recovery)."""
@@ -56,6 +58,7 @@ def collect(backend: StorageBackend, element_id: str) -> tuple[list[Outgoing], R
             continue
         facts.append(Outgoing(new_event(FileStored(file=result.to_record()), source=source)))
         report.announced += 1
+        report.cold += result.cold_copy is not None
     for info in backend.list(TOMBSTONES_DIR.rstrip("/")):
         deleted = FileDeleted.model_validate_json(backend.read_bytes(info.key))
         facts.append(Outgoing(new_event(deleted, source=source)))

@@ -28,9 +28,9 @@ from auth import (
 from base.health import HealthServer
 from base.settings import Settings, broker_settings
 from events import Outgoing, Topic, make_broker
-from events.modes import retention_expires_in
 from storage_workers import element as element_file
 from storage_workers import lifecycle
+from storage_workers.archiving import Archiver, open_cold_tier
 from storage_workers.backends import StorageBackend, open_backend
 from storage_workers.broker_edge import BrokerEdge
 from storage_workers.claims import PostgresClaims, UploadClaims
@@ -96,6 +96,8 @@ class StorageService:
             s3_secret_key=settings.s3_secret_key,
             create=True,
         )
+        self.cold = open_cold_tier(settings, config)
+        """The element's cold tier: where an ar element's content goes."""
         self.redis = Redis.from_url(settings.redis_url)
         self.revocations = DenyListCache(
             RedisDenyList(self.redis, prefix=config.revocation_prefix), self.redis
@@ -142,6 +144,7 @@ class StorageService:
         self.stopped = asyncio.Event()
         self.writer_claim: WriterClaim | None = None
         self.auditor: ElementAuditor | None = None
+        self.archiver: Archiver | None = None
         self.lease_lost = asyncio.Event()
         """Set when another worker took this one's S3 lease over: the service must stop."""
 
@@ -200,7 +203,7 @@ class StorageService:
             initial_mode=self.config.mode,
             now=self.clock(),
         )
-        report = await asyncio.to_thread(recover, Journal(self.backend))
+        report = await asyncio.to_thread(recover, Journal(self.backend, self.cold))
         if report.entries:
             self.metrics.recoveries.inc(report.entries)
             log.warning("recovered interrupted changes", extra={"report": repr(report)})
@@ -213,6 +216,9 @@ class StorageService:
             claims=self.claims,
             deny_list=self.verifier.catch_up,
             writer_claim=self.writer_claim,
+        )
+        archiver = self.archiver = Archiver(
+            worker, self.edge.publish, batch_files=self.config.archive_batch_files
         )
         auditor = self.auditor = self._make_auditor(worker)
         await auditor.load()
@@ -235,6 +241,7 @@ class StorageService:
             announce=self.edge.publish,
             placement=placement,
             auditor=auditor,
+            archive=archiver.progress,
         )
         heartbeats.update_gauges()
         await self.broker.start()
@@ -248,6 +255,7 @@ class StorageService:
             asyncio.create_task(self.peer_watch.run(), name="peers"),
             asyncio.create_task(self._ttl_loop(), name="ttl"),
             asyncio.create_task(self.outages.run(), name="outages"),
+            asyncio.create_task(archiver.run(), name="archive"),
         ]
         if self.writer_claim is not None and self.writer_claim.lapses:
             self._tasks.append(
@@ -292,6 +300,8 @@ class StorageService:
             claims=self.claims,
             documents=self.documents,
             peer_alive=self.peer_watch.alive,
+            cold=self.cold,
+            restore_element_id=config.restore_element_id,
         )
 
     def _make_auditor(self, worker: ElementWorker) -> ElementAuditor:
@@ -320,6 +330,8 @@ class StorageService:
             self.heartbeats.due.set()
         if self.placement is not None:
             self.placement.due.set()
+        if self.archiver is not None:
+            self.archiver.due.set()
 
     def _not_ready(self) -> str | None:
         if not self._ready:
@@ -368,13 +380,12 @@ class StorageService:
         ar elements are frozen (:func:`events.modes.retention_expires_in`)."""
         while True:
             await asyncio.sleep(self.config.ttl_sweep_interval_s)
-            worker = self.worker
-            if worker is None or not retention_expires_in(worker.state.mode):
-                continue
-            try:
-                await lifecycle.sweep_expired(worker, announce=self.edge.publish)
-            except Exception:
-                log.exception("expiry sweep failed")
+            if self.worker is not None:
+                await lifecycle.sweep_element(
+                    self.worker,
+                    announce=self.edge.publish,
+                    restore_warning=timedelta(seconds=self.config.restore_warning_s),
+                )
 
 
 async def run_service(settings: Settings, config: WorkerConfig) -> None:

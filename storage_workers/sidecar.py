@@ -22,6 +22,10 @@ from events import FileRecord, LegalHold, RetentionPolicy
 
 MAX_SIDECAR_BYTES = 4096
 SCHEMA_VERSION = "2.0"
+COLD_COPY = "cold_copy"
+"""The sidecar field (an extra field v2 allows) that says a file's content is on the element's
+cold tier, not online: ``{"key": ..., "sha256": ..., "verified_at": ...}``. Written only once
+the cold copy was read back and matched the checksum."""
 
 
 class SidecarError(ValueError):
@@ -82,6 +86,12 @@ class Sidecar(BaseModel):
     def document_number(self) -> int:
         """The document version (1 for sidecars from before versions)."""
         return self.document_version or 1
+
+    @property
+    def cold_copy(self) -> dict[str, Any] | None:
+        """Where the content is on the cold tier (None: it is online)."""
+        found = self.extras.get(COLD_COPY)
+        return found if isinstance(found, dict) else None
 
     @property
     def extras(self) -> dict[str, Any]:

@@ -13,8 +13,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from events import FileStagedObject, S3Backend, StagedObject
-from storage_workers.backends import BackendError, ObjectMissing, S3Storage
+from events import FileStagedObject, S3Backend, S3StagedObject, StagedObject
+from storage_workers.backends import (
+    BackendError,
+    LocalStorage,
+    ObjectMissing,
+    S3Storage,
+    WrittenObject,
+)
 from storage_workers.backends.base import FileSource
 from storage_workers.claim_checks import (
     ConfinedClaim,
@@ -22,6 +28,7 @@ from storage_workers.claim_checks import (
     StagingArea,
     confine,
     reconfine,
+    staging_namespace,
 )
 from storage_workers.staged_files import StagedFileMissing, open_staged, remove_staged
 
@@ -118,6 +125,28 @@ class Staging:
             raise StagedObjectMissing(
                 f"staged object {describe(claim.staged)} does not exist"
             ) from None
+
+    def stage(
+        self, owner: str, name: str, chunks: Iterable[bytes]
+    ) -> tuple[ConfinedClaim, WrittenObject]:
+        """Stage bytes this worker produced itself (a restore's verified copy) under
+        ``owner``'s namespace, hashed as they are written and durable before they have their
+        name; in the S3 staging area when there is one, else in the staging directory."""
+        namespace = staging_namespace(owner)
+        staged: StagedObject
+        if self.area.s3_bucket is not None:
+            key = f"{self.area.s3_prefix}{namespace}/{name}"
+            written = self._s3().write_pending(key, chunks)
+            staged = S3StagedObject(bucket=self.area.s3_bucket, key=key)
+        else:
+            assert self._directory is not None
+            local = LocalStorage(self._directory)
+            key = f"{namespace}/{name}"
+            written = local.write_pending(key, chunks)
+            local.publish_pending(written)
+            local.sync_dirs([key])
+            staged = FileStagedObject(path=key)
+        return ConfinedClaim(owner=owner, staged=staged), written
 
     def remove(self, claim: ConfinedClaim) -> None:
         """Remove the staged bytes of a confined claim check whose content is stored and

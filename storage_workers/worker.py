@@ -94,9 +94,15 @@ class ElementWorker:
         claims: UploadClaims | None = None,
         peer_alive: Callable[[str], bool] = lambda _element_id: True,
         documents: DocumentRegistry | None = None,
+        cold: StorageBackend | None = None,
+        restore_element_id: str | None = None,
     ) -> None:
         self.backend = backend
-        self.journal = Journal(backend)
+        self.cold = cold
+        """The element's cold tier (None: an ar element keeps its content in place)."""
+        self.restore_element_id = restore_element_id
+        """The edit element that keeps restored copies of this element's archived files."""
+        self.journal = Journal(backend, cold)
         self.state = state
         self.staging = staging
         self.verifier = verifier

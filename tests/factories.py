@@ -10,11 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel
 
 from events import (
+    ArchiveProgress,
+    ArchiveState,
     AuditRecorded,
     CapacityStatus,
     ChangeMode,
     DeleteFile,
     DeletionReason,
+    ElementArchived,
     ElementFull,
     ElementHeartbeat,
     ElementRegistered,
@@ -22,6 +25,7 @@ from events import (
     FileCommandRejected,
     FileDeleted,
     FileRecord,
+    FileRestored,
     FileStored,
     FixityChecked,
     FixityFailed,
@@ -40,6 +44,13 @@ from events import (
     PremisEvent,
     RejectionReason,
     ReleaseLegalHold,
+    RestoreExpired,
+    RestoreExpiring,
+    RestoreFailed,
+    RestoreFailureReason,
+    RestoreRequested,
+    RestoreStaged,
+    RestoreStarted,
     RetentionPolicy,
     S3StagedObject,
     UpdateMetadata,
@@ -50,6 +61,8 @@ from storage_workers.naming import storage_filename, storage_path
 from storage_workers.sidecar import Sidecar
 
 NOW = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
+RESTORE_ID = uuid.UUID("7d0b7a52-3f0e-4c55-9a55-1f1f0b9e2c11")
+FILE_ID = uuid.UUID("0b7a52d0-3f0e-4c55-9a55-2c111f1f0b9e")
 CONTENT = "Привет, архив! — hello, archive".encode()
 CHECKSUM = hashlib.sha256(CONTENT).hexdigest()
 
@@ -221,6 +234,84 @@ SAMPLES: dict[type[BaseModel], Callable[[], BaseModel]] = {
         status=CapacityStatus.OK,
         accepting_uploads=True,
         sent_at=NOW,
+        archive=ArchiveProgress(
+            state=ArchiveState.ARCHIVING,
+            in_place=False,
+            files_online=12,
+            files_cold=1222,
+            started_at=NOW,
+        ),
+    ),
+    RestoreRequested: lambda: RestoreRequested(
+        restore_id=RESTORE_ID,
+        file_id=FILE_ID,
+        element_id="se-03",
+        requested_by="sa_dev_reader_0a1b2c3d",
+        requested_at=NOW,
+    ),
+    RestoreStarted: lambda: RestoreStarted(
+        restore_id=RESTORE_ID,
+        file_id=FILE_ID,
+        requested_by="sa_dev_reader_0a1b2c3d",
+        element_id="se-03",
+        started_at=NOW,
+    ),
+    FileRestored: lambda: FileRestored(
+        restore_id=RESTORE_ID,
+        file_id=FILE_ID,
+        requested_by="sa_dev_reader_0a1b2c3d",
+        element_id="se-03",
+        restore_element_id="se-restore",
+        storage_path=f".artstore/restored/{RESTORE_ID}",
+        checksum="a" * 64,
+        restored_at=NOW,
+        expires_at=NOW + timedelta(days=30),
+    ),
+    RestoreExpiring: lambda: RestoreExpiring(
+        restore_id=RESTORE_ID,
+        file_id=FILE_ID,
+        requested_by="sa_dev_reader_0a1b2c3d",
+        element_id="se-03",
+        restore_element_id="se-restore",
+        expires_at=NOW + timedelta(days=3),
+        warned_at=NOW,
+    ),
+    RestoreExpired: lambda: RestoreExpired(
+        restore_id=RESTORE_ID,
+        file_id=FILE_ID,
+        requested_by="sa_dev_reader_0a1b2c3d",
+        element_id="se-03",
+        restore_element_id="se-restore",
+        expired_at=NOW,
+    ),
+    RestoreFailed: lambda: RestoreFailed(
+        restore_id=RESTORE_ID,
+        file_id=FILE_ID,
+        requested_by="sa_dev_reader_0a1b2c3d",
+        element_id="se-03",
+        reason=RestoreFailureReason.COLD_COPY_MISSING,
+        detail="the content is missing from the cold tier",
+        failed_at=NOW,
+    ),
+    RestoreStaged: lambda: RestoreStaged(
+        restore_id=RESTORE_ID,
+        file_id=FILE_ID,
+        requested_by="sa_dev_reader_0a1b2c3d",
+        element_id="se-03",
+        restore_element_id="se-restore",
+        staged=S3StagedObject(bucket="artstore", key=f"staging/artstore-restores/{RESTORE_ID}"),
+        file_size=10,
+        checksum="a" * 64,
+        original_filename="ledger.txt",
+        content_type="text/plain",
+        staged_at=NOW,
+    ),
+    ElementArchived: lambda: ElementArchived(
+        element_id="se-03",
+        files_cold=1234,
+        bytes_cold=10**11,
+        started_at=NOW - timedelta(hours=5),
+        finished_at=NOW,
     ),
     ModeChanged: lambda: ModeChanged(
         element_id="se-02",

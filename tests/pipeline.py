@@ -230,8 +230,10 @@ async def running_pipeline(
     *,
     element_id: str = "se-01",
     auth_options: dict[str, Any] | None = None,
+    worker_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[Pipeline]:
-    """Auth, facade, projector and an rw element's worker for one test module."""
+    """Auth, facade, projector and an rw element's worker for one test module
+    (``worker_options``: more of its settings)."""
     from auth.app import create_app as create_auth_app
     from auth.settings import AuthSettings
     from facade import FacadeSettings
@@ -283,6 +285,7 @@ async def running_pipeline(
             floor_critical_bytes=0,
             floor_warning_bytes=0,
             session_timeout_ms=6000,
+            **(worker_options or {}),
         ),
     )
     async with (

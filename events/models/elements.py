@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
+from events.models.cold import ArchiveProgress
 from events.models.common import ElementBackend, ElementId, Mode, Strict
 from events.models.fixity import FixityPassSummary
 
@@ -51,6 +52,9 @@ class ElementHeartbeat(Strict):
     sent_at: AwareDatetime
     fixity_last_full_pass: FixityPassSummary | None = Field(
         None, description="The element's last complete fixity pass; None before the first."
+    )
+    archive: ArchiveProgress | None = Field(
+        None, description="An ar element's move to its cold backend; None before ar."
     )
 
 

@@ -8,6 +8,7 @@ from producers.cli.admin import accounts_app, elements_app
 from producers.cli.audit import audit
 from producers.cli.files import download, meta, rm, search, status
 from producers.cli.lifecycle import hold_app, versions
+from producers.cli.restores import restore
 from producers.cli.upload import upload
 
 
@@ -21,6 +22,7 @@ def mount(app: typer.Typer) -> None:
     app.command("rm")(rm)
     app.command("versions")(versions)
     app.add_typer(hold_app, name="hold")
+    app.command("restore")(restore)
     app.add_typer(elements_app, name="elements")
     app.add_typer(accounts_app, name="accounts")
     app.command("audit")(audit)

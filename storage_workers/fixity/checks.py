@@ -90,7 +90,7 @@ class Auditor:
         if not (self.content_online and isinstance(item, KnownFile)):
             return None
         entry = self.lookup(item.entry.file_id)
-        if entry is None or entry.sidecar_sha256 is None:
+        if entry is None or entry.sidecar_sha256 is None or entry.cold:
             return None
         return entry, (entry.storage_path, entry.file_size, entry.checksum, entry.sidecar_sha256)
 
@@ -124,7 +124,7 @@ class Auditor:
             entry = current
             verdict = Verdict(entry.storage_path, entry.file_id, FixityOutcome.PASS)
             findings = self._sidecar_findings(entry, verdict)
-            if self.content_online:
+            if self.content_online and not entry.cold:
                 findings += self._data_findings(entry, verdict)
             else:
                 verdict.content_offline = True

@@ -76,7 +76,12 @@ class ElementAuditor:
 
     async def run_pass(self) -> FixityChecked:
         """Check the whole element once (resuming a pass under way)."""
-        self.auditor.content_online = self.worker.state.mode is not Mode.AR
+        # An ar element's content is checked where it is online: files not moved to its cold
+        # tier yet (their sidecars say which). Archived in place, its storage is its archive
+        # medium and only its sidecars are checked.
+        self.auditor.content_online = not (
+            self.worker.state.mode is Mode.AR and self.worker.cold is None
+        )
         items = await asyncio.to_thread(self._plan)
         checked = await self.runner.run(items, self.state)
         log.info(

@@ -1,0 +1,156 @@
+"""Restore on request between two real workers: an ar element whose content is on its cold
+tier, and the edit element that keeps restored copies (short durations through settings)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from base.settings import Settings
+from events import (
+    ChangeMode,
+    ElementArchived,
+    FileRestored,
+    FileStored,
+    Mode,
+    ModeChanged,
+    RestoreExpired,
+    RestoreExpiring,
+    RestoreFailed,
+    RestoreFailureReason,
+    RestoreRequested,
+    RestoreStarted,
+)
+from storage_workers.service import StorageService
+from tests.helpers import wait_until
+from tests.storage_support import FactLog, Producer, running_worker, worker_config
+
+pytestmark = [pytest.mark.kafka, pytest.mark.s3]
+
+ARCHIVE, RESTORE = "se-arch", "se-restore"
+KEEP_S, WARN_S = 8.0, 5.0
+
+
+@pytest.fixture(scope="module")
+async def elements(
+    settings: Settings, jwks_file: Path, topics: None
+) -> AsyncIterator[tuple[StorageService, StorageService]]:
+    ar = worker_config(
+        ARCHIVE,
+        mode=Mode.RW,
+        root=settings.data_dir / ARCHIVE,
+        jwks_file=jwks_file,
+        cold_backend="local",
+        cold_root=settings.data_dir / "tape",
+        restore_element_id=RESTORE,
+        fixity_enabled=False,
+    )
+    keeper = worker_config(
+        RESTORE,
+        mode=Mode.EDIT,
+        root=settings.data_dir / RESTORE,
+        jwks_file=jwks_file,
+        restore_ttl_s=KEEP_S,
+        restore_warning_s=WARN_S,
+        ttl_sweep_interval_s=0.2,
+        fixity_enabled=False,
+    )
+    async with (
+        running_worker(settings, ar) as archive,
+        running_worker(settings, keeper) as restore,
+    ):
+        yield archive, restore
+
+
+def request(file_id: uuid.UUID, element_id: str = ARCHIVE) -> RestoreRequested:
+    return RestoreRequested(
+        restore_id=uuid.uuid4(),
+        file_id=file_id,
+        element_id=element_id,
+        requested_by="claimed-by-the-command",
+        requested_at=datetime.now(UTC),
+    )
+
+
+@pytest.fixture(scope="module")
+async def archived_file(
+    elements: tuple[StorageService, StorageService], producer: Producer, facts: FactLog
+) -> tuple[uuid.UUID, bytes]:
+    content = b"an archived ledger page\n" * 300
+    upload = producer.upload(content, "ledger.txt")
+    await producer.send(upload)
+    await facts.wait(FileStored, file__file_id=upload.file_id)
+    await producer.send(ChangeMode(element_id=ARCHIVE, target_mode=Mode.RO, reason="closed"))
+    await facts.wait(ModeChanged, element_id=ARCHIVE, to_mode=Mode.RO)
+    await producer.send(ChangeMode(element_id=ARCHIVE, target_mode=Mode.AR, reason="tape"))
+    await facts.wait(ElementArchived, within=60, element_id=ARCHIVE)
+    archive, _ = elements
+    entry = archive.worker.catalogue.get(upload.file_id) if archive.worker else None
+    assert entry is not None
+    assert entry.cold, "the file's content is on the cold tier only"
+    assert not (archive.config.root / entry.storage_path).exists()  # type: ignore[operator]
+    return upload.file_id, content
+
+
+async def test_a_restore_is_copied_verified_kept_warned_about_and_removed(
+    elements: tuple[StorageService, StorageService],
+    archived_file: tuple[uuid.UUID, bytes],
+    producer: Producer,
+    facts: FactLog,
+) -> None:
+    _, keeper = elements
+    file_id, content = archived_file
+    asked = request(file_id)
+    await producer.send(asked, token=producer.token(scopes={"files:read"}))
+
+    started = await facts.wait(RestoreStarted, restore_id=asked.restore_id)
+    assert started.requested_by == producer.client_id, "who asked is the token's, not the claim"
+    restored = await facts.wait(FileRestored, within=60, restore_id=asked.restore_id)
+    assert (restored.file_id, restored.restore_element_id) == (file_id, RESTORE)
+    assert restored.checksum == hashlib.sha256(content).hexdigest()
+    assert (restored.expires_at - restored.restored_at).total_seconds() == KEEP_S
+    assert keeper.config.root is not None
+    copy = keeper.config.root / restored.storage_path
+    assert copy.read_bytes() == content
+    assert restored.file_id not in {e.file_id for e in keeper.worker.catalogue.entries()}  # type: ignore[union-attr]
+
+    expiring = await facts.wait(RestoreExpiring, within=30, restore_id=asked.restore_id)
+    assert expiring.expires_at == restored.expires_at
+    assert copy.exists(), "warned, not yet removed"
+    expired = await facts.wait(RestoreExpired, within=30, restore_id=asked.restore_id)
+    assert expired.expired_at >= restored.expires_at
+    await wait_until(lambda: not copy.exists(), 10, message="the restored copy removed")
+    assert len(facts.of(FileRestored, restore_id=asked.restore_id)) == 1
+    assert not facts.of(RestoreFailed, restore_id=asked.restore_id)
+
+
+async def test_a_restore_of_someone_elses_or_an_unknown_file_reveals_nothing(
+    archived_file: tuple[uuid.UUID, bytes], producer: Producer, facts: FactLog
+) -> None:
+    file_id, _ = archived_file
+    theirs = request(file_id)
+    other = producer.signer.issue(scopes={"files:read"}, name="other", client_id="sa_test_other_1")
+    await producer.send(theirs, token=other)
+    unknown = request(uuid.uuid4())
+    await producer.send(unknown, token=producer.token(scopes={"files:read"}))
+    refused_theirs = await facts.wait(RestoreFailed, restore_id=theirs.restore_id)
+    refused_unknown = await facts.wait(RestoreFailed, restore_id=unknown.restore_id)
+    assert refused_theirs.reason is refused_unknown.reason is RestoreFailureReason.NOT_FOUND
+    assert "holds no file" in refused_theirs.detail
+    assert not facts.of(RestoreStarted, restore_id=theirs.restore_id)
+
+
+async def test_a_restore_without_scope_is_refused_with_its_reason(
+    archived_file: tuple[uuid.UUID, bytes], producer: Producer, facts: FactLog
+) -> None:
+    file_id, _ = archived_file
+    asked = request(file_id)
+    await producer.send(asked, token=producer.token(scopes={"files:write"}))
+    refused = await facts.wait(RestoreFailed, restore_id=asked.restore_id)
+    assert refused.reason is RestoreFailureReason.REFUSED
+    assert "files:read" in refused.detail
