@@ -85,6 +85,18 @@ async def _every(
             await asyncio.wait_for(stop.wait(), interval_s)
 
 
+def _stop_on_crash(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """A part that died stops the whole process, so its supervisor starts it afresh (a
+    dispatcher that reads facts but no longer sends would look healthy and deliver nothing)."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.error(
+        "a part of the dispatcher failed; stopping",
+        extra={"task": task.get_name(), "error": repr(task.exception())},
+    )
+    stop.set()
+
+
 async def run_dispatcher(
     settings: Settings,
     notifications: NotificationSettings,
@@ -165,6 +177,8 @@ async def run_dispatcher(
             ),
             asyncio.create_task(_every(5.0, stop, pending, "pending count"), name="pending"),
         ]
+        for task in tasks:
+            task.add_done_callback(lambda done: _stop_on_crash(done, stop))
         if readiness is not None:
             readiness.started = True
         log.info("notifications dispatcher started", extra={"group": notifications.group_id})
@@ -178,6 +192,9 @@ async def run_dispatcher(
         await producer.stop()
         await http.aclose()
         await pool.close()
+    failed = [t for t in tasks if not t.cancelled() and t.exception() is not None]
+    if failed:
+        raise RuntimeError(f"{failed[0].get_name()} failed: {failed[0].exception()!r}")
 
 
 def run_dispatcher_process(settings: Settings, notifications: NotificationSettings) -> None:
