@@ -164,11 +164,23 @@ class Sender:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except OSError as exc:  # name resolution
             error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            # Whatever else one attempt runs into (a name the resolver cannot encode, a URL the
+            # HTTP client refuses) is that delivery's failure: raised here, it would stop the
+            # sender, and the delivery, claimed again after every restart, would stop it again.
+            log.exception(
+                "webhook attempt failed unexpectedly",
+                extra={"delivery_id": str(due.delivery_id), "webhook_id": str(due.webhook_id)},
+            )
+            error = f"unexpected error ({type(exc).__name__})"
         elapsed = time.perf_counter() - started
         metrics.ATTEMPT_SECONDS.observe(elapsed)
         result = "error" if status is None else "accepted" if 200 <= status < 300 else "refused"
         metrics.ATTEMPTS.labels(result).inc()
-        return Outcome(due, attempted_at, int(elapsed * 1000), status, error and error[:500])
+        if error is not None:
+            # Stored as text: PostgreSQL refuses NUL, and one refused row fails the whole batch.
+            error = error.replace("\x00", "\\x00")[:500]
+        return Outcome(due, attempted_at, int(elapsed * 1000), status, error)
 
     async def _post(self, due: DueDelivery) -> int:
         secret = self.box.open(due.webhook_id, due.sealed)

@@ -338,3 +338,44 @@ async def test_facts_read_again_make_no_second_delivery(
         log = await alice.deliveries(hook["webhook_id"])
     assert len(log) == 1
     assert receiver.delivery_ids() == [log[0]["delivery_id"]]
+
+
+async def set_url(settings: Settings, webhook_id: str, url: str) -> None:
+    """Point a webhook at ``url`` behind the facade's back (a URL registered before a check the
+    facade now makes, or written by an older version)."""
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:
+        await conn.execute(
+            "UPDATE webhooks SET url = $2 WHERE webhook_id = $1", uuid.UUID(webhook_id), url
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_delivery_that_cannot_even_be_attempted_stops_nothing(
+    pipeline: Pipeline, alice: Account
+) -> None:
+    receiver = Receiver()
+    async with receiving(receiver, free_port()) as url:
+        broken = await alice.register(url, "upload.stored")
+        # A name the resolver cannot encode (its label is over 63 bytes once encoded).
+        await set_url(pipeline.settings, broken["webhook_id"], "http://" + "é" * 60 + ".com/")
+        await alice.register(url, "upload.stored")
+        first = await alice.client.upload(io.BytesIO(b"first"), filename="1.txt")
+        await first.wait(timeout=60)
+
+        async def attempted() -> bool:
+            log = await alice.deliveries(broken["webhook_id"])
+            return bool(log) and log[0]["attempts"] >= 1
+
+        await wait_until(attempted, 60, message="the broken webhook's attempt logged")
+        [failed] = await alice.deliveries(broken["webhook_id"])
+        assert failed["status"] == "pending"
+        assert failed["log"][0]["status_code"] is None
+        assert failed["log"][0]["error"]
+        # The sender is still there: the next upload reaches the working webhook.
+        second = await alice.client.upload(io.BytesIO(b"second"), filename="2.txt")
+        await second.wait(timeout=60)
+        await wait_until(lambda: len(receiver.received) >= 2, 60, message="both deliveries")
+    sent = [json.loads(r.body)["data"]["file"]["file_id"] for r in receiver.received]
+    assert sent == [str(first.file_id), str(second.file_id)]
