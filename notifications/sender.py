@@ -213,13 +213,14 @@ class Sender:
 def _pinned(
     target: Target, address: Address, headers: dict[str, str]
 ) -> tuple[httpx.URL, dict[str, object]]:
-    """The request URL that connects to ``address``, with the name as Host and TLS name."""
-    url = httpx.URL(target.url)
+    """The request URL that connects to ``address`` (the one checked), with the name as Host and
+    TLS name. The URL is built from the checked parts: the HTTP client never reads a host of
+    its own from the account's text."""
+    url = httpx.URL(target.url_to(address))
     if target.literal is not None:
         return url, {}
-    default = 443 if target.scheme == "https" else 80
-    headers["Host"] = target.host if target.port == default else f"{target.host}:{target.port}"
+    headers["Host"] = target.host_header
     extensions: dict[str, object] = {}
     if target.scheme == "https":
         extensions["sni_hostname"] = target.host
-    return url.copy_with(host=str(address)), extensions
+    return url, extensions

@@ -7,16 +7,21 @@ databases, admin consoles). So:
 - the URL must be ``http`` or ``https``, at most :data:`MAX_URL_LENGTH` characters, with a host
   and no user name or password in it (secrets belong in the signature, not in a URL that is
   logged and shown back), and no fragment;
+- its host is an address, in any form the resolver reads as one (``2130706433``, ``0x7f.1``
+  and ``127.1`` are 127.0.0.1, and are checked as such), or a name of letters, digits, hyphens
+  and underscores, a non-ASCII name taken in its IDNA form (the one the resolver looks up);
 - every address its host resolves to must be public (``ipaddress``'s ``is_global``) and not in
   the denied networks, unless it is in the allowed networks: loopback, private, link-local,
   shared, multicast and reserved ranges are refused by default. Checked when the webhook is
-  registered (for an address literal or a name that resolves now) and again before every
-  attempt, on the addresses the attempt then connects to (see ``notifications.sender``).
+  registered (for an address) and again before every attempt, on the addresses the attempt
+  then connects to (see ``notifications.sender``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
@@ -35,11 +40,59 @@ class Target:
     """A checked URL's parts."""
 
     url: str
+    """As registered (and shown back to the account)."""
     scheme: str
     host: str
+    """The name in ASCII (IDNA, as the resolver looks it up), or the address's canonical text."""
     port: int
     literal: Address | None
-    """The host as an address, when the URL names one."""
+    """The host as an address, when the URL names one (in any form the resolver would read
+    as one: ``2130706433`` and ``0x7f.1`` are 127.0.0.1)."""
+    explicit_port: bool
+    path: str
+    """Path and query, as sent."""
+
+    def url_to(self, address: Address) -> str:
+        """This URL with ``address`` as its host: what a delivery connects to."""
+        text = f"[{address}]" if address.version == 6 else str(address)
+        port = f":{self.port}" if self.explicit_port else ""
+        return f"{self.scheme}://{text}{port}{self.path}"
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` a receiver expects: the name, and the port unless it is the default."""
+        return f"{self.host}:{self.port}" if self.explicit_port else self.host
+
+
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+_NUMERIC = re.compile(r"^[0-9a-fx.]+$")
+
+
+def _host(raw: str) -> tuple[str, Address | None]:
+    """The host in ASCII and the address it names, if any; :class:`UnsafeTarget` otherwise."""
+    host = raw.rstrip(".").lower()
+    if not host:
+        raise UnsafeTarget("the URL has no host")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            raise UnsafeTarget("the URL's host is not a valid name") from None
+    try:
+        literal: Address = ipaddress.ip_address(host)
+        return str(literal), literal
+    except ValueError:
+        pass
+    if _NUMERIC.fullmatch(host):
+        # The resolver reads 2130706433, 0x7f.1, 017700000001 and 127.1 as IPv4 addresses.
+        try:
+            literal = ipaddress.IPv4Address(socket.inet_aton(host))
+            return str(literal), literal
+        except OSError:
+            pass
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.split(".")):
+        raise UnsafeTarget("the URL's host is not a valid name")
+    return host, None
 
 
 def parse_target(url: str) -> Target:
@@ -60,16 +113,13 @@ def parse_target(url: str) -> Target:
         raise UnsafeTarget("the URL must not contain a user name or password")
     if parts.fragment:
         raise UnsafeTarget("the URL must not contain a fragment (#...)")
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        raise UnsafeTarget("the URL has no host")
-    try:
-        literal: Address | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-        if not all(label and len(label) <= 63 for label in host.split(".")) or len(host) > 253:
-            raise UnsafeTarget("the URL's host is not a valid name") from None
-    return Target(url, scheme, host, port or (443 if scheme == "https" else 80), literal)
+    host, literal = _host(parts.hostname or "")
+    if port == 0:
+        raise UnsafeTarget("the URL's port must be 1 to 65535")
+    default = 443 if scheme == "https" else 80
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    explicit = port is not None and port != default
+    return Target(url, scheme, host, port or default, literal, explicit, path)
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,9 @@ async def test_another_accounts_webhooks_are_invisible_and_hear_nothing(
         ({"url": "http://10.0.0.1/x", "kinds": ["upload.stored"]}, 400, "url"),
         ({"url": "http://[::1]:9/x", "kinds": ["upload.stored"]}, 400, "url"),
         ({"url": "http://localhost:9/x", "kinds": ["upload.stored"]}, 400, "url"),
+        ({"url": "http://167772161/x", "kinds": ["upload.stored"]}, 400, "url"),  # 10.0.0.1
+        ({"url": "http://0xa9.254.169.254/", "kinds": ["upload.stored"]}, 400, "url"),
+        ({"url": "http://" + "é" * 60 + ".com/", "kinds": ["upload.stored"]}, 400, "url"),
         ({"url": "https://e.com/" + "a" * 3000, "kinds": ["upload.stored"]}, 400, "url"),
         ({"url": "https://example.com/x", "kinds": ["file.deleted"]}, 400, "kinds.0"),
         ({"url": "https://example.com/x", "kinds": []}, 400, "kinds"),

@@ -24,6 +24,11 @@ from notifications.sealing import new_key_setting, new_secret
         ("https://exa mple.com/", "spaces or control"),
         ("https://example.com:99999/", "parsed"),
         ("https://" + "a" * 2100 + ".com/", "longer than"),
+        ("http://" + "é" * 60 + ".com/", "not a valid name"),  # over 63 bytes in IDNA
+        ("http://a<b.com/", "not a valid name"),
+        ("http://-a.com/", "not a valid name"),
+        ("http://%31%32%37.0.0.1/", "not a valid name"),
+        ("http://example.com:0/", "port"),
     ],
 )
 def test_a_bad_url_is_refused_with_a_reason(url: str, why: str) -> None:
@@ -40,6 +45,39 @@ def test_a_good_url_is_parsed() -> None:
         None,
     )
     assert parse_target("http://127.0.0.1:8123/h").literal == ipaddress.ip_address("127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://2130706433/", "127.0.0.1"),
+        ("http://0x7f.1/", "127.0.0.1"),
+        ("http://017700000001/", "127.0.0.1"),
+        ("http://127.1/", "127.0.0.1"),
+        ("http://0/", "0.0.0.0"),
+        ("http://0xa9.254.169.254/", "169.254.169.254"),
+        ("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/", "127.0.0.1"),  # full-width
+    ],
+)
+def test_every_form_the_resolver_reads_as_an_address_is_taken_as_that_address(
+    url: str, address: str
+) -> None:
+    target = parse_target(url)
+    assert target.literal == ipaddress.ip_address(address)
+    assert target.url_to(target.literal) == f"http://{target.host}/"
+    assert AddressPolicy().refusal(target.literal) is not None
+
+
+def test_a_name_is_taken_in_the_ascii_form_the_resolver_looks_up() -> None:
+    target = parse_target("https://Bücher.Example:8443/hook?a=1")
+    assert (target.host, target.literal) == ("xn--bcher-kva.example", None)
+    assert target.host_header == "xn--bcher-kva.example:8443"
+    address = ipaddress.ip_address("2001:db8::5")
+    assert target.url_to(address) == "https://[2001:db8::5]:8443/hook?a=1"
+    assert parse_target("https://hooks.example.com:443").url_to(address) == (
+        "https://[2001:db8::5]/"
+    )
+    assert parse_target("https://hooks.example.com:443").host_header == "hooks.example.com"
 
 
 @pytest.mark.parametrize(
