@@ -135,11 +135,17 @@ class AddressPolicy:
         return cls(_networks(allowed), _networks(denied))
 
     def refusal(self, address: Address) -> str | None:
-        """Why ``address`` may not be reached, or None."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        """Why ``address`` may not be reached, or None. An IPv6 address that carries an IPv4
+        one to a translator or tunnel (mapped, NAT64, 6to4, IPv4-compatible) is judged by the
+        IPv4 address it reaches."""
         if any(address in network for network in self.allowed):
             return None
+        if isinstance(address, ipaddress.IPv6Address):
+            carried = _carried_ipv4(address)
+            if carried is not None:
+                return self.refusal(carried)
+            if address in _LOCAL_NAT64:
+                return f"{address} is in the local-use NAT64 network {_LOCAL_NAT64}"
         if any(address in network for network in self.denied):
             return f"{address} is in a denied network"
         if not address.is_global or address.is_multicast:
@@ -158,6 +164,22 @@ class AddressPolicy:
             why = self.refusal(address)
             if why is not None:
                 raise UnsafeTarget(why)
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches through a translator or a tunnel, if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or (address in _COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def _networks(values: Iterable[str]) -> tuple[Network, ...]:

@@ -232,6 +232,8 @@ async def test_another_accounts_webhooks_are_invisible_and_hear_nothing(
         ({"url": "http://localhost:9/x", "kinds": ["upload.stored"]}, 400, "url"),
         ({"url": "http://167772161/x", "kinds": ["upload.stored"]}, 400, "url"),  # 10.0.0.1
         ({"url": "http://0xa9.254.169.254/", "kinds": ["upload.stored"]}, 400, "url"),
+        ({"url": "http://[64:ff9b::a9fe:a9fe]/", "kinds": ["upload.stored"]}, 400, "url"),
+        ({"url": "http://[2002:a00:1::1]/", "kinds": ["upload.stored"]}, 400, "url"),
         ({"url": "http://" + "é" * 60 + ".com/", "kinds": ["upload.stored"]}, 400, "url"),
         ({"url": "https://e.com/" + "a" * 3000, "kinds": ["upload.stored"]}, 400, "url"),
         ({"url": "https://example.com/x", "kinds": ["file.deleted"]}, 400, "kinds.0"),

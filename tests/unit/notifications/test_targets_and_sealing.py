@@ -95,10 +95,28 @@ def test_a_name_is_taken_in_the_ascii_form_the_resolver_looks_up() -> None:
         "fe80::1",
         "224.0.0.1",
         "::ffff:127.0.0.1",
+        "64:ff9b::a9fe:a9fe",  # NAT64 to 169.254.169.254
+        "64:ff9b::a00:1",  # NAT64 to 10.0.0.1
+        "64:ff9b:1::808:808",  # local-use NAT64
+        "2002:a00:1::1",  # 6to4 to 10.0.0.1
+        "::10.0.0.1",  # IPv4-compatible
+        "::127.0.0.1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
     ],
 )
 def test_private_and_special_addresses_are_refused_by_default(address: str) -> None:
     assert AddressPolicy().refusal(ipaddress.ip_address(address)) is not None
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "2606:4700::1111"])
+def test_ipv6_addresses_that_reach_public_ones_pass(address: str) -> None:
+    assert AddressPolicy().refusal(ipaddress.ip_address(address)) is None
+
+
+def test_an_ipv6_address_reaching_a_denied_ipv4_one_is_refused() -> None:
+    policy = AddressPolicy.of([], ["8.8.8.0/24"])
+    assert policy.refusal(ipaddress.ip_address("64:ff9b::808:808")) is not None
+    assert policy.refusal(ipaddress.ip_address("2002:808:808::1")) is not None
 
 
 def test_public_addresses_pass_unless_denied_and_allowed_networks_open_private_ones() -> None:
