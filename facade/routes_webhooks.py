@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from base.openapi import body, merged, problems
 from facade import queries
@@ -47,6 +47,14 @@ class WebhookRegistration(BaseModel):
     url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
     kinds: list[NotificationKind] = Field(min_length=1, max_length=len(NotificationKind))
     description: str = Field("", max_length=500)
+
+    @field_validator("description")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # PostgreSQL text cannot hold NUL; other control characters have no place in a note.
+        if any((ord(c) < 0x20 and c not in "\t\n") or ord(c) == 0x7F for c in value):
+            raise ValueError("the description must not contain control characters")
+        return value
 
 
 _REGISTRATION_SCHEMA = {

@@ -245,6 +245,11 @@ async def test_another_accounts_webhooks_are_invisible_and_hear_nothing(
             "secret",
         ),
         ([1, 2, 3], 400, "body"),
+        (
+            {"url": "https://example.com/x", "kinds": ["upload.stored"], "description": "a\x00b"},
+            400,
+            "description",
+        ),
     ],
 )
 async def test_hostile_registrations_are_refused_with_a_reason(
