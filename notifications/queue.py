@@ -133,7 +133,8 @@ class DeliveryQueue:
         and an id already queued is skipped. A batch starting past a stored position is refused
         (:class:`PositionMismatch`: records would be skipped), unless its partition is in
         ``tolerate`` (the broker served the later offset twice: it no longer has the earlier
-        ones). Positions only move forward. Returns the ids of the deliveries that are new.
+        ones). Positions only move forward. A delivery to a webhook deleted meanwhile is not
+        queued. Returns the ids of the deliveries that are new.
         """
         tps = sorted(next_offsets)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -161,6 +162,17 @@ class DeliveryQueue:
             if behind:
                 raise PositionMismatch(behind)
             inserted: set[uuid.UUID] = set()
+            if deliveries:
+                # Only to webhooks still live, held so until this commits: a deletion between
+                # the lookup of subscribers and here would otherwise miss these deliveries when
+                # it cancels the webhook's pending ones, and they would go out after it.
+                live = await conn.fetch(
+                    "SELECT webhook_id FROM webhooks WHERE webhook_id = ANY($1::uuid[]) "
+                    "AND deleted_at IS NULL ORDER BY webhook_id FOR SHARE",
+                    sorted({d.webhook_id for d in deliveries}),
+                )
+                alive = {r["webhook_id"] for r in live}
+                deliveries = [d for d in deliveries if d.webhook_id in alive]
             if deliveries:
                 done = await conn.fetch(
                     "INSERT INTO webhook_deliveries (delivery_id, webhook_id, kind, event_id, "
