@@ -40,6 +40,10 @@ from notifications.targets import Address, AddressPolicy, Target, UnsafeTarget, 
 log = logging.getLogger("notifications.sender")
 USER_AGENT = "ArtStore-Webhooks/1"
 Resolver = Callable[[str, int], Awaitable[list[Address]]]
+UNREACHABLE_NAME = (
+    "the host name does not resolve, or not only to addresses deliveries may reach (public "
+    "ones, unless the operator allowed others)"
+)
 
 
 async def resolve(host: str, port: int) -> list[Address]:
@@ -162,7 +166,7 @@ class Sender:
             error = str(exc)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        except OSError as exc:  # name resolution
+        except OSError as exc:  # connecting
             error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:
             # Whatever else one attempt runs into (a name the resolver cannot encode, a URL the
@@ -185,12 +189,11 @@ class Sender:
     async def _post(self, due: DueDelivery) -> int:
         secret = self.box.open(due.webhook_id, due.sealed)
         target = parse_target(due.url)
-        addresses = (
-            [target.literal]
-            if target.literal is not None
-            else await self.resolver(target.host, target.port)
-        )
-        self.policy.check(addresses)
+        if target.literal is not None:
+            addresses: list[Address] = [target.literal]
+            self.policy.check(addresses)
+        else:
+            addresses = await self._reachable(due, target)
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -208,6 +211,22 @@ class Sender:
         # The receiver's body is not read: only its status counts.
         await response.aclose()
         return response.status_code
+
+    async def _reachable(self, due: DueDelivery, target: Target) -> list[Address]:
+        """The addresses a name resolves to, all of them allowed. The account reads the
+        delivery log: it is told the same thing whether the name does not resolve or resolves
+        to a refused address, and never which address (a webhook must not be a way to look
+        names up in the private network); the operator's log says more."""
+        try:
+            addresses = await self.resolver(target.host, target.port)
+            self.policy.check(addresses)
+        except (OSError, UnsafeTarget) as exc:
+            log.info(
+                "webhook host not reachable",
+                extra={"webhook_id": str(due.webhook_id), "host": target.host, "error": str(exc)},
+            )
+            raise UnsafeTarget(UNREACHABLE_NAME) from None
+        return addresses
 
 
 def _pinned(
