@@ -67,6 +67,8 @@ def _parse(header: str) -> tuple[int, list[str]]:
         if not sep:
             continue
         if name == "t":
+            if timestamp is not None:
+                raise WebhookSignatureError("malformed", "the signature header has two t= entries")
             if not value.isascii() or not value.isdigit() or len(value) > 12:
                 raise WebhookSignatureError("malformed", "the timestamp t= is not unix seconds")
             timestamp = int(value)
@@ -91,9 +93,9 @@ def verify_signature(
 
     ``body`` is the raw request body as received (before any JSON parsing), ``header`` the
     ``X-ArtStore-Signature`` value, ``secret`` the webhook's secret (or several, while one is
-    being replaced). Refuses a timestamp more than ``tolerance_s`` seconds away from ``now``
-    (in the past or the future), so a captured delivery cannot be replayed later. Compares in
-    constant time.
+    being replaced; ValueError if it is empty or not text). Refuses a timestamp more than
+    ``tolerance_s`` seconds away from ``now`` (in the past or the future), so a captured
+    delivery cannot be replayed later. Compares in constant time.
     """
     if not header:
         raise WebhookSignatureError("malformed", f"the {SIGNATURE_HEADER} header is missing")
@@ -112,6 +114,10 @@ def verify_signature(
             f"the signature is dated {int(-age)} s ahead; check the receiver's clock",
         )
     secrets = [secret] if isinstance(secret, str) else list(secret)
+    if not secrets or not all(isinstance(s, str) and s for s in secrets):
+        # An empty key is one anybody can sign with: a receiver whose secret setting is unset
+        # would accept forged deliveries.
+        raise ValueError("give the webhook's secret: a non-empty string (or several)")
     payload = bytes(body)
     matched = False
     for candidate in secrets:

@@ -79,7 +79,16 @@ def test_another_secret_is_refused_and_either_of_two_during_a_rotation_is_accept
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "v1=abc", f"t={T}", f"t=abc,v1={'0' * 64}", f"t=-5,v1={'0' * 64}", "x" * 5000],
+    [
+        None,
+        "",
+        "v1=abc",
+        f"t={T}",
+        f"t=abc,v1={'0' * 64}",
+        f"t=-5,v1={'0' * 64}",
+        "x" * 5000,
+        f"{sign(SECRET, BODY, T)},t={T - 1000}",
+    ],
 )
 def test_a_malformed_header_is_refused(header: str | None) -> None:
     with pytest.raises(WebhookSignatureError) as caught:
@@ -96,3 +105,12 @@ def test_non_ascii_in_the_signature_is_a_mismatch_not_a_crash() -> None:
 def test_parsed_json_instead_of_the_raw_body_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         verify_webhook({"kind": "x"}, sign(SECRET, BODY, T), SECRET, now=T)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("secret", ["", [], [""], [SECRET, ""], b"whsec_bytes", [b"whsec_bytes"]])
+def test_an_empty_or_non_text_secret_is_an_error_not_a_key_anybody_can_sign_with(
+    secret: object,
+) -> None:
+    forged = sign("", BODY, T)  # what anybody can compute without any secret
+    with pytest.raises(ValueError, match="give the webhook's secret"):
+        verify_webhook(BODY, forged, secret, now=T)  # type: ignore[arg-type]
