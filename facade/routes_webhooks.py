@@ -10,7 +10,7 @@ facade's door (``webhook.register_refused``, ``webhook.delete_refused``).
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -225,8 +225,13 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: datetime | None = None,
 ) -> Response:
-    if before is not None and before.tzinfo is None:
-        raise BadRequest("before", "give a time zone (e.g. 2027-01-10T12:00:00Z)")
+    if before is not None:
+        if before.tzinfo is None:
+            raise BadRequest("before", "give a time zone (e.g. 2027-01-10T12:00:00Z)")
+        try:
+            before = before.astimezone(UTC)
+        except OverflowError:
+            raise BadRequest("before", "the time is out of range once taken to UTC") from None
     found = await _webhooks(request).deliveries(
         caller.claims.client_id, webhook_id, status=status, limit=limit, before=before
     )

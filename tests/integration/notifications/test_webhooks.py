@@ -273,6 +273,14 @@ async def test_a_huge_or_broken_body_and_a_missing_token_are_refused(
     assert anonymous.status_code == 401
     bad_page = await alice.call("GET", f"/api/v1/webhooks/{uuid.uuid4()}/deliveries?limit=100000")
     assert bad_page.status_code == 400
+    hook = await alice.register("https://hooks.example.com/h", "upload.stored")
+    for edge in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        # Valid times whose UTC form is outside the years the database stores.
+        out_of_range = await alice.call(
+            "GET", f"/api/v1/webhooks/{hook['webhook_id']}/deliveries", params={"before": edge}
+        )
+        assert out_of_range.status_code == 400, out_of_range.text
+        assert out_of_range.json()["parameter"] == "before"
 
 
 async def test_registering_and_deleting_are_audited_and_deleting_cancels_pending_deliveries(
