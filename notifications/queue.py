@@ -200,14 +200,32 @@ class DeliveryQueue:
             )
         return inserted
 
-    async def claim_due(self, limit: int, lease_s: float) -> list[DueDelivery]:
+    async def claim_due(
+        self, limit: int, lease_s: float, *, per_account: int | None = None
+    ) -> list[DueDelivery]:
         """Take up to ``limit`` due deliveries for one attempt each, leased for ``lease_s``
-        (another dispatcher skips them meanwhile; a crashed one's lease runs out)."""
+        (another dispatcher skips them meanwhile; a crashed one's lease runs out).
+
+        ``per_account``: at most this many of one account's deliveries in flight at once,
+        counting those leased already (by any dispatcher), so that one account's slow or
+        hanging receivers cannot take every slot and hold up everyone else's deliveries."""
         rows = await self.pool.fetch(
-            "WITH due AS (SELECT d.delivery_id FROM webhook_deliveries d "
+            "WITH busy AS (SELECT w.client_id, count(*) AS n FROM webhook_deliveries d "
+            "JOIN webhooks w ON w.webhook_id = d.webhook_id "
+            "WHERE d.status = 'pending' AND d.leased_until >= clock_timestamp() "
+            "GROUP BY w.client_id), "
+            "ranked AS (SELECT d.delivery_id, d.next_attempt_at, coalesce(b.n, 0) "
+            "+ row_number() OVER (PARTITION BY w.client_id "
+            "ORDER BY d.next_attempt_at, d.delivery_id) AS slot "
+            "FROM webhook_deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id "
+            "LEFT JOIN busy b ON b.client_id = w.client_id "
             "WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() "
+            "AND (d.leased_until IS NULL OR d.leased_until < clock_timestamp())), "
+            "due AS (SELECT d.delivery_id FROM webhook_deliveries d "
+            "JOIN ranked r ON r.delivery_id = d.delivery_id "
+            "WHERE ($3::bigint IS NULL OR r.slot <= $3) AND d.status = 'pending' "
             "AND (d.leased_until IS NULL OR d.leased_until < clock_timestamp()) "
-            "ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
+            "ORDER BY r.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED) "
             "UPDATE webhook_deliveries d SET leased_until = clock_timestamp() "
             "+ make_interval(secs => $2) FROM due, webhooks w "
             "WHERE d.delivery_id = due.delivery_id AND w.webhook_id = d.webhook_id "
@@ -215,6 +233,7 @@ class DeliveryQueue:
             "w.secret_key_id, w.secret_sealed",
             limit,
             lease_s,
+            per_account,
         )
         return [
             DueDelivery(

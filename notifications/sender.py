@@ -72,6 +72,7 @@ class Sender:
         timeout_s: float,
         concurrency: int,
         poll_s: float,
+        per_account: int | None = None,
         resolver: Resolver = resolve,
     ) -> None:
         self.queue = queue
@@ -82,6 +83,7 @@ class Sender:
         self.delays_s = list(delays_s)
         self.timeout_s = timeout_s
         self.concurrency = concurrency
+        self.per_account = per_account
         self.poll_s = poll_s
         self.resolver = resolver
         # Long enough for an attempt to end on its own; short enough that a crashed
@@ -97,7 +99,9 @@ class Sender:
                     free = self.concurrency - len(inflight)
                     if free > 0:
                         self.wake.clear()
-                        for due in await self.queue.claim_due(free, self.lease_s):
+                        for due in await self.queue.claim_due(
+                            free, self.lease_s, per_account=self.per_account
+                        ):
                             inflight.add(asyncio.create_task(self.attempt(due)))
                     await self._wait(inflight, stop)
                     await self._record_finished(inflight)

@@ -162,6 +162,7 @@ async def run_dispatcher(
             delays_s=notifications.retry_delays_s,
             timeout_s=notifications.request_timeout_s,
             concurrency=notifications.concurrency,
+            per_account=notifications.max_in_flight_per_account,
             poll_s=notifications.sender_poll_s,
         )
         audit_topic = names.name(Topic.AUDIT)

@@ -43,6 +43,13 @@ class NotificationSettings(BaseSettings):
         10.0, gt=0, le=120, description="Longest an attempt may take, connect to last byte."
     )
     concurrency: int = Field(32, ge=1, le=1000, description="Attempts in flight at once.")
+    max_in_flight_per_account: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Attempts of one account's deliveries in flight at once (over every "
+        "dispatcher), so one account's slow receivers leave slots for the others.",
+    )
     max_webhooks_per_account: int = Field(25, ge=1, le=1000)
     group_id: str = Field("artstore-notifications", description="Consumer group of the facts.")
     batch_size: int = Field(1000, ge=1, le=20_000, description="Most facts read per batch.")
