@@ -139,9 +139,16 @@ def _mount_operations() -> None:
     app.command("lag")(lag_command)
 
 
+def _mount_notifications() -> None:
+    from notifications.cli import notifications_app
+
+    app.add_typer(notifications_app, name="notifications")
+
+
 _mount_stack()
 _mount_query()
 _mount_operations()
+_mount_notifications()
 
 
 def _mount_client() -> None:

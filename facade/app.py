@@ -42,6 +42,7 @@ from facade import (
     routes_lifecycle,
     routes_read,
     routes_restore,
+    routes_webhooks,
     routes_write,
 )
 from facade.audit_door import audit_requests
@@ -55,6 +56,14 @@ from facade.runtime import FacadeRuntime
 from facade.security import Caller, RateLimit, requires
 from facade.settings import FacadeSettings
 from facade.staging import PART_SIZE, Staging, StreamStaging
+from notifications import (
+    AddressPolicy,
+    NotificationSettings,
+    Registrations,
+    SealingUnavailable,
+    SecretBox,
+)
+from notifications import migrate as migrate_notifications
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -145,11 +154,24 @@ def instance_name(facade: FacadeSettings) -> str:
     return f"{host}-{facade.port}"
 
 
+def _secret_box(notifications: NotificationSettings) -> SecretBox:
+    try:
+        return SecretBox.from_setting(notifications.secret_keys)
+    except SealingUnavailable as exc:
+        log.error("webhooks disabled: %s", exc)
+        return SecretBox([])
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, facade: FacadeSettings, *, verifier: TokenVerifier | None = None
+    settings: Settings,
+    facade: FacadeSettings,
+    *,
+    verifier: TokenVerifier | None = None,
+    notifications: NotificationSettings | None = None,
 ) -> AsyncIterator[FacadeRuntime]:
     """Connect everything the facade needs; close it all on exit."""
+    notifications = notifications or NotificationSettings()
     # First: a journal another process holds stops the start before anything connects.
     root = audit_journal_root(settings, facade)
     journal = AuditJournal(root / instance_name(facade))
@@ -163,6 +185,7 @@ async def open_runtime(
         )
         stack.push_async_callback(pool.close)
         await pool.execute("SELECT 1")
+        await migrate_notifications(settings.database_url)
         redis = Redis.from_url(settings.redis_url)
         stack.push_async_callback(redis.aclose)
         revocations = DenyListCache(RedisDenyList(redis, prefix=facade.revocation_prefix), redis)
@@ -208,6 +231,16 @@ async def open_runtime(
             audit=audit,
             s3=s3,
             rate_limit=rate_limit,
+            notifications=notifications,
+            notification_policy=AddressPolicy.of(
+                notifications.allowed_networks, notifications.denied_networks
+            ),
+            webhooks=Registrations(
+                pool,
+                _secret_box(notifications),
+                settings.topic_names(),
+                max_message_bytes=settings.max_message_bytes,
+            ),
         )
         stop = asyncio.Event()
         relay = asyncio.create_task(audit.run(stop), name="audit-relay")
@@ -221,7 +254,11 @@ async def open_runtime(
 
 
 def create_app(
-    settings: Settings, facade: FacadeSettings, *, verifier: TokenVerifier | None = None
+    settings: Settings,
+    facade: FacadeSettings,
+    *,
+    verifier: TokenVerifier | None = None,
+    notifications: NotificationSettings | None = None,
 ) -> FastAPI:
     """The facade app; its lifespan opens the connections (see :func:`open_runtime`)."""
 
@@ -233,7 +270,9 @@ def create_app(
         if facade.metrics_port is not None:
             await scrape.start(facade.metrics_host, facade.metrics_port)
         try:
-            async with open_runtime(settings, facade, verifier=verifier) as runtime:
+            async with open_runtime(
+                settings, facade, verifier=verifier, notifications=notifications
+            ) as runtime:
                 app.state.runtime = runtime
                 yield
         finally:
@@ -255,6 +294,7 @@ def create_app(
     install_console(app)
     app.include_router(routes_audit.router)
     app.include_router(routes_dlq.router)
+    app.include_router(routes_webhooks.router)
 
     @app.middleware("http")
     async def audit(

@@ -74,6 +74,8 @@ ROUTES = (
     _door("GET", r"^/api/v1/(?P<s>dlq)$", None, "dlq.read_refused"),
     _door("GET", rf"^/api/v1/dlq/{_LETTER}$", None, "dlq.read_refused"),
     _door("POST", r"^/api/v1/(?P<s>dlq)/redrive$", None, "dlq.redrive_refused"),
+    _door("POST", r"^/api/v1/(?P<s>webhooks)$", None, "webhook.register_refused"),
+    _door("DELETE", r"^/api/v1/webhooks/(?P<s>[^/]+)$", None, "webhook.delete_refused"),
     _door("GET", rf"^/console/files/{_FILE}/content$", *_DOWNLOAD),
     _door(
         "POST", r"^/console/signin$", "console.signed_in", "console.sign_in_refused", "client_id"

@@ -20,6 +20,7 @@ from facade.cache import SearchCache
 from facade.security import RateLimit
 from facade.settings import FacadeSettings
 from facade.staging import Staging
+from notifications import AddressPolicy, NotificationSettings, Registrations
 from storage_workers import StorageBackend, open_backend
 
 _BACKEND = TypeAdapter(ElementBackend)
@@ -42,6 +43,9 @@ class FacadeRuntime:
     audit: AuditRelay
     s3: Minio | None = None
     rate_limit: RateLimit | None = None
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    notification_policy: AddressPolicy = field(default_factory=AddressPolicy)
+    webhooks: Registrations | None = None
     _backends: dict[str, tuple[Any, StorageBackend]] = field(default_factory=dict)
 
     def backend_for(self, element_id: str, announced: Any) -> StorageBackend:

@@ -31,6 +31,7 @@ from producers.errors import (
 from producers.models import DownloadResult, SearchPage, StoredFile, UploadRequest, UploadSource
 from producers.settings import ClientSettings, MissingConfigFile, load_client_settings
 from producers.sync import ArtStoreSyncClient, SyncUploadHandle
+from producers.webhooks import WebhookSignatureError, verify_webhook
 
 __all__ = [
     "AccountsAdmin",
@@ -59,5 +60,7 @@ __all__ = [
     "UploadProgress",
     "UploadRequest",
     "UploadSource",
+    "WebhookSignatureError",
     "load_client_settings",
+    "verify_webhook",
 ]

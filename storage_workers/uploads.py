@@ -176,6 +176,7 @@ async def _store(
                         RejectionReason.INVALID_CLAIM_CHECK,
                         str(exc),
                         corr,
+                        admitted.caller.client_id,
                         trace=trace,
                     )
                 )
@@ -321,8 +322,10 @@ def _new_file(
                 reason=reason,
                 detail=detail,
                 rejected_at=worker.clock(),
+                requested_by=sidecar.created_by_id,
             ),
             corr,
+            sidecar.created_by_id,
             trace=trace,
         )
 

@@ -211,6 +211,7 @@ class ElementWorker:
                 reason=reason,
                 detail=detail[:2000],
                 rejected_at=self.clock(),
+                requested_by=actor,
             ),
             correlation,
             actor,

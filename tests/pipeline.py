@@ -231,6 +231,7 @@ async def running_pipeline(
     element_id: str = "se-01",
     auth_options: dict[str, Any] | None = None,
     worker_options: dict[str, Any] | None = None,
+    notifications: Any = None,
 ) -> AsyncIterator[Pipeline]:
     """Auth, facade, projector and an rw element's worker for one test module
     (``worker_options``: more of its settings)."""
@@ -266,7 +267,7 @@ async def running_pipeline(
         cache_prefix=f"{redis_namespace}facade:",
         cache_generation_key=generation,
     )
-    facade_app = create_facade_app(settings, facade_settings)
+    facade_app = create_facade_app(settings, facade_settings, notifications=notifications)
     projector = ProjectorSettings(
         group_id=f"{redis_namespace}projection", cache_generation_key=generation, batch_size=500
     )

@@ -5,6 +5,7 @@ Pure except for reading and writing the instance file; the supervisor runs what 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -28,6 +29,11 @@ CLIENT_SECRET = "ARTSTORE_CLIENT_CLIENT_SECRET"
 #: Each element's size on one machine (the disk's free space still caps it).
 DEV_CAPACITY_BYTES = 50 * GB
 ENV_FILE = "artstore.env"
+
+
+def _new_notifications_key() -> str:
+    return f"k1:{base64.b64encode(secrets.token_bytes(32)).decode('ascii')}"
+
 
 BOOTSTRAP_LINE = re.compile(
     r"ArtStore bootstrap admin created: client_id=(?P<client_id>\S+) client_secret=(?P<secret>\S+)"
@@ -74,10 +80,19 @@ class Ports:
         """The health port of the ``index``-th element of :data:`ELEMENTS`."""
         return self.base + 3 + index
 
+    @property
+    def notifications_metrics(self) -> int:
+        """The webhook dispatcher's health and metrics, after the elements'."""
+        return self.base + 3 + len(ELEMENTS)
+
     def all(self) -> list[int]:
         """Every port the services listen on."""
-        return [self.auth, self.facade, self.projector_metrics] + [
-            self.element_health(i) for i in range(len(ELEMENTS))
+        return [
+            self.auth,
+            self.facade,
+            self.projector_metrics,
+            *(self.element_health(i) for i in range(len(ELEMENTS))),
+            self.notifications_metrics,
         ]
 
 
@@ -124,6 +139,21 @@ class Layout:
     def env_file(self) -> Path:
         """Settings (and, once captured, the admin credentials) for other ``artstore`` commands."""
         return self.root / ENV_FILE
+
+    @property
+    def notifications_key_file(self) -> Path:
+        """The key that seals this deployment's webhook secrets (readable only by you)."""
+        return self.root / "notifications.key"
+
+    def notifications_key(self) -> str:
+        """This deployment's ``ARTSTORE_NOTIFICATIONS_SECRET_KEYS``, made on first use."""
+        path = self.notifications_key_file
+        if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(_new_notifications_key() + "\n")
+        return path.read_text().strip()
 
     def load_instance(self) -> Instance | None:
         """The deployment recorded in this data dir, if any."""
@@ -188,11 +218,16 @@ def shared_env(stack: StackEnv, instance: Instance, layout: Layout, ports: Ports
         "ARTSTORE_STORAGE_FLOOR_FULL_BYTES": str(GB // 2),
         "ARTSTORE_STORAGE_SESSION_TIMEOUT_MS": "6000",
         "ARTSTORE_PROJECTOR_SESSION_TIMEOUT_MS": "6000",
+        "ARTSTORE_NOTIFICATIONS_SECRET_KEYS": layout.notifications_key(),
+        # One machine: a webhook receiver on this machine may be reached.
+        "ARTSTORE_NOTIFICATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "ARTSTORE_NOTIFICATIONS_SESSION_TIMEOUT_MS": "6000",
     }
 
 
 def plan_services(ports: Ports, *, python: str = sys.executable) -> list[ServicePlan]:
-    """Auth, projector, facade and one worker per element, each its own process."""
+    """Auth, projector, facade, the webhook dispatcher and one worker per element, each its own
+    process."""
     urls = Urls.of(ports)
     artstore = [python, "-m", "artstore"]
     plans = [
@@ -215,6 +250,14 @@ def plan_services(ports: Ports, *, python: str = sys.executable) -> list[Service
             f"{urls.facade}/health/ready",
         ),
     ]
+    plans.append(
+        ServicePlan(
+            "notifications",
+            [*artstore, "notifications", "run"],
+            {"ARTSTORE_NOTIFICATIONS_METRICS_PORT": str(ports.notifications_metrics)},
+            f"http://127.0.0.1:{ports.notifications_metrics}/health/ready",
+        )
+    )
     for index, element in enumerate(ELEMENTS):
         env = {
             "ARTSTORE_STORAGE_ELEMENT_ID": element.element_id,

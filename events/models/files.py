@@ -136,6 +136,11 @@ class UploadRejected(Strict):
     reason: RejectionReason
     detail: str
     rejected_at: AwareDatetime
+    requested_by: str | None = Field(
+        None,
+        description="Client id of the account whose verified command was rejected; None when "
+        "the command's token could not be verified (nobody is told then).",
+    )
 
 
 class FileCommandRejected(Strict):

@@ -247,7 +247,8 @@ def test_dev_runs_the_demo_stops_on_ctrl_c_and_keeps_everything_across_a_restart
     assert "facade restarted" in dev.text
 
     children = children_of(dev.process.pid)
-    assert len(children) == 6, [cmdline(p) for p in children]
+    # auth, projector, facade, the webhook dispatcher and three workers
+    assert len(children) == 7, [cmdline(p) for p in children]
     stack_pids = [
         record["pid"]
         for record in json.loads((data_dir / "stack" / "state.json").read_text())[

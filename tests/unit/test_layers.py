@@ -24,6 +24,7 @@ LAYERS: tuple[str, ...] = (
     "storage_workers",  # the storage elements' workers
     "consumers",  # the projector, the index and its queries
     "operations",  # dead letters, redrive, lag
+    "notifications",  # accounts' webhooks, the delivery queue and the dispatcher
     "facade",  # the HTTP facade and the console
     "artstore.stack",  # the local stack's servers
     "artstore.dev",  # `artstore dev`: every service on one machine

@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 from base.settings import Settings
+from notifications import NotificationSettings
+from notifications.sealing import new_key_setting
 from tests.pipeline import Pipeline, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3]
@@ -34,7 +36,10 @@ MAX_EXAMPLES = 15
 
 @pytest.fixture(scope="module")
 async def pipeline(settings: Settings, redis_namespace: str) -> AsyncIterator[Pipeline]:
-    async with running_pipeline(settings, redis_namespace) as running:
+    # Webhooks configured, so that their routes are exercised (no dispatcher runs: nothing is
+    # sent to the URLs it registers).
+    notifications = NotificationSettings(secret_keys=[new_key_setting()])
+    async with running_pipeline(settings, redis_namespace, notifications=notifications) as running:
         yield running
 
 

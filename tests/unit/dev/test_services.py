@@ -56,7 +56,7 @@ def _free(port: int) -> bool:
 def test_every_service_is_its_own_process_on_its_own_port() -> None:
     plans = plan_services(Ports(9000), python="/py")
     names = [p.name for p in plans]
-    assert names == ["auth", "projector", "facade", "se-edit", "se-rw", "se-s3"]
+    assert names == ["auth", "projector", "facade", "notifications", "se-edit", "se-rw", "se-s3"]
     ports = {p.health_url.split(":")[2].split("/")[0] for p in plans}
     assert len(ports) == len(plans) == len(Ports(9000).all())
     assert all(p.argv[0] == "/py" for p in plans)
@@ -170,3 +170,11 @@ def test_the_printed_env_file_path_is_absolute(
     monkeypatch.chdir(tmp_path)
     export, _ = upload_command(Path("artstore-data/artstore.env"))
     assert export == f"export ARTSTORE_ENV_FILE={tmp_path}/artstore-data/artstore.env"
+
+
+def test_the_webhook_key_is_made_once_readable_only_by_its_owner(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "data")
+    key = layout.notifications_key()
+    assert key.startswith("k1:")
+    assert layout.notifications_key() == key
+    assert layout.notifications_key_file.stat().st_mode & 0o777 == 0o600
