@@ -18,6 +18,7 @@ from base.settings import Settings, broker_settings
 from events import EventPublisher, UploadRequested, make_broker, new_event, staged_key
 from notifications import NotificationSettings
 from notifications.sealing import new_key_setting
+from notifications.service import run_dispatcher
 from producers import ArtStoreClient, ClientSettings
 from tests.pipeline import served
 
@@ -37,6 +38,20 @@ def notification_settings(**overrides: Any) -> NotificationSettings:
     }
     values.update(overrides)
     return NotificationSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def dispatching(
+    settings: Settings, notifications: NotificationSettings, stop_timeout_s: float = 60
+) -> AsyncIterator[None]:
+    """The webhook dispatcher running in this process until the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_dispatcher(settings, notifications, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, stop_timeout_s)
 
 
 @dataclass

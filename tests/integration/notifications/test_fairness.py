@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from base.settings import Settings
-from notifications.service import run_dispatcher
 from tests.helpers import wait_until
 from tests.integration.notifications.support import (
     Account,
     Receiver,
     account,
+    dispatching,
     notification_settings,
     receiving,
 )
@@ -37,17 +37,6 @@ async def pipeline(settings: Settings, redis_namespace: str) -> AsyncIterator[Pi
 
 
 @contextlib.asynccontextmanager
-async def dispatching(settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_dispatcher(settings, NOTIFICATIONS, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 180)
-
-
-@contextlib.asynccontextmanager
 async def new_account(pipeline: Pipeline, name: str) -> AsyncIterator[Account]:
     created = await pipeline.create_account(f"{name}-{uuid.uuid4().hex[:6]}")
     async with account(pipeline.facade_url, created) as a:
@@ -60,7 +49,7 @@ async def test_an_accounts_hanging_receivers_leave_slots_for_other_accounts(
     hanging, fast = Receiver(hold=asyncio.Event()), Receiver()
     assert hanging.hold is not None
     async with (
-        dispatching(pipeline.settings),
+        dispatching(pipeline.settings, NOTIFICATIONS, stop_timeout_s=180),
         new_account(pipeline, "greedy") as greedy,
         new_account(pipeline, "other") as other,
         receiving(hanging, free_port()) as hanging_url,

@@ -17,7 +17,6 @@ import pytest
 
 from base.settings import Settings
 from consumers.sql import asyncpg_dsn
-from notifications.service import run_dispatcher
 from producers import Rejected, verify_webhook
 from tests.helpers import wait_until
 from tests.integration.notifications.support import (
@@ -28,25 +27,21 @@ from tests.integration.notifications.support import (
     receiving,
     upload_with_wrong_checksum,
 )
+from tests.integration.notifications.support import (
+    dispatching as run_dispatching,
+)
 from tests.pipeline import Pipeline, free_port, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3]
 NOTIFICATIONS = notification_settings()
 
 
-@contextlib.asynccontextmanager
-async def dispatching(settings: Settings, **overrides: Any) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_dispatcher(
-            settings, notification_settings(**overrides) if overrides else NOTIFICATIONS, stop
-        )
+def dispatching(
+    settings: Settings, **overrides: Any
+) -> contextlib.AbstractAsyncContextManager[None]:
+    return run_dispatching(
+        settings, notification_settings(**overrides) if overrides else NOTIFICATIONS
     )
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
 
 
 @pytest.fixture(scope="module")

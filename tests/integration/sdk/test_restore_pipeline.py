@@ -1,6 +1,7 @@
 """Restore on request through the whole pipeline: an owner's file on an element that moves to
 ar (its content to a directory cold tier), a restore asked for over HTTP, the file downloaded
-from the restored copy, the warning, the expiry; every step audited. Short durations come from
+from the restored copy, the warning, the expiry; every step audited, and each one the owner
+registered a webhook for delivered, signed, to a real HTTP receiver. Short durations come from
 the restore element's settings."""
 
 from __future__ import annotations
@@ -18,16 +19,25 @@ import pytest
 
 from base.settings import Settings
 from events import Mode
-from producers import ArtStoreClient, ClientSettings
+from producers import ArtStoreClient, ClientSettings, verify_webhook
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.helpers import wait_until
-from tests.pipeline import Pipeline, running_pipeline
+from tests.integration.notifications.support import (
+    Receiver,
+    account,
+    dispatching,
+    notification_settings,
+    receiving,
+)
+from tests.pipeline import Pipeline, free_port, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3]
 
 VAULT, COPIES = "se-vault", "se-copies"
 KEEP_S, WARN_S = 12.0, 8.0
+NOTIFICATIONS = notification_settings()
+RESTORE_KINDS = ("restore.started", "restore.completed", "restore.expiring")
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +48,16 @@ async def pipeline(settings: Settings, redis_namespace: str) -> AsyncIterator[Pi
         "restore_element_id": COPIES,
         "fixity_enabled": False,
     }
-    async with running_pipeline(
-        settings, redis_namespace, element_id=VAULT, worker_options=options
-    ) as running:
+    async with (
+        running_pipeline(
+            settings,
+            redis_namespace,
+            element_id=VAULT,
+            worker_options=options,
+            notifications=NOTIFICATIONS,
+        ) as running,
+        dispatching(settings, NOTIFICATIONS),
+    ):
         copies = StorageService(
             settings,
             WorkerConfig(
@@ -90,6 +107,27 @@ async def test_an_owner_restores_an_archived_file_downloads_it_and_the_copy_expi
     owner = await pipeline.create_account(f"owner{uuid.uuid4().hex[:6]}")
     stranger = await pipeline.create_account(f"other{uuid.uuid4().hex[:6]}")
     content = b"minutes of the board, 1998\n" * 2000
+    async with (
+        receiving(receiver := Receiver(), free_port()) as url,
+        receiving(strangers := Receiver(), free_port()) as strangers_url,
+        account(pipeline.facade_url, owner) as owners_calls,
+        account(pipeline.facade_url, stranger) as strangers_calls,
+    ):
+        hook = await owners_calls.register(url, *RESTORE_KINDS)
+        await strangers_calls.register(strangers_url, *RESTORE_KINDS)
+        await _restore_to_expiry(pipeline, settings, owner, stranger, content, receiver, hook)
+    assert strangers.received == [], "nobody hears of another account's restore"
+
+
+async def _restore_to_expiry(
+    pipeline: Pipeline,
+    settings: Settings,
+    owner: ClientSettings,
+    stranger: ClientSettings,
+    content: bytes,
+    receiver: Receiver,
+    hook: dict[str, Any],
+) -> None:
     async with ArtStoreClient(owner) as sdk:
         handle = await sdk.upload(content, filename="minutes.txt")
         await handle.wait(60)
@@ -139,6 +177,25 @@ async def test_an_owner_restores_an_archived_file_downloads_it_and_the_copy_expi
         warned = await _until(http, restore_id, lambda row: row["warned_at"] is not None)
         assert warned["status"] == "restored"
         await _until_status(http, restore_id, "expired")
+        await wait_until(
+            lambda: _heard(receiver, restore_id) == set(RESTORE_KINDS),
+            60,
+            interval=0.2,
+            message="the owner's webhook told of the restore's start, completion and expiry",
+        )
+        for got in receiver.received:
+            # Signed with the webhook's secret over its timestamp and these very bytes.
+            verify_webhook(got.body, got.headers["x-artstore-signature"], hook["secret"])
+            notice = json.loads(got.body)
+            assert notice["webhook_id"] == hook["webhook_id"]
+            assert notice["data"]["file_id"] == file_id
+        completed = [
+            notice
+            for got in receiver.received
+            if got.headers["x-artstore-event"] == "restore.completed"
+            and (notice := json.loads(got.body))["data"]["restore_id"] == restore_id
+        ]
+        assert [c["data"]["expires_at"] is not None for c in completed] == [True]
         after = await http.get(f"/api/v1/files/{file_id}/content")
         assert after.status_code == 409
         assert after.json()["reason"] == "archived"
@@ -185,6 +242,15 @@ async def test_an_owner_restores_an_archived_file_downloads_it_and_the_copy_expi
     again = json.loads(out)
     assert again["status"] == "restored"
     assert again["restore_id"] != restore_id
+
+
+def _heard(receiver: Receiver, restore_id: str) -> set[str]:
+    """The kinds of notice the receiver got about ``restore_id``."""
+    return {
+        got.headers["x-artstore-event"]
+        for got in receiver.received
+        if json.loads(got.body)["data"].get("restore_id") == restore_id
+    }
 
 
 async def _audited_once(pipeline: Pipeline, action: str, file_id: str) -> bool:
