@@ -1,0 +1,106 @@
+"""Versions and legal holds under attack, on the real stack: what a hostile caller or a damaged
+element must not get past (docs/lifecycle.md). The same stack as test_versions_and_holds (an rw
+and an edit element's workers, the projector and the facade), with the workers at hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auth.testing import TestSigner
+from base.settings import Settings
+from consumers import migrate
+from events import Mode, RejectionReason, UploadRejected, new_event
+from storage_workers.service import StorageService
+from tests.integration.query.support import facade_harness
+from tests.integration.storage.test_versions_and_holds import EDIT, RW, Clock, Lifecycle
+from tests.storage_support import FactLog, Producer, running_worker, worker_config
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
+
+
+@dataclass
+class Stack:
+    life: Lifecycle
+    rw: StorageService
+    edit: StorageService
+
+
+@pytest.fixture(scope="module")
+async def stack_(
+    settings: Settings,
+    jwks_file: Path,
+    topics: None,
+    facts: FactLog,
+    producer: Producer,
+    signer: TestSigner,
+    redis_namespace: str,
+) -> AsyncIterator[Stack]:
+    await migrate(settings.database_url)
+    clock = Clock()
+    rw = worker_config(
+        RW, mode=Mode.RW, root=settings.data_dir / RW, jwks_file=jwks_file, ttl_sweep_interval_s=0.3
+    )
+    edit = worker_config(
+        EDIT,
+        mode=Mode.EDIT,
+        root=settings.data_dir / EDIT,
+        jwks_file=jwks_file,
+        ttl_sweep_interval_s=0.3,
+        max_command_age_s=30 * 86400,
+    )
+    async with (
+        facade_harness(settings, redis_namespace, staging="local") as facade,
+        running_worker(settings, rw) as rw_service,
+        running_worker(settings, edit, clock=clock) as edit_service,
+    ):
+        life = Lifecycle(facade, producer, facts, signer, clock, settings)
+        yield Stack(life, rw_service, edit_service)
+
+
+async def send_altered(life: Lifecycle, command: Any, token: str, **data: Any) -> None:
+    """Publish ``command`` with ``data`` changed in its payload after validation, as a
+    producer that builds its records itself may."""
+    record = life.producer.publisher.encode(new_event(command, source="test://producer"), token)
+    value = json.loads(record.value)
+    value["data"].update(data)
+    await life.producer.publisher.send_records([replace(record, value=json.dumps(value).encode())])
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+async def test_a_retention_date_beyond_utc_is_refused_and_the_index_keeps_working(
+    stack_: Stack,
+) -> None:
+    """9999-12-31T23:59:59-23:59 is a valid date with a zone, but in UTC it is in year 10000:
+    PostgreSQL stores it and no reader can convert it. Accepted, it stopped the projector (the
+    index froze for every account). It is refused with a reason at the facade and past it."""
+    life = stack_.life
+    beyond = "9999-12-31T23:59:59-23:59"
+    response = await life.facade.http.post(
+        "/api/v1/uploads",
+        params={"filename": "far.txt", "retain_until": beyond},
+        content=b"far",
+        headers=life.headers(life.token()),
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["parameter"] == "retain_until"
+    assert "UTC" in response.json()["detail"]
+
+    # Straight to Kafka (the command model checked by the worker, not the facade).
+    command = life.upload(b"far")
+    await send_altered(life, command, life.token(), retain_until=beyond)
+    refused = await life.facts.wait(UploadRejected, file_id=command.file_id)
+    assert refused.reason is RejectionReason.INVALID_PAYLOAD
+    assert "retain_until" in refused.detail
+
+    # The index still follows: a later upload is indexed.
+    after = await life.stored(life.upload(b"after the far date"))
+    await life.indexed(after.file_id)
