@@ -16,7 +16,17 @@ import pytest
 from auth.testing import TestSigner
 from base.settings import Settings
 from consumers import migrate
-from events import Mode, RejectionReason, UploadRejected, new_event
+from events import (
+    DeleteFile,
+    FileCommandRejected,
+    FileDeleted,
+    LegalHoldChanged,
+    Mode,
+    PlaceLegalHold,
+    RejectionReason,
+    UploadRejected,
+    new_event,
+)
 from storage_workers.service import StorageService
 from tests.integration.query.support import facade_harness
 from tests.integration.storage.test_versions_and_holds import EDIT, RW, Clock, Lifecycle
@@ -104,3 +114,27 @@ async def test_a_retention_date_beyond_utc_is_refused_and_the_index_keeps_workin
     # The index still follows: a later upload is indexed.
     after = await life.stored(life.upload(b"after the far date"))
     await life.indexed(after.file_id)
+
+
+# -- hold integrity -------------------------------------------------------------------------
+
+
+async def test_a_held_file_whose_sidecar_is_missing_is_not_deleted_even_by_an_admin(
+    stack_: Stack,
+) -> None:
+    """An admin may delete a file whose sidecar cannot be read (its uploader is unknown), but
+    the element still knows it is held: the delete is refused with the reason."""
+    life = stack_.life
+    doc = await life.stored(life.upload(b"held, sidecar lost", retention_policy="temporary"))
+    await life.producer.send(
+        PlaceLegalHold(file_id=doc.file_id, element_id=EDIT, reason="case 9"), token=life.admin()
+    )
+    await life.facts.wait(LegalHoldChanged, file__file_id=doc.file_id, held=True)
+    (life.element_root(EDIT) / f"{doc.storage_path}.attr.json").unlink()
+
+    await life.producer.send(DeleteFile(file_id=doc.file_id, element_id=EDIT), token=life.admin())
+    refused = await life.facts.wait(FileCommandRejected, file_id=doc.file_id, command="delete_file")
+    assert refused.reason is RejectionReason.LEGAL_HOLD
+    assert "legal hold" in refused.detail
+    assert not life.facts.of(FileDeleted, file_id=doc.file_id)
+    assert (life.element_root(EDIT) / doc.storage_path).exists()

@@ -196,6 +196,22 @@ def test_a_held_file_is_not_deleted_even_by_an_admin_and_the_refusal_names_the_h
     assert isinstance(free, Remove)
 
 
+def test_a_held_file_whose_sidecar_cannot_be_read_is_not_deleted_by_an_admin() -> None:
+    held = stored_sidecar(b"x", element_id="se-01", created_by_id=OWNER).replace(legal_hold=HOLD)
+    decision = decide_delete(
+        DeleteFile(file_id=held.file_id, element_id="se-01"),
+        element=element(Mode.EDIT),
+        current=CatalogueEntry.of(held),
+        uploaded_by=None,
+        deleted=False,
+        caller=Caller(ADMIN, "a", "admin"),
+        hold=None,
+    )
+    assert isinstance(decision, Reject)
+    assert decision.reason is RejectionReason.LEGAL_HOLD
+    assert "sidecar cannot be read" in decision.detail
+
+
 def test_which_expiry_applies_where() -> None:
     assert [m for m in Mode if retention_expires_in(m)] == [Mode.EDIT, Mode.RW]
     base = stored_sidecar(b"x", element_id="se-01")
