@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,21 @@ from base.settings import Settings
 from consumers import migrate
 from events import (
     DeleteFile,
+    DeletionReason,
+    ExpiryHeld,
     FileCommandRejected,
     FileDeleted,
     LegalHoldChanged,
     Mode,
     PlaceLegalHold,
     RejectionReason,
+    ReleaseLegalHold,
     UploadRejected,
     new_event,
 )
 from storage_workers.service import StorageService
 from tests.integration.query.support import facade_harness
+from tests.integration.storage.test_partial_failure import FailsOnce
 from tests.integration.storage.test_versions_and_holds import EDIT, RW, Clock, Lifecycle
 from tests.storage_support import FactLog, Producer, running_worker, worker_config
 
@@ -138,3 +143,45 @@ async def test_a_held_file_whose_sidecar_is_missing_is_not_deleted_even_by_an_ad
     assert "legal hold" in refused.detail
     assert not life.facts.of(FileDeleted, file_id=doc.file_id)
     assert (life.element_root(EDIT) / doc.storage_path).exists()
+
+
+async def test_a_hold_whose_commit_failed_after_its_sidecar_landed_still_keeps_the_file(
+    stack_: Stack,
+) -> None:
+    """The storage fails after the new sidecar was renamed into place (syncing its
+    directory): the hold is on storage, and announced when the command comes again, but the
+    worker's catalogue, which the expiry sweep reads, did not learn it and the TTL sweep
+    deleted the held file. Released the same way, the file then goes."""
+    life = stack_.life
+    worker = stack_.edit.worker
+    assert worker is not None
+    doc = await life.stored(
+        life.upload(b"held through a failed commit", retention_policy="temporary", ttl_days=1)
+    )
+    real = worker.backend
+    try:
+        worker.backend = FailsOnce(real, "sync_dirs", 1, doc.storage_path)  # type: ignore[assignment]
+        await life.producer.send(
+            PlaceLegalHold(file_id=doc.file_id, element_id=EDIT, reason="case 5"),
+            token=life.admin(),
+        )
+        await life.facts.wait(LegalHoldChanged, file__file_id=doc.file_id, held=True)
+        worker.backend = real
+        life.clock.offset = timedelta(days=2)
+        held = await life.facts.wait(ExpiryHeld, file_id=doc.file_id)
+        assert held.hold.reason == "case 5"
+        assert not life.facts.of(FileDeleted, file_id=doc.file_id)
+        assert (life.element_root(EDIT) / doc.storage_path).exists()
+
+        worker.backend = FailsOnce(real, "sync_dirs", 1, doc.storage_path)  # type: ignore[assignment]
+        await life.producer.send(
+            ReleaseLegalHold(file_id=doc.file_id, element_id=EDIT, reason="case closed"),
+            token=life.admin(),
+        )
+        await life.facts.wait(LegalHoldChanged, file__file_id=doc.file_id, held=False)
+        worker.backend = real
+        deleted = await life.facts.wait(FileDeleted, file_id=doc.file_id)
+        assert deleted.reason is DeletionReason.TTL_EXPIRED
+    finally:
+        worker.backend = real
+        life.clock.offset = timedelta(0)
