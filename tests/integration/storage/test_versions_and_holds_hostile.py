@@ -23,6 +23,7 @@ from events import (
     ExpiryHeld,
     FileCommandRejected,
     FileDeleted,
+    FileStored,
     LegalHoldChanged,
     Mode,
     PlaceLegalHold,
@@ -32,9 +33,10 @@ from events import (
     new_event,
 )
 from storage_workers.service import StorageService
+from tests.helpers import wait_until
 from tests.integration.query.support import facade_harness
 from tests.integration.storage.test_partial_failure import FailsOnce
-from tests.integration.storage.test_versions_and_holds import EDIT, RW, Clock, Lifecycle
+from tests.integration.storage.test_versions_and_holds import ADMIN, EDIT, RW, Clock, Lifecycle
 from tests.storage_support import FactLog, Producer, running_worker, worker_config
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
@@ -185,3 +187,43 @@ async def test_a_hold_whose_commit_failed_after_its_sidecar_landed_still_keeps_t
     finally:
         worker.backend = real
         life.clock.offset = timedelta(0)
+
+
+async def test_an_account_cannot_fill_its_sidecar_so_that_no_hold_fits(stack_: Stack) -> None:
+    """The owner fills the sidecar (metadata) as far as the element accepts: a hold placed
+    afterwards must still fit in the 4,096 bytes. It did not (sidecar_too_large): an account
+    could make any of its files impossible to hold. Every sidecar now keeps room for a hold;
+    a long reason is shortened in the sidecar and kept whole in the fact and the audit."""
+    life = stack_.life
+    commands = [
+        life.upload(b"full", retention_policy="temporary", metadata={"pad": "x" * pad})
+        for pad in range(2500, 3200, 25)
+    ]
+    await life.producer.send(*commands, token=life.token())
+    for command in commands:
+        await wait_until(
+            lambda c=command: bool(
+                life.facts.of(FileStored, file__file_id=c.file_id)
+                or life.facts.of(UploadRejected, file_id=c.file_id)
+            ),
+            30,
+            message=f"outcome of {command.file_id}",
+        )
+    stored = [c for c in commands if life.facts.of(FileStored, file__file_id=c.file_id)]
+    assert stored, "the pads span the element's limit"
+    assert len(stored) < len(commands), "the pads span the element's limit"
+    fullest = life.facts.of(FileStored, file__file_id=stored[-1].file_id)[0].file
+    reason = ("litigation hold, matter 2026-117: " + "every record of the project " * 17)[:500]
+
+    await life.producer.send(
+        PlaceLegalHold(file_id=fullest.file_id, element_id=EDIT, reason=reason),
+        token=life.admin(),
+    )
+    placed = await life.facts.wait(LegalHoldChanged, file__file_id=fullest.file_id)
+    assert placed.held
+    assert placed.reason == reason
+    assert placed.file.legal_hold is not None
+    assert reason.startswith(placed.file.legal_hold.reason.removesuffix("…"))
+    raw = (life.element_root(EDIT) / f"{fullest.storage_path}.attr.json").read_bytes()
+    assert len(raw) <= 4096
+    assert json.loads(raw)["legal_hold"]["placed_by"] == ADMIN
