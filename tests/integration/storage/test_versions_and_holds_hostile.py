@@ -5,6 +5,7 @@ and an edit element's workers, the projector and the facade), with the workers a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -17,6 +18,8 @@ import pytest
 from auth.testing import TestSigner
 from base.settings import Settings
 from consumers import migrate
+from consumers.replay import replay
+from consumers.settings import ProjectorSettings
 from events import (
     DeleteFile,
     DeletionReason,
@@ -32,9 +35,10 @@ from events import (
     UploadRejected,
     new_event,
 )
+from storage_workers.rebuild import collect
 from storage_workers.service import StorageService
 from tests.helpers import wait_until
-from tests.integration.query.support import facade_harness
+from tests.integration.query.support import facade_harness, fetch
 from tests.integration.storage.test_partial_failure import FailsOnce
 from tests.integration.storage.test_versions_and_holds import ADMIN, EDIT, RW, Clock, Lifecycle
 from tests.storage_support import FactLog, Producer, running_worker, worker_config
@@ -227,3 +231,52 @@ async def test_an_account_cannot_fill_its_sidecar_so_that_no_hold_fits(stack_: S
     raw = (life.element_root(EDIT) / f"{fullest.storage_path}.attr.json").read_bytes()
     assert len(raw) <= 4096
     assert json.loads(raw)["legal_hold"]["placed_by"] == ADMIN
+
+
+async def test_a_hold_survives_a_rebuild_of_the_element_and_a_replay_of_the_index(
+    stack_: Stack, redis_namespace: str
+) -> None:
+    """The hold is in the sidecar: rebuilding from the element's files announces it, and
+    replaying the topics into fresh tables gives the live index's hold (a released one stays
+    released)."""
+    life = stack_.life
+    worker = stack_.rw.worker
+    assert worker is not None
+    held = await life.stored(life.upload(b"held for the rebuild"))
+    released = await life.stored(life.upload(b"released before the rebuild"))
+    admin = life.admin()
+    for doc in (held, released):
+        await life.producer.send(
+            PlaceLegalHold(file_id=doc.file_id, element_id=RW, reason="matter 8"), token=admin
+        )
+        await life.facts.wait(LegalHoldChanged, file__file_id=doc.file_id, held=True)
+    await life.producer.send(
+        ReleaseLegalHold(file_id=released.file_id, element_id=RW, reason="done"), token=admin
+    )
+    await life.facts.wait(LegalHoldChanged, file__file_id=released.file_id, held=False)
+    live = await life.indexed(held.file_id, version=2)
+    await life.indexed(released.file_id, version=3, legal_hold=None)
+
+    facts, report = await asyncio.to_thread(collect, worker.backend, RW)
+    assert not report.unreadable
+    rebuilt = {
+        o.envelope.data.file.file_id: o.envelope.data.file
+        for o in facts
+        if isinstance(o.envelope.data, FileStored)
+    }
+    assert rebuilt[held.file_id].legal_hold is not None
+    assert rebuilt[held.file_id].legal_hold.reason == "matter 8"
+    assert rebuilt[released.file_id].legal_hold is None
+
+    projector = ProjectorSettings(
+        group_id=f"{redis_namespace}replay", cache_generation_key=f"{redis_namespace}replay"
+    )
+    fresh = await replay(life.settings, projector, swap=False)
+    rows = await fetch(
+        life.settings.database_url,
+        f"SELECT file_id, legal_hold FROM {fresh.schema}.files WHERE file_id = ANY($1::uuid[])",
+        [held.file_id, released.file_id],
+    )
+    replayed = {r["file_id"]: r["legal_hold"] for r in rows}
+    assert replayed[released.file_id] is None
+    assert json.loads(replayed[held.file_id]) == live["legal_hold"]
