@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +280,120 @@ async def test_a_hold_survives_a_rebuild_of_the_element_and_a_replay_of_the_inde
     replayed = {r["file_id"]: r["legal_hold"] for r in rows}
     assert replayed[released.file_id] is None
     assert json.loads(replayed[held.file_id]) == live["legal_hold"]
+
+
+# -- privilege --------------------------------------------------------------------------------
+
+
+async def test_hold_commands_past_the_facade_are_refused_with_a_reason(stack_: Stack) -> None:
+    """Published straight to Kafka with the caller's own token: a readonly or auditor
+    account, an admin's expired token, a release of a file that is not held and a hold on an
+    element that does not hold the file are each refused with a reason; nothing changes."""
+    life = stack_.life
+    doc = await life.stored(life.upload(b"not to be held by just anyone"))
+    await life.indexed(doc.file_id)
+    readonly = life.token("sa_test_readonly_33333333", "readonly", {"files:read"})
+    auditor = life.token("sa_test_auditor_44444444", "auditor", {"files:read", "audit:read"})
+    for token in (readonly, auditor):
+        response = await life.facade.http.post(
+            f"/api/v1/files/{doc.file_id}/legal-hold",
+            json={"reason": "mine"},
+            headers=life.headers(token),
+        )
+        assert response.status_code == 403, response.text
+    expired = life.signer.issue(
+        scopes={"files:hold"},
+        client_id=ADMIN,
+        role="admin",
+        issued_at=datetime.now(UTC) - timedelta(hours=2),
+        ttl=timedelta(minutes=5),
+    )
+    place = PlaceLegalHold(file_id=doc.file_id, element_id=RW, reason="mine")
+    release = ReleaseLegalHold(file_id=doc.file_id, element_id=RW, reason="never held")
+    elsewhere = PlaceLegalHold(file_id=doc.file_id, element_id=EDIT, reason="wrong element")
+    for command, token in [
+        (place, readonly),
+        (place, auditor),
+        (place, expired),
+        (release, life.admin()),
+        (elsewhere, life.admin()),
+    ]:
+        await life.producer.send(command, token=token)
+    await wait_until(
+        lambda: len(life.facts.of(FileCommandRejected, file_id=doc.file_id)) >= 5,
+        30,
+        message="five refusals",
+    )
+    refusals = [
+        (r.command, r.element_id, r.reason)
+        for r in life.facts.of(FileCommandRejected, file_id=doc.file_id)
+    ]
+    assert sorted(refusals) == sorted(
+        [
+            ("place_legal_hold", RW, RejectionReason.INSUFFICIENT_SCOPE),
+            ("place_legal_hold", RW, RejectionReason.INSUFFICIENT_SCOPE),
+            ("place_legal_hold", RW, RejectionReason.INVALID_TOKEN),
+            ("release_legal_hold", RW, RejectionReason.NOT_HELD),
+            ("place_legal_hold", EDIT, RejectionReason.FILE_NOT_FOUND),
+        ]
+    )
+    assert all(r.detail for r in life.facts.of(FileCommandRejected, file_id=doc.file_id))
+    assert not life.facts.of(LegalHoldChanged, file__file_id=doc.file_id)
+    assert (await life.indexed(doc.file_id))["legal_hold"] is None
+
+
+# -- versions integrity -----------------------------------------------------------------------
+
+
+async def test_a_redelivered_version_takes_one_number_and_is_stored_once(stack_: Stack) -> None:
+    life = stack_.life
+    base = await life.stored(life.upload(b"the first version"))
+    version = life.upload(b"the second version", version_of=base.file_id)
+    await life.producer.send(version, version, token=life.token())
+    first = await life.facts.wait(FileStored, file__file_id=version.file_id)
+    await life.producer.send(version, token=life.token())  # again, once it is stored
+    await wait_until(
+        lambda: len(life.facts.of(FileStored, file__file_id=version.file_id)) >= 2,
+        30,
+        message="the redelivery answered",
+    )
+    answers = life.facts.of(FileStored, file__file_id=version.file_id)
+    assert {(a.file.document_version, a.file.storage_path) for a in answers} == {
+        (2, first.file.storage_path)
+    }
+    rows = await fetch(
+        life.settings.database_url,
+        "SELECT file_id, version FROM storage_document_versions WHERE document_id = $1",
+        base.file_id,
+    )
+    assert sorted(r["version"] for r in rows) == [1, 2]
+    third = await life.stored(life.upload(b"the third version", version_of=base.file_id))
+    assert third.document_version == 3, "the redelivery used no number"
+
+
+async def test_a_version_across_classes_and_of_a_deleted_version_keeps_the_first_id(
+    stack_: Stack,
+) -> None:
+    """A temporary first version (edit), a permanent second (rw); once the first is deleted, a
+    version of it is still one of the document (others are left): number 3, the first's id."""
+    life = stack_.life
+    first = await life.stored(life.upload(b"draft", retention_policy="temporary"))
+    second = await life.stored(life.upload(b"final", version_of=first.file_id))
+    assert (first.element_id, second.element_id) == (EDIT, RW)
+    await life.producer.send(DeleteFile(file_id=first.file_id, element_id=EDIT), token=life.token())
+    await life.facts.wait(FileDeleted, file_id=first.file_id)
+    third = await life.stored(life.upload(b"amended", version_of=first.file_id))
+    assert [(v.document_id, v.document_version) for v in (second, third)] == [
+        (first.file_id, 2),
+        (first.file_id, 3),
+    ]
+    await life.gone(first.file_id)
+    await life.indexed(third.file_id)
+    response = await life.facade.get(f"/api/v1/files/{second.file_id}/versions")
+    body = response.json()
+    assert body["latest"] == str(third.file_id)
+    assert [(v["document_version"], v["deleted_at"] is not None) for v in body["versions"]] == [
+        (1, True),
+        (2, False),
+        (3, False),
+    ]
