@@ -397,3 +397,21 @@ async def test_a_version_across_classes_and_of_a_deleted_version_keeps_the_first
         (2, False),
         (3, False),
     ]
+
+
+async def test_an_upload_cannot_bring_its_own_hold_or_document_link(stack_: Stack) -> None:
+    """Hold and version fields are the element's to write: an upload command carrying them
+    (built by a producer itself) is refused with a reason, nothing stored."""
+    life = stack_.life
+    forged = {
+        "legal_hold": {"reason": "x", "placed_by": "me", "placed_at": "2026-01-01T00:00:00Z"},
+        "document_id": "00000000-0000-4000-8000-000000000001",
+        "document_version": 7,
+    }
+    for name, value in forged.items():
+        command = life.upload(b"forged " + name.encode())
+        await send_altered(life, command, life.token(), **{name: value})
+        refused = await life.facts.wait(UploadRejected, file_id=command.file_id)
+        assert refused.reason is RejectionReason.INVALID_PAYLOAD
+        assert name in refused.detail
+        assert not life.facts.of(FileStored, file__file_id=command.file_id)
