@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -59,6 +60,12 @@ def upload_command_fields(request: UploadRequest) -> dict[str, Any]:
         raise InvalidUpload(
             f"{field}: {message} (got {first.get('input')!r})" if field else message, field=field
         ) from None
+    if request.retain_until is not None and request.retain_until <= datetime.now(UTC):
+        # Stored, it would be deleted at the next expiry sweep (the facade refuses it too).
+        raise InvalidUpload(
+            f"retain_until: must be in the future (got {request.retain_until.isoformat()})",
+            field="retain_until",
+        )
     return fields
 
 

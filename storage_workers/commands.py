@@ -133,6 +133,9 @@ async def process_file_command(
                         )
                     )
                 elif isinstance(held, AlreadyDone) and current is not None:
+                    # Done by a commit that failed after its sidecar landed: the catalogue
+                    # learns it now.
+                    worker.record_hold(current)
                     extra.append(_hold_changed(worker, command, current, admitted, corr))
                 elif isinstance(held, Reject):
                     extra.append(

@@ -330,7 +330,7 @@ def decide_delete(
 ) -> Remove | AlreadyDone | Reject:
     """May the file be deleted? ``uploaded_by`` is its sidecar's ``created_by_id`` (``None``
     when the sidecar could not be read: then only an admin may delete it); ``hold``, its
-    legal hold (then nobody may)."""
+    legal hold (then nobody may, nor when only the catalogue still knows of it)."""
     if current is None:
         if deleted:
             return AlreadyDone()
@@ -350,6 +350,11 @@ def decide_delete(
         )
     if hold is not None:
         return Reject(RejectionReason.LEGAL_HOLD, hold_detail(command.file_id, hold))
+    if current.held:  # the sidecar, with the hold's reason, could not be read
+        since = f"since {current.hold_placed_at}; its sidecar cannot be read"
+        return Reject(
+            RejectionReason.LEGAL_HOLD, f"file {command.file_id} is under legal hold ({since})"
+        )
     if not allows(element.mode, Operation.DELETE):
         return Reject(RejectionReason.ELEMENT_MODE, _mode_detail(element, Operation.DELETE))
     return Remove(current.storage_path)

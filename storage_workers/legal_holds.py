@@ -37,27 +37,35 @@ def decide_hold(
         )
     if current.extras.get("last_command_id") == command_id:
         return AlreadyDone()
-    if isinstance(command, ReleaseLegalHold):
-        if current.legal_hold is None:
-            return Reject(
-                RejectionReason.NOT_HELD, f"file {command.file_id} is not under legal hold"
-            )
-        hold: LegalHold | None = None
-    else:
-        hold = LegalHold(reason=command.reason, placed_by=caller.client_id, placed_at=now)
-    try:
-        updated = current.replace(
-            legal_hold=hold,
-            version=current.version + 1,
-            updated_at=now,
-            last_command_id=command_id,
+    if isinstance(command, ReleaseLegalHold) and current.legal_hold is None:
+        return Reject(RejectionReason.NOT_HELD, f"file {command.file_id} is not under legal hold")
+    reason = command.reason
+    while True:
+        hold = (
+            None
+            if isinstance(command, ReleaseLegalHold)
+            else LegalHold(reason=reason, placed_by=caller.client_id, placed_at=now)
         )
-        encoded = updated.encode()
-    except SidecarTooLarge as exc:
-        return Reject(RejectionReason.SIDECAR_TOO_LARGE, str(exc))
-    except (SidecarError, ValueError) as exc:
-        return Reject(RejectionReason.INVALID_PAYLOAD, str(exc))
-    return Rewrite(updated, encoded)
+        try:
+            updated = current.replace(
+                legal_hold=hold,
+                version=current.version + 1,
+                updated_at=now,
+                last_command_id=command_id,
+            )
+            return Rewrite(updated, updated.encode(hold_room=False))
+        except SidecarTooLarge as exc:
+            if hold is None or not reason:
+                return Reject(RejectionReason.SIDECAR_TOO_LARGE, str(exc))
+            # Every sidecar keeps room for a hold, not for any reason: a long one is cut in
+            # the sidecar (the fact and the audit keep it whole).
+            keep = max(0, len(reason) - (exc.size - exc.limit) - len(_CUT))
+            reason = reason[:keep] + _CUT if keep else ""
+        except (SidecarError, ValueError) as exc:
+            return Reject(RejectionReason.INVALID_PAYLOAD, str(exc))
+
+
+_CUT = "…"
 
 
 class HeldExpiries:

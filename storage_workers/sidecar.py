@@ -21,6 +21,11 @@ import schemas
 from events import FileRecord, LegalHold, RetentionPolicy
 
 MAX_SIDECAR_BYTES = 4096
+HOLD_ROOM_BYTES = 320
+"""Bytes of every sidecar kept free for a legal hold (who, when, the start of the reason) and
+the rewrite that places it: an account cannot fill its file's sidecar so that no hold fits.
+Uploads and metadata updates may use ``MAX_SIDECAR_BYTES - HOLD_ROOM_BYTES`` (not counting a
+hold already placed); a hold change may use all of it (docs/lifecycle.md)."""
 SCHEMA_VERSION = "2.0"
 COLD_COPY = "cold_copy"
 """The sidecar field (an extra field v2 allows) that says a file's content is on the element's
@@ -35,12 +40,14 @@ class SidecarError(ValueError):
 class SidecarTooLarge(SidecarError):
     """The serialised sidecar would exceed 4,096 bytes."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, limit: int = MAX_SIDECAR_BYTES) -> None:
+        kept = "" if limit == MAX_SIDECAR_BYTES else f" ({MAX_SIDECAR_BYTES} less room for a hold)"
         super().__init__(
-            f"attr.json would be {size} bytes, over the {MAX_SIDECAR_BYTES}-byte limit; "
+            f"attr.json would be {size} bytes, over the {limit}-byte limit{kept}; "
             "shorten the description, tags, metadata or custom attributes"
         )
         self.size = size
+        self.limit = limit
 
 
 class Sidecar(BaseModel):
@@ -111,8 +118,10 @@ class Sidecar(BaseModel):
         data.update({k: _jsonable(v) for k, v in changes.items()})
         return Sidecar.model_validate(data)
 
-    def encode(self) -> bytes:
-        """Serialised v2, validated against the attr.json v2 schema and the size limit."""
+    def encode(self, *, hold_room: bool = True) -> bytes:
+        """Serialised v2, validated against the attr.json v2 schema and the size limit
+        (``hold_room``: keeping :data:`HOLD_ROOM_BYTES` free for a legal hold; False only for
+        the rewrite that places or releases one)."""
         document = self.model_dump(mode="json")
         document["schema_version"] = SCHEMA_VERSION
         try:
@@ -127,10 +136,20 @@ class Sidecar(BaseModel):
                 raise SidecarError(
                     f"attr.json for {self.file_id} is invalid at {where}: {first.message}"
                 ) from None
-        raw = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        raw = _dumps(document)
         if len(raw) > MAX_SIDECAR_BYTES:
             raise SidecarTooLarge(len(raw))
+        limit = MAX_SIDECAR_BYTES - HOLD_ROOM_BYTES
+        if hold_room and len(raw) > limit:
+            # A hold already placed uses the room kept for it.
+            bare = len(_dumps({**document, "legal_hold": None}))
+            if bare > limit:
+                raise SidecarTooLarge(bare, limit)
         return raw
+
+
+def _dumps(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _jsonable(value: Any) -> Any:

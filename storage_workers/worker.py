@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 from uuid import UUID
@@ -321,12 +321,26 @@ class ElementWorker:
         for change in changes:
             op = change.operation
             if not change.done:
+                # A rewrite that failed may have landed all the same (its sidecar renamed
+                # before a later step failed): a hold it places counts at once, as keeping a
+                # file too long is safe and deleting a held one is not. The command's
+                # redelivery (or the next start) brings the catalogue back to the sidecar.
+                if isinstance(op, SidecarRewrite) and op.sidecar.legal_hold is not None:
+                    self.record_hold(op.sidecar)
                 continue
             if isinstance(op, NewFile | SidecarRewrite):
                 self.catalogue.add(CatalogueEntry.of(op.sidecar, op.encoded))
             elif isinstance(op, FileRemoval):
                 self.catalogue.remove(op.file_id)
                 self.deleted.add(str(op.file_id))
+
+    def record_hold(self, sidecar: Sidecar) -> None:
+        """Make the catalogue (which the expiry sweep reads) say what ``sidecar`` says of the
+        file's legal hold."""
+        entry = self.catalogue.get(sidecar.file_id)
+        if entry is not None:
+            placed_at = sidecar.legal_hold.placed_at if sidecar.legal_hold else None
+            self.catalogue.add(replace(entry, hold_placed_at=placed_at))
 
     async def drain(self) -> None:
         """Wait for background removals of staged bytes to finish."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from events.models.common import (
     CustomAttributes,
@@ -17,6 +17,7 @@ from events.models.common import (
     StagedObject,
     Strict,
     Tag,
+    UtcDatetime,
 )
 
 Filename = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
@@ -50,7 +51,7 @@ class UploadRequested(Strict):
         "belongs to (any version of it): a full copy with its own file id, the document's id "
         "and the next version number.",
     )
-    retain_until: AwareDatetime | None = Field(
+    retain_until: UtcDatetime | None = Field(
         None,
         description="Permanent files only: the end of the retention period; at it the file is "
         "deleted from an rw element unless under legal hold (docs/lifecycle.md).",

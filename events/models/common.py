@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A lowercase hexadecimal SHA-256 digest."""
@@ -25,6 +25,21 @@ CustomAttributes = dict[
 """Custom attributes: flat keys with scalar (or list-of-scalar) values, validated per element."""
 
 FreeForm = dict[str, Any]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{value.isoformat()} is outside the years 1-9999 once converted to UTC"
+        ) from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""A date and time with a zone, given by a client, that exists in UTC too (read as UTC):
+PostgreSQL and every reader convert dates to UTC, and one beyond year 9999 there (e.g.
+9999-12-31T23:59:59-23:59) could be stored but neither indexed nor read back."""
 
 
 class Mode(StrEnum):

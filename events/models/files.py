@@ -15,6 +15,7 @@ from events.models.common import (
     RetentionPolicy,
     Sha256Hex,
     Strict,
+    UtcDatetime,
 )
 
 
@@ -57,7 +58,7 @@ class FileRecord(Strict):
     document_version: int | None = Field(
         None, ge=1, description="The file's version of its document (None: 1)."
     )
-    retain_until: AwareDatetime | None = None
+    retain_until: UtcDatetime | None = None
     legal_hold: LegalHold | None = None
 
     @property

@@ -41,7 +41,13 @@ from storage_workers.handlers import (
     decide_upload,
 )
 from storage_workers.legal_holds import HeldExpiries, decide_hold
-from storage_workers.sidecar import Templates, decode_sidecar
+from storage_workers.sidecar import (
+    MAX_SIDECAR_BYTES,
+    Sidecar,
+    SidecarTooLarge,
+    Templates,
+    decode_sidecar,
+)
 from tests.factories import sample, stored_sidecar
 
 OWNER = "sa_dev_owner_00000000"
@@ -194,6 +200,69 @@ def test_a_held_file_is_not_deleted_even_by_an_admin_and_the_refusal_names_the_h
         caller=Caller(OWNER, "o", "user"),
     )
     assert isinstance(free, Remove)
+
+
+def test_a_held_file_whose_sidecar_cannot_be_read_is_not_deleted_by_an_admin() -> None:
+    held = stored_sidecar(b"x", element_id="se-01", created_by_id=OWNER).replace(legal_hold=HOLD)
+    decision = decide_delete(
+        DeleteFile(file_id=held.file_id, element_id="se-01"),
+        element=element(Mode.EDIT),
+        current=CatalogueEntry.of(held),
+        uploaded_by=None,
+        deleted=False,
+        caller=Caller(ADMIN, "a", "admin"),
+        hold=None,
+    )
+    assert isinstance(decision, Reject)
+    assert decision.reason is RejectionReason.LEGAL_HOLD
+    assert "sidecar cannot be read" in decision.detail
+
+
+def fullest(sidecar: Sidecar) -> Sidecar:
+    """``sidecar`` with as much metadata as an upload or an update may give it."""
+    pad = 4096
+    while True:
+        try:
+            full = sidecar.replace(metadata={"pad": "x" * pad})
+            full.encode()
+            return full
+        except SidecarTooLarge:
+            pad -= 1
+
+
+def test_a_hold_fits_on_the_fullest_sidecar_an_account_can_write() -> None:
+    full = fullest(stored_sidecar(b"x", element_id="se-01", created_by_id=OWNER))
+    reason = "matter 2026-117: " + "r" * 483
+    long_admin = Caller("sa_" + "a" * 61, "admin", "admin")
+    place = PlaceLegalHold(file_id=full.file_id, element_id="se-01", reason=reason)
+    placed = decide_hold(
+        place,
+        element=element(Mode.RW),
+        current=full,
+        command_id=str(uuid.uuid4()),
+        caller=long_admin,
+        now=NOW,
+    )
+    assert isinstance(placed, Rewrite)
+    assert len(placed.encoded) <= MAX_SIDECAR_BYTES
+    assert placed.sidecar.legal_hold is not None
+    kept = placed.sidecar.legal_hold.reason
+    assert kept.endswith("…")
+    assert reason.startswith(kept.removesuffix("…"))
+    assert len(kept) > len("matter 2026-117: "), "the start of the reason is kept"
+    # While held, updates may use what the hold leaves of the room; the release always fits.
+    with pytest.raises(SidecarTooLarge):
+        placed.sidecar.replace(metadata={"pad": "y" * 5000}).encode()
+    release = ReleaseLegalHold(file_id=full.file_id, element_id="se-01", reason="closed")
+    released = decide_hold(
+        release,
+        element=element(Mode.RW),
+        current=placed.sidecar,
+        command_id="c2",
+        caller=long_admin,
+        now=NOW,
+    )
+    assert isinstance(released, Rewrite)
 
 
 def test_which_expiry_applies_where() -> None:
