@@ -11,13 +11,17 @@ from uuid import UUID
 from aiokafka.structs import ConsumerRecord
 
 from auth import (
+    HttpJwksSource,
     InsufficientScope,
+    JwksSource,
     SignatureCache,
+    StaticJwksSource,
     TokenError,
     TokenVerifier,
     VerificationUnavailable,
 )
 from events import EventDecodeError, ReceivedEvent, RejectionReason, Topic, decode_record, spec_for
+from storage_workers.config import WorkerConfig
 from storage_workers.handlers import Caller
 
 
@@ -125,3 +129,15 @@ def _subject_of(value: bytes | None) -> str | None:
     except (ValueError, TypeError, RecursionError):
         return None
     return None
+
+
+def make_verifier(config: WorkerConfig) -> TokenVerifier:
+    """The project's one token verifier, with keys from a JWKS URL or file."""
+    keys: JwksSource
+    if config.jwks_file is not None:
+        keys = StaticJwksSource(json.loads(config.jwks_file.read_text()))
+    elif config.jwks_url is not None:
+        keys = HttpJwksSource(config.jwks_url)
+    else:
+        raise ValueError("set ARTSTORE_STORAGE_JWKS_URL (or _JWKS_FILE) to verify commands")
+    return TokenVerifier(keys, issuer=config.token_issuer, audience=config.token_audience)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -19,10 +18,7 @@ from redis.asyncio import Redis
 
 from auth import (
     DenyListCache,
-    HttpJwksSource,
-    JwksSource,
     RedisDenyList,
-    StaticJwksSource,
     TokenVerifier,
 )
 from base.health import HealthServer
@@ -30,6 +26,7 @@ from base.settings import Settings, broker_settings
 from events import Outgoing, Topic, make_broker
 from storage_workers import element as element_file
 from storage_workers import lifecycle
+from storage_workers.admission import make_verifier
 from storage_workers.archiving import Archiver, open_cold_tier
 from storage_workers.backends import StorageBackend, open_backend
 from storage_workers.broker_edge import BrokerEdge
@@ -51,18 +48,6 @@ from storage_workers.worker import Clock, ElementWorker, Limits, utc_now
 from storage_workers.writer_claim import WriterClaim, claim_element
 
 log = logging.getLogger(__name__)
-
-
-def make_verifier(config: WorkerConfig) -> TokenVerifier:
-    """The project's one token verifier, with keys from a JWKS URL or file."""
-    keys: JwksSource
-    if config.jwks_file is not None:
-        keys = StaticJwksSource(json.loads(config.jwks_file.read_text()))
-    elif config.jwks_url is not None:
-        keys = HttpJwksSource(config.jwks_url)
-    else:
-        raise ValueError("set ARTSTORE_STORAGE_JWKS_URL (or _JWKS_FILE) to verify commands")
-    return TokenVerifier(keys, issuer=config.token_issuer, audience=config.token_audience)
 
 
 class StorageService:
