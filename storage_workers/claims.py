@@ -122,6 +122,32 @@ def postgres_dsn(database_url: str) -> str:
     return database_url
 
 
+async def open_pool(
+    dsn: str, timeout_s: float, application: str, table: str, schema: str
+) -> asyncpg.Pool:
+    """A small pool to the storage workers' own table ``table``, created (``schema``) on the
+    first connection if it is missing. A pool whose first connection fails is not kept: the
+    next call makes a new one."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=0,
+        max_size=2,
+        timeout=timeout_s,
+        command_timeout=timeout_s,
+        server_settings={"application_name": application},
+    )
+    assert pool is not None
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            # Two workers starting together must not race to create the table.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", table)
+            await conn.execute(schema)
+    except BaseException:
+        pool.terminate()
+        raise
+    return pool
+
+
 class PostgresClaims:
     """:class:`UploadClaims` in PostgreSQL. Connects lazily; every failure to reach the
     database is :class:`ClaimsUnavailable` (retried by the caller), never a lost upload."""
@@ -133,24 +159,9 @@ class PostgresClaims:
 
     async def _connected(self) -> asyncpg.Pool:
         if self._pool is None:
-            pool = await asyncpg.create_pool(
-                self._dsn,
-                min_size=0,
-                max_size=2,
-                timeout=self._timeout,
-                command_timeout=self._timeout,
-                server_settings={"application_name": "artstore-storage-claims"},
+            self._pool = await open_pool(
+                self._dsn, self._timeout, "artstore-storage-claims", _TABLE, _SCHEMA
             )
-            assert pool is not None
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    # Two workers starting together must not race to create the table.
-                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _TABLE)
-                    await conn.execute(_SCHEMA)
-            except BaseException:
-                pool.terminate()  # not kept: the next call makes a new one
-                raise
-            self._pool = pool
         return self._pool
 
     async def _run(self, sql: str, *args: object) -> list[asyncpg.Record]:

@@ -36,7 +36,12 @@ import asyncpg
 
 from auth import may_change_file
 from events import RejectionReason
-from storage_workers.claims import CONNECTION_ERRORS, ClaimsUnavailable, postgres_dsn
+from storage_workers.claims import (
+    CONNECTION_ERRORS,
+    ClaimsUnavailable,
+    open_pool,
+    postgres_dsn,
+)
 from storage_workers.handlers import DocumentLink, Reject
 
 
@@ -130,23 +135,9 @@ class PostgresDocuments:
 
     async def _connected(self) -> asyncpg.Pool:
         if self._pool is None:
-            pool = await asyncpg.create_pool(
-                self._dsn,
-                min_size=0,
-                max_size=2,
-                timeout=self._timeout,
-                command_timeout=self._timeout,
-                server_settings={"application_name": "artstore-storage-documents"},
+            self._pool = await open_pool(
+                self._dsn, self._timeout, "artstore-storage-documents", _TABLE, _SCHEMA
             )
-            assert pool is not None
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _TABLE)
-                    await conn.execute(_SCHEMA)
-            except BaseException:
-                pool.terminate()
-                raise
-            self._pool = pool
         return self._pool
 
     async def _acquire(self) -> asyncpg.Pool:
