@@ -11,6 +11,7 @@ import pytest
 
 import schemas
 from artstore.stack import StackEnv
+from events import Topic
 from events.schema_export import generated_files
 
 pytestmark = [pytest.mark.e2e]
@@ -37,10 +38,10 @@ def test_topics_create_is_idempotent(user_env: dict[str, str]) -> None:
     user_env["ARTSTORE_TOPIC_PREFIX"] += "-cli"
     first = _run([*ARTSTORE, "topics", "create"], user_env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created") == 8
+    assert first.stdout.count("created") == len(Topic)
     second = _run([*ARTSTORE, "topics", "create"], user_env)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("exists") == 8
+    assert second.stdout.count("exists") == len(Topic)
     assert "created" not in second.stdout
 
 
