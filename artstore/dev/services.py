@@ -58,6 +58,10 @@ ELEMENTS = (
 )
 
 
+RESTORE_ELEMENT = next(e.element_id for e in ELEMENTS if e.mode == "edit")
+"""Where restores of archived files are copied to."""
+
+
 @dataclass(frozen=True, slots=True)
 class Ports:
     """Consecutive loopback ports from a base: auth, facade, projector metrics, then elements."""
@@ -268,6 +272,11 @@ def plan_services(ports: Ports, *, python: str = sys.executable) -> list[Service
         }
         if element.backend == "s3":
             env["ARTSTORE_STORAGE_S3_PREFIX"] = f"elements/{element.element_id}/"
+        if element.mode == "rw":
+            # Archived (ro -> ar), its content moves to a cold tier of the same kind, and a
+            # restore copies it back into the edit element for a while (docs/lifecycle.md).
+            env["ARTSTORE_STORAGE_COLD_BACKEND"] = element.backend
+            env["ARTSTORE_STORAGE_RESTORE_ELEMENT_ID"] = RESTORE_ELEMENT
         plans.append(
             ServicePlan(
                 element.element_id,

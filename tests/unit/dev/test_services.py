@@ -76,6 +76,16 @@ def test_two_local_elements_edit_and_rw_and_one_on_s3_which_fills_last() -> None
     )
 
 
+def test_rw_elements_archive_to_a_cold_tier_of_their_kind_and_restore_into_the_edit_one() -> None:
+    workers = {p.name: p.env for p in plan_services(Ports(9000)) if p.name.startswith("se-")}
+    cold = {name: env.get("ARTSTORE_STORAGE_COLD_BACKEND") for name, env in workers.items()}
+    assert cold == {"se-edit": None, "se-rw": "local", "se-s3": "s3"}
+    restores = {
+        name: env.get("ARTSTORE_STORAGE_RESTORE_ELEMENT_ID") for name, env in workers.items()
+    }
+    assert restores == {"se-edit": None, "se-rw": "se-edit", "se-s3": "se-edit"}
+
+
 def test_services_agree_on_the_issuer_the_database_and_the_redis_namespace(tmp_path: Path) -> None:
     instance = Instance("abcd1234", "artstore_dev_abcd1234", 9000)
     env = shared_env(STACK, instance, Layout(tmp_path), Ports(9000))
