@@ -127,6 +127,18 @@ async def process_restore_staged(
                 await acknowledge([record])
                 return
             existing = outcome
+        elif (existing.file_id, existing.requested_by, existing.checksum) != (
+            staged.file_id,
+            staged.requested_by,
+            staged.checksum,
+        ):
+            # The restore id was chosen by a command (RestoreRequested names its own): the
+            # copy kept under it is another's, and stays theirs.
+            detail = f"restore id {staged.restore_id} is already taken by another restore"
+            await announce([_failed(worker, staged, detail, corr)], [])
+            await acknowledge([record])
+            await asyncio.to_thread(worker.staging.remove, claim)
+            return
         # Announced again for a redelivered hand-over: FileRestored is idempotent.
         await announce([worker.fact(existing.restored(worker.element_id), corr)], [])
         crash_point("restore.published")
