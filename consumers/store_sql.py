@@ -282,6 +282,10 @@ class Statements:
                     "requested_at",
                 )
             )
+            # A restore id is the first asker's: a fact naming it for another file or another
+            # account (a command that chose someone's restore id) changes nothing.
+            + " WHERE r.file_id = EXCLUDED.file_id AND (r.requested_by IS NULL OR "
+            "EXCLUDED.requested_by IS NULL OR r.requested_by = EXCLUDED.requested_by)"
         )
         placeholders = ", ".join(f"${i}" for i in range(1, len(ELEMENT_COLUMNS) + 1))
         self.upsert_element = (

@@ -19,6 +19,8 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from events import (
+    EventDecodeError,
+    Failure,
     FileRestored,
     Outgoing,
     RestoreExpired,
@@ -95,7 +97,16 @@ async def process_restore_staged(
 ) -> None:
     """Keep the copy a hand-over names (when it is for this element), announce FileRestored,
     acknowledge, then remove the staged bytes."""
-    event = decode_record(record, max_bytes=worker.limits.max_message_bytes, topic=Topic.RESTORES)
+    try:
+        event = decode_record(
+            record, max_bytes=worker.limits.max_message_bytes, topic=Topic.RESTORES
+        )
+    except EventDecodeError as exc:
+        # It can never be read: dead-lettered with why, and the hand-overs after it go on.
+        log.error("an unreadable hand-over is dead-lettered", extra={"error": str(exc)})
+        await announce([], [worker.dead_letter(record, Failure.of(exc.reason.value, exc.detail))])
+        await acknowledge([record])
+        return
     staged = event.data
     if not isinstance(staged, RestoreStaged) or staged.restore_element_id != worker.element_id:
         await acknowledge([record])
@@ -116,6 +127,18 @@ async def process_restore_staged(
                 await acknowledge([record])
                 return
             existing = outcome
+        elif (existing.file_id, existing.requested_by, existing.checksum) != (
+            staged.file_id,
+            staged.requested_by,
+            staged.checksum,
+        ):
+            # The restore id was chosen by a command (RestoreRequested names its own): the
+            # copy kept under it is another's, and stays theirs.
+            detail = f"restore id {staged.restore_id} is already taken by another restore"
+            await announce([_failed(worker, staged, detail, corr)], [])
+            await acknowledge([record])
+            await asyncio.to_thread(worker.staging.remove, claim)
+            return
         # Announced again for a redelivered hand-over: FileRestored is idempotent.
         await announce([worker.fact(existing.restored(worker.element_id), corr)], [])
         crash_point("restore.published")

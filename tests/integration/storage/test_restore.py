@@ -25,7 +25,9 @@ from events import (
     RestoreFailureReason,
     RestoreRequested,
     RestoreStarted,
+    Topic,
 )
+from events.dead_letters import REASON, SOURCE_TOPIC
 from storage_workers.service import StorageService
 from tests.helpers import wait_until
 from tests.storage_support import FactLog, Producer, running_worker, worker_config
@@ -154,3 +156,53 @@ async def test_a_restore_without_scope_is_refused_with_its_reason(
     refused = await facts.wait(RestoreFailed, restore_id=asked.restore_id)
     assert refused.reason is RestoreFailureReason.REFUSED
     assert "files:read" in refused.detail
+
+
+async def test_an_unreadable_hand_over_is_dead_lettered_and_later_restores_go_on(
+    elements: tuple[StorageService, StorageService],
+    archived_file: tuple[uuid.UUID, bytes],
+    producer: Producer,
+    facts: FactLog,
+) -> None:
+    # Anything on artstore.restores that is not a readable event: refused once, not read again
+    # and again in front of every hand-over after it.
+    marker = uuid.uuid4().hex.encode()
+    await producer.send_raw(Topic.RESTORES, RESTORE.encode(), b"{not json " + marker, {})
+    file_id, content = archived_file
+    asked = request(file_id)
+    await producer.send(asked, token=producer.token(scopes={"files:read"}))
+    restored = await facts.wait(FileRestored, within=60, restore_id=asked.restore_id)
+    assert restored.checksum == hashlib.sha256(content).hexdigest()
+    await wait_until(
+        lambda: any(marker in (r.value or b"") for r in facts.dlq), 30, message="dead-lettered"
+    )
+    (dead,) = [r for r in facts.dlq if marker in (r.value or b"")]
+    headers = dict(dead.headers)
+    assert headers[REASON] == b"not_json", headers
+    assert headers[SOURCE_TOPIC].endswith(b"restores")
+
+
+async def test_a_restore_id_already_kept_for_another_is_not_handed_to_a_second_asker(
+    elements: tuple[StorageService, StorageService],
+    archived_file: tuple[uuid.UUID, bytes],
+    producer: Producer,
+    facts: FactLog,
+) -> None:
+    # A command chooses its restore id: one already kept for another account is refused, not
+    # answered with that account's copy.
+    _, keeper = elements
+    file_id, _ = archived_file
+    first = request(file_id)
+    await producer.send(first, token=producer.token(scopes={"files:read"}))
+    await facts.wait(FileRestored, within=60, restore_id=first.restore_id)
+    admin = producer.signer.issue(
+        scopes={"files:read"}, name="admin", client_id="sa_test_admin_1", role="admin"
+    )
+    await producer.send(first.model_copy(update={"requested_at": datetime.now(UTC)}), token=admin)
+    refused = await facts.wait(
+        RestoreFailed, within=60, restore_id=first.restore_id, requested_by="sa_test_admin_1"
+    )
+    assert "already taken" in refused.detail
+    assert len(facts.of(FileRestored, restore_id=first.restore_id)) == 1
+    assert keeper.config.root is not None
+    assert (keeper.config.root / f".artstore/restored/{first.restore_id}").exists()
