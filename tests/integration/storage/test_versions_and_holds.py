@@ -11,6 +11,7 @@ once the hold is released.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -43,6 +44,7 @@ from events import (
     UploadRejected,
     UploadRequested,
 )
+from storage_workers.service import StorageService
 from tests.helpers import wait_until
 from tests.integration.query.support import FacadeHarness, facade_harness
 from tests.storage_support import CLIENT_ID, FactLog, Producer, running_worker, worker_config
@@ -135,16 +137,26 @@ class Lifecycle:
         return self.settings.data_dir / element_id
 
 
-@pytest.fixture(scope="module")
-async def life(
+@dataclass
+class Stack:
+    """The lifecycle's calls, and the two workers behind them."""
+
+    life: Lifecycle
+    rw: StorageService
+    edit: StorageService
+
+
+@contextlib.asynccontextmanager
+async def lifecycle_stack(
     settings: Settings,
     jwks_file: Path,
-    topics: None,
     facts: FactLog,
     producer: Producer,
     signer: TestSigner,
     redis_namespace: str,
-) -> AsyncIterator[Lifecycle]:
+) -> AsyncIterator[Stack]:
+    """The facade, an rw worker and an edit worker whose clock the tests move, with expiry
+    swept every 0.3 s."""
     await migrate(settings.database_url)
     clock = Clock()
     rw = worker_config(
@@ -160,10 +172,27 @@ async def life(
     )
     async with (
         facade_harness(settings, redis_namespace, staging="local") as facade,
-        running_worker(settings, rw),
-        running_worker(settings, edit, clock=clock),
+        running_worker(settings, rw) as rw_service,
+        running_worker(settings, edit, clock=clock) as edit_service,
     ):
-        yield Lifecycle(facade, producer, facts, signer, clock, settings)
+        life = Lifecycle(facade, producer, facts, signer, clock, settings)
+        yield Stack(life, rw_service, edit_service)
+
+
+@pytest.fixture(scope="module")
+async def life(
+    settings: Settings,
+    jwks_file: Path,
+    topics: None,
+    facts: FactLog,
+    producer: Producer,
+    signer: TestSigner,
+    redis_namespace: str,
+) -> AsyncIterator[Lifecycle]:
+    async with lifecycle_stack(
+        settings, jwks_file, facts, producer, signer, redis_namespace
+    ) as stack:
+        yield stack.life
 
 
 async def search_ids(life: Lifecycle, tag: str, **params: str) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ import pytest
 
 from auth.testing import TestSigner
 from base.settings import Settings
-from consumers import migrate
 from consumers.replay import replay
 from consumers.settings import ProjectorSettings
 from events import (
@@ -28,7 +27,6 @@ from events import (
     FileDeleted,
     FileStored,
     LegalHoldChanged,
-    Mode,
     PlaceLegalHold,
     RejectionReason,
     ReleaseLegalHold,
@@ -36,21 +34,20 @@ from events import (
     new_event,
 )
 from storage_workers.rebuild import collect
-from storage_workers.service import StorageService
 from tests.helpers import wait_until
-from tests.integration.query.support import facade_harness, fetch
+from tests.integration.query.support import fetch
 from tests.integration.storage.test_partial_failure import FailsOnce
-from tests.integration.storage.test_versions_and_holds import ADMIN, EDIT, RW, Clock, Lifecycle
-from tests.storage_support import FactLog, Producer, running_worker, worker_config
+from tests.integration.storage.test_versions_and_holds import (
+    ADMIN,
+    EDIT,
+    RW,
+    Lifecycle,
+    Stack,
+    lifecycle_stack,
+)
+from tests.storage_support import FactLog, Producer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
-
-
-@dataclass
-class Stack:
-    life: Lifecycle
-    rw: StorageService
-    edit: StorageService
 
 
 @pytest.fixture(scope="module")
@@ -63,26 +60,10 @@ async def stack_(
     signer: TestSigner,
     redis_namespace: str,
 ) -> AsyncIterator[Stack]:
-    await migrate(settings.database_url)
-    clock = Clock()
-    rw = worker_config(
-        RW, mode=Mode.RW, root=settings.data_dir / RW, jwks_file=jwks_file, ttl_sweep_interval_s=0.3
-    )
-    edit = worker_config(
-        EDIT,
-        mode=Mode.EDIT,
-        root=settings.data_dir / EDIT,
-        jwks_file=jwks_file,
-        ttl_sweep_interval_s=0.3,
-        max_command_age_s=30 * 86400,
-    )
-    async with (
-        facade_harness(settings, redis_namespace, staging="local") as facade,
-        running_worker(settings, rw) as rw_service,
-        running_worker(settings, edit, clock=clock) as edit_service,
-    ):
-        life = Lifecycle(facade, producer, facts, signer, clock, settings)
-        yield Stack(life, rw_service, edit_service)
+    async with lifecycle_stack(
+        settings, jwks_file, facts, producer, signer, redis_namespace
+    ) as stack:
+        yield stack
 
 
 async def send_altered(life: Lifecycle, command: Any, token: str, **data: Any) -> None:
