@@ -19,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Table
 
 from producers.client import ArtStoreClient
 from producers.models import parse_file_id
@@ -105,6 +106,18 @@ def run(settings: ClientSettings, work: Callable[[ArtStoreClient], Coroutine[Any
 def print_json(value: Any) -> None:
     """JSON on stdout, unstyled, so it can be piped."""
     out.print_json(json.dumps(value, default=str, ensure_ascii=False), highlight=False)
+
+
+def print_record(record: dict[str, Any], title: str, *, as_json: bool) -> None:
+    """One record: JSON as is, or a field/value table of what it holds (no links, no empties)."""
+    if as_json:
+        print_json(record)
+        return
+    table = Table("field", "value", title=title)
+    for key, value in record.items():
+        if key != "links" and value is not None:
+            table.add_row(key, str(value))
+    out.print(table)
 
 
 def human_bytes(size: int | None) -> str:

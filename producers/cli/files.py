@@ -27,6 +27,7 @@ from producers.cli.common import (
     out,
     parse_pairs,
     print_json,
+    print_record,
     run,
     transfer_progress,
 )
@@ -55,14 +56,7 @@ def status(
         return await client.upload_status(file_id)
 
     row = run(settings, work)
-    if as_json:
-        print_json(row)
-    else:
-        table = Table("field", "value", title=f"Upload {file_id}")
-        for key, value in row.items():
-            if key != "links" and value is not None:
-                table.add_row(key, str(value))
-        out.print(table)
+    print_record(row, f"Upload {file_id}", as_json=as_json)
     if row.get("status") in OUTCOME_FAILED:
         raise typer.Exit(1)
 

@@ -6,7 +6,6 @@ import asyncio
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from producers.cli.common import (
     AsJson,
@@ -16,8 +15,7 @@ from producers.cli.common import (
     FacadeUrl,
     FileId,
     client_settings,
-    out,
-    print_json,
+    print_record,
     run,
 )
 from producers.client import ArtStoreClient
@@ -53,13 +51,6 @@ def restore(
                 await asyncio.sleep(2)
 
     row = run(settings, work)
-    if as_json:
-        print_json(row)
-    else:
-        table = Table("field", "value", title=f"Restore of {file_id}")
-        for key, value in row.items():
-            if key != "links" and value is not None:
-                table.add_row(key, str(value))
-        out.print(table)
+    print_record(row, f"Restore of {file_id}", as_json=as_json)
     if row.get("status") == "failed":
         raise typer.Exit(1)
