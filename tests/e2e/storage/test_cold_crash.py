@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -39,7 +40,7 @@ from storage_workers.backends import LocalStorage, is_temporary
 from storage_workers.catalogue import Catalogue
 from storage_workers.fixity import Auditor
 from storage_workers.fixity.items import plan_items
-from tests.e2e.storage.worker_process import WorkerProcess
+from tests.e2e.storage.worker_process import WorkerProcess, in_lanes
 from tests.helpers import read_events, wait_until
 from tests.storage_support import Producer
 
@@ -213,13 +214,9 @@ async def run_scenario(
 
 @pytest.fixture(scope="module")
 async def outcomes(settings: Settings, jwks_file: Path, signer: TestSigner) -> dict[str, Outcome]:
-    lanes = asyncio.Semaphore(LANES)
-
-    async def one(kind: str, step: str) -> Outcome:
-        async with lanes:
-            return await run_scenario(kind, step, settings, jwks_file, signer)
-
-    results = await asyncio.gather(*(one(*scenario) for scenario in SCENARIOS))
+    results = await in_lanes(
+        [partial(run_scenario, k, s, settings, jwks_file, signer) for k, s in SCENARIOS], LANES
+    )
     return {f"{k}:{s}": r for (k, s), r in zip(SCENARIOS, results, strict=True)}
 
 

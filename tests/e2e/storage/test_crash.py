@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -43,7 +44,7 @@ from events import (
     create_topics,
 )
 from storage_workers.backends import is_temporary
-from tests.e2e.storage.worker_process import WorkerProcess
+from tests.e2e.storage.worker_process import WorkerProcess, in_lanes
 from tests.factories import stored_sidecar
 from tests.helpers import read_events, wait_until
 from tests.storage_support import Producer
@@ -268,13 +269,10 @@ async def run_scenario(
 
 @pytest.fixture(scope="module")
 async def outcomes(settings: Settings, jwks_file: Path, signer: TestSigner) -> dict[str, Outcome]:
-    lanes = asyncio.Semaphore(LANES)
-
-    async def one(kind: str, family: str, step: str) -> Outcome:
-        async with lanes:
-            return await run_scenario(kind, family, step, settings, jwks_file, signer)
-
-    results = await asyncio.gather(*(one(*scenario) for scenario in SCENARIOS))
+    results = await in_lanes(
+        [partial(run_scenario, k, f, s, settings, jwks_file, signer) for k, f, s in SCENARIOS],
+        LANES,
+    )
     return {f"{k}:{f}.{s}": r for (k, f, s), r in zip(SCENARIOS, results, strict=True)}
 
 

@@ -10,10 +10,26 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from base.settings import Settings
 from tests.storage_support import TEST_SESSION_TIMEOUT_MS
+
+T = TypeVar("T")
+
+
+async def in_lanes(runs: Sequence[Callable[[], Awaitable[T]]], lanes: int) -> list[T]:
+    """Every run, at most ``lanes`` at once (each starts its own worker processes); results
+    in the order of ``runs``."""
+    gate = asyncio.Semaphore(lanes)
+
+    async def one(run: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await run()
+
+    return list(await asyncio.gather(*(one(run) for run in runs)))
 
 
 def free_port() -> int:
