@@ -66,16 +66,29 @@ class JsonFormatter(logging.Formatter):
             payload["span_id"] = format(span.span_id, "016x")
         elif trace := trace_id.get():
             payload["trace_id"] = trace
-        for key, value in vars(record).items():
-            if key not in _RESERVED and not key.startswith("_"):
-                payload[key] = value
+        payload.update(extras(record))
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 
-class TextFormatter(logging.Formatter):
-    """A line a person reads: time, level, service, correlation id, logger, message."""
+def extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a log call passed with ``extra=``."""
+    return {k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")}
+
+
+class ExtrasFormatter(logging.Formatter):
+    """A text line followed by the ``extra=`` fields as ``key=value`` pairs: the reason a
+    warning names is part of what a person reads."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        fields = " ".join(f"{k}={v!r}" for k, v in extras(record).items())
+        return f"{line} {fields}" if fields else line
+
+
+class TextFormatter(ExtrasFormatter):
+    """A line a person reads: time, level, service, correlation id, logger, message, fields."""
 
     def __init__(self, service: str, run_id: str) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

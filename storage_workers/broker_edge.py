@@ -228,7 +228,11 @@ class CommandHandler:
         try:
             try:
                 await retry_in_place(
-                    run, edge.config.retry_attempts, edge.config.retry_backoff_s, outages
+                    run,
+                    edge.config.retry_attempts,
+                    edge.config.retry_backoff_s,
+                    outages,
+                    edge.config.service_fault_window_s,
                 )
             except RETRIED_IN_PLACE as exc:
                 await edge.dead_letter(self.worker, message, self.name, exc, tried_at)

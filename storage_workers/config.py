@@ -92,6 +92,13 @@ class WorkerConfig(BaseSettings):
     )
     retry_attempts: int = Field(5, ge=1)
     retry_backoff_s: float = Field(0.2, gt=0)
+    service_fault_window_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long a request that the element's storage or the staging area failed "
+        "on its side (an HTTP 5xx, no answer) while its probe answers is tried again before "
+        "the failures count against the record's retry attempts.",
+    )
     session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer-group session timeout.")
     idle_wait_ms: int = Field(
         50,

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiokafka import TopicPartition
 
 from storage_workers.admission import TransientFailure
-from storage_workers.backends import BackendError
+from storage_workers.backends import BackendError, ServiceFault
 from storage_workers.outages import Outages
 from storage_workers.partitions import PartitionConsumer
 from storage_workers.worker import Record
@@ -75,22 +76,36 @@ async def retry_in_place(
     attempts: int,
     backoff_s: float,
     outages: Outages | None = None,
+    fault_window_s: float = 0.0,
 ) -> None:
     """Run ``action``; retry :data:`RETRIED_IN_PLACE` failures with bounded backoff; raise the
     last one when ``attempts`` are spent. Any other exception propagates at once.
 
     With ``outages``, each failure first asks whether a dependency is away: then
     :class:`~storage_workers.outages.DependencyAway` is raised at once (the record is held
-    until the outage ends, no attempt spent on it)."""
+    until the outage ends, no attempt spent on it).
+
+    A :class:`~storage_workers.backends.ServiceFault` (the service failed the request on its
+    side although its probe answers, as one does for a while after it starts again) spends no
+    attempt until ``fault_window_s`` have passed since the first one."""
     delays = Backoff(backoff_s)
-    for attempt in range(1, attempts + 1):
+    spent = 0
+    first_fault: float | None = None
+    while True:
         try:
             await action()
             return
         except RETRIED_IN_PLACE as exc:
             if outages is not None:
                 await outages.confirm(exc)
-            if attempt == attempts:
-                raise
+            patient = False
+            if isinstance(exc, ServiceFault):
+                now = time.monotonic()
+                first_fault = now if first_fault is None else first_fault
+                patient = now - first_fault < fault_window_s
+            if not patient:
+                spent += 1
+                if spent >= attempts:
+                    raise
             log.warning("transient failure, retrying", extra={"error": str(exc)})
             await asyncio.sleep(delays.next_delay())

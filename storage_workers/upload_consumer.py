@@ -173,7 +173,11 @@ class UploadConsumer:
             admitted[:] = [await admit_uploads(self.worker, records, self.topic)]
 
         await retry_in_place(
-            admit, self.config.retry_attempts, self.config.retry_backoff_s, self.outages
+            admit,
+            self.config.retry_attempts,
+            self.config.retry_backoff_s,
+            self.outages,
+            self.config.service_fault_window_s,
         )
         return admitted[0]
 
@@ -234,7 +238,11 @@ class UploadConsumer:
         tried_at = datetime.now(UTC)
         try:
             await retry_in_place(
-                run, self.config.retry_attempts, self.config.retry_backoff_s, self.outages
+                run,
+                self.config.retry_attempts,
+                self.config.retry_backoff_s,
+                self.outages,
+                self.config.service_fault_window_s,
             )
         except RETRIED_IN_PLACE as exc:
             await self._dead_letter(message, batch.records, "uploads", exc, tried_at)

@@ -19,6 +19,7 @@ import pytest
 
 from artstore.stack import StackEnv, ensure_stack, stack_is_running, stop_stack
 from artstore.stack.lifecycle import describe_kafka
+from base.logging import ExtrasFormatter
 from base.settings import Settings, load_settings
 from tests.brokers import delete_topics
 from tests.helpers import fresh_database, s3_client
@@ -27,6 +28,17 @@ from tests.helpers import fresh_database, s3_client
 def pytest_report_header(config: pytest.Config) -> str:
     """Name the broker every Kafka test of this run talks to."""
     return f"kafka broker: {describe_kafka()}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A failed test's captured log shows each line's ``extra=`` fields (the reason a warning
+    names), as the services' own text log does."""
+    plugin = session.config.pluginmanager.get_plugin("logging-plugin")
+    if plugin is not None:
+        shown = plugin.report_handler.formatter
+        plugin.report_handler.setFormatter(
+            ExtrasFormatter(shown._fmt if shown else None, shown.datefmt if shown else None)
+        )
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,12 @@ class BackendError(Exception):
     """Something went wrong talking to the storage; usually transient (retry, then DLQ)."""
 
 
+class ServiceFault(BackendError):
+    """The storage service failed the request on its side (an HTTP 5xx such as InternalError
+    or SlowDown, or no answer at all): the same request is expected to succeed later, so it
+    says nothing against the record that made it."""
+
+
 class ObjectMissing(BackendError):
     """The key does not exist."""
 

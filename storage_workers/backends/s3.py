@@ -25,6 +25,7 @@ from storage_workers.backends.base import (
     ObjectDigest,
     ObjectInfo,
     ObjectMissing,
+    ServiceFault,
     WrittenObject,
     check_key,
     digest_of,
@@ -32,6 +33,8 @@ from storage_workers.backends.base import (
 
 PART_SIZE = 16 * 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
+_TRY_AGAIN = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
+"""Error codes with which S3 says the request failed on its side and may be sent again."""
 
 
 class _ChunkStream(io.RawIOBase):
@@ -203,8 +206,14 @@ def _stream(response: Any) -> Iterator[bytes]:
         response.release_conn()
 
 
+def _server_side(exc: S3Error) -> bool:
+    status = getattr(exc.response, "status", None)
+    return exc.code in _TRY_AGAIN or (isinstance(status, int) and status >= 500)
+
+
 class _errors:
-    """Translate client errors: missing keys to ``ObjectMissing``, the rest to ``BackendError``."""
+    """Translate client errors: missing keys to ``ObjectMissing``, failures on S3's side or
+    without an answer to ``ServiceFault``, the rest to ``BackendError``."""
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -219,6 +228,9 @@ class _errors:
             return False
         if isinstance(exc, S3Error) and exc.code in _MISSING:
             raise ObjectMissing(self.key) from exc
+        failed = f"S3 request for {self.key} failed: {exc}"
+        if isinstance(exc, S3Error) and not _server_side(exc):
+            raise BackendError(failed) from exc
         if isinstance(exc, S3Error | urllib3.exceptions.HTTPError | OSError):
-            raise BackendError(f"S3 request for {self.key} failed: {exc}") from exc
+            raise ServiceFault(failed) from exc
         return False

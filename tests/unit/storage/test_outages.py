@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka import TopicPartition
 
-from storage_workers.backends import BackendError
+from storage_workers.backends import BackendError, ServiceFault
 from storage_workers.outages import DependencyAway, Outages
 from storage_workers.redelivery import retry_in_place, seek_back
 
@@ -87,6 +87,38 @@ async def test_a_failure_while_every_dependency_answers_is_the_records_own() -> 
     assert store.calls == 3
     assert storage.probes == 3
     assert outages.reason() is None
+
+
+class FaultyService:
+    """A service whose probe answers but which fails the first ``faults`` requests on its side
+    (as SeaweedFS does while its volume server registers again); counts the calls."""
+
+    def __init__(self, faults: int) -> None:
+        self.faults = faults
+        self.calls = 0
+
+    async def __call__(self) -> None:
+        self.calls += 1
+        if self.calls <= self.faults:
+            raise ServiceFault("S3 request failed: code: InternalError")
+
+
+async def test_faults_on_the_services_side_spend_no_attempt_within_the_window() -> None:
+    outages = Outages({"staging": Dependency().probe})
+    service = FaultyService(faults=7)
+    await retry_in_place(service, attempts=3, backoff_s=0.001, outages=outages, fault_window_s=60)
+    assert service.calls == 8
+    assert outages.reason() is None
+
+
+async def test_faults_on_the_services_side_count_once_the_window_is_over() -> None:
+    outages = Outages({"staging": Dependency().probe})
+    service = FaultyService(faults=7)
+    with pytest.raises(ServiceFault):
+        await retry_in_place(
+            service, attempts=3, backoff_s=0.001, outages=outages, fault_window_s=0
+        )
+    assert service.calls == 3
 
 
 async def test_held_consumers_seek_back_pause_and_resume_when_every_dependency_answers() -> None:
