@@ -32,6 +32,7 @@ from events.models.common import (
     S3Backend,
     S3StagedObject,
     StagedObject,
+    in_utc,
     staged_key,
 )
 from events.models.elements import (
@@ -175,6 +176,7 @@ __all__ = [
     "decode_record",
     "download_filename",
     "encode",
+    "in_utc",
     "make_broker",
     "new_event",
     "parse_any_record",

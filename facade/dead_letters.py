@@ -18,7 +18,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from events import Topic
+from events import Topic, in_utc
 from facade.problems import NotFound, Unavailable
 from facade.runtime import FacadeRuntime
 from operations.dead_letter_queue import (
@@ -67,7 +67,9 @@ class DeadLetterFilters(BaseModel):
     @field_validator("since", "until")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
+        if value is None:
+            return None
+        return in_utc(value.replace(tzinfo=UTC) if value.tzinfo is None else value)
 
     def selection(self, ids: frozenset[str] = frozenset()) -> DeadLetterFilter:
         """The filter of :mod:`operations` these parameters mean."""

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from base.openapi import problems
+from events import in_utc
 from facade import queries
 from facade.problems import BadRequest
 from facade.routes_read import json_response, runtime_of
@@ -64,8 +65,14 @@ async def audit(
 ) -> Response:
     runtime = runtime_of(request)
     for value, name in ((since, "since"), (until, "until")):
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            continue
+        if value.tzinfo is None:
             raise BadRequest(name, "give a time zone, e.g. 2026-01-31T12:00:00Z")
+        try:
+            in_utc(value)
+        except ValueError as exc:
+            raise BadRequest(name, str(exc)) from None
     after = _decode_cursor(cursor) if cursor else (None, None)
     prefix = action if action and action.endswith(".") else None
     exact = action if action and prefix is None else None

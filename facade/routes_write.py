@@ -25,6 +25,7 @@ from events import (
     RetentionPolicy,
     UpdateMetadata,
     UploadRequested,
+    in_utc,
     new_event,
     staged_key,
 )
@@ -92,8 +93,10 @@ def _check_owner(row: Any, file_id: UUID, caller: Caller) -> None:
 def _retain_until(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+    try:
+        value = in_utc(value if value.tzinfo else value.replace(tzinfo=UTC))
+    except ValueError as exc:
+        raise BadRequest("retain_until", str(exc)) from None
     if value <= datetime.now(UTC):
         raise BadRequest("retain_until", "must be in the future")
     return value

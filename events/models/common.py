@@ -27,7 +27,9 @@ CustomAttributes = dict[
 FreeForm = dict[str, Any]
 
 
-def _in_utc(value: datetime) -> datetime:
+def in_utc(value: datetime) -> datetime:
+    """``value`` (with a zone) in UTC; ``ValueError`` naming it when that is outside the
+    years 1-9999 (e.g. 0001-01-01T00:00:00+14:00), which no database or reader can hold."""
     try:
         return value.astimezone(UTC)
     except OverflowError:
@@ -36,7 +38,7 @@ def _in_utc(value: datetime) -> datetime:
         ) from None
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(in_utc)]
 """A date and time with a zone, given by a client, that exists in UTC too (read as UTC):
 PostgreSQL and every reader convert dates to UTC, and one beyond year 9999 there (e.g.
 9999-12-31T23:59:59-23:59) could be stored but neither indexed nor read back."""

@@ -133,3 +133,31 @@ async def test_the_cli_saves_a_spoofing_name_clean(
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, err.decode() + out.decode()
     assert names_in(tmp_path) == [CLEAN]
+
+
+#: Valid times whose UTC form is outside the years 1-9999 that the database stores.
+TIMES_BEYOND_UTC = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")
+
+
+@pytest.mark.parametrize("at", TIMES_BEYOND_UTC)
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/api/v1/audit", "since"),
+        ("/api/v1/audit", "until"),
+        ("/api/v1/search", "created_from"),
+        ("/api/v1/search", "created_to"),
+        ("/api/v1/dlq", "since"),
+        ("/api/v1/dlq", "until"),
+    ],
+)
+async def test_a_time_beyond_the_years_utc_has_is_a_400_naming_it(
+    pipeline: Pipeline, admin_token: str, path: str, parameter: str, at: str
+) -> None:
+    async with httpx.AsyncClient(base_url=pipeline.facade_url) as http:
+        response = await http.get(
+            path, params={parameter: at}, headers={"Authorization": f"Bearer {admin_token}"}
+        )
+    assert response.status_code in (400, 422), response.text
+    assert parameter in response.text
+    assert "UTC" in response.text
