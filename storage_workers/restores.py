@@ -13,6 +13,7 @@ hand-over is announced: a crash before it redoes the copy into the same staged n
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -97,6 +98,14 @@ async def process_restore_request(
     await announce([worker.fact(handover, corr)], [])
 
 
+def staged_name(command: RestoreRequested) -> str:
+    """The name of a restore's copy in transit: the same for a redelivered command (a crash
+    redoes the copy into it), another for anyone else's restore, even one whose command chose
+    the same restore id (it never overwrites their copy before it is kept)."""
+    asker = hashlib.sha256(f"{command.file_id}\n{command.requested_by}".encode()).hexdigest()
+    return f"{command.restore_id}-{asker[:32]}"
+
+
 def _copy_out(
     worker: ElementWorker, command: RestoreRequested, decision: Restore
 ) -> tuple[ConfinedClaim, WrittenObject] | RefuseRestore:
@@ -105,7 +114,7 @@ def _copy_out(
     where = "the cold tier" if source is worker.cold else "the element"
     try:
         chunks = source.read_range(entry.storage_path)
-        claim, written = worker.staging.stage(RESTORE_NAMESPACE, str(command.restore_id), chunks)
+        claim, written = worker.staging.stage(RESTORE_NAMESPACE, staged_name(command), chunks)
     except ObjectMissing:
         return RefuseRestore(
             RestoreFailureReason.COLD_COPY_MISSING,

@@ -9,6 +9,7 @@ from events import Mode, RestoreFailureReason, RestoreRequested
 from storage_workers.catalogue import CatalogueEntry
 from storage_workers.handlers import Caller
 from storage_workers.restore_rules import RefuseRestore, Restore, decide_restore
+from storage_workers.restores import staged_name
 from tests.factories import stored_sidecar
 
 OWNER = Caller("sa_test_owner_1", "owner", "user")
@@ -65,3 +66,21 @@ def test_without_a_restore_element_the_request_fails_with_the_setting_to_change(
     assert isinstance(refused, RefuseRestore)
     assert refused.reason is RestoreFailureReason.RESTORE_ELEMENT_UNAVAILABLE
     assert "ARTSTORE_STORAGE_RESTORE_ELEMENT_ID" in refused.detail
+
+
+def test_a_chosen_restore_id_never_names_anothers_copy_in_transit() -> None:
+    chosen = uuid.uuid4()
+    mine = RestoreRequested(
+        restore_id=chosen,
+        file_id=uuid.uuid4(),
+        element_id="se-03",
+        requested_by=OWNER.client_id,
+        requested_at=datetime.now(UTC),
+    )
+    same_id_other_file = mine.model_copy(update={"file_id": uuid.uuid4()})
+    same_id_other_asker = mine.model_copy(update={"requested_by": "sa_test_other_1"})
+    redelivered = mine.model_copy(update={"requested_at": datetime.now(UTC)})
+    names = {staged_name(c) for c in (mine, same_id_other_file, same_id_other_asker)}
+    assert len(names) == 3
+    assert staged_name(redelivered) == staged_name(mine)
+    assert staged_name(mine).startswith(str(chosen))
