@@ -23,7 +23,7 @@ from events.envelope import Envelope
 from events.models.audit import AuditRecorded
 from notifications.routing import NotificationKind
 from notifications.sealing import SecretBox, new_secret
-from notifications.targets import Target
+from notifications.targets import Target, audited
 
 AUDIT_SOURCE = "artstore-notifications"
 
@@ -101,7 +101,7 @@ class Registrations:
                 now,
             )
             webhook = _webhook(row)
-            details = {"url": target.url, "kinds": webhook["kinds"]}
+            details = {**audited(target.url), "kinds": webhook["kinds"]}
             await self._audit(
                 conn, "webhook.registered", webhook_id, client_id, details, now, correlation_id
             )
@@ -149,7 +149,7 @@ class Registrations:
                 webhook_id,
                 now,
             )
-            details = {"url": row["url"], "pending_cancelled": cancelled}
+            details = {**audited(row["url"]), "pending_cancelled": cancelled}
             await self._audit(
                 conn, "webhook.deleted", webhook_id, client_id, details, now, correlation_id
             )

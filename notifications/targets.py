@@ -19,6 +19,7 @@ databases, admin consoles). So:
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import socket
@@ -62,6 +63,18 @@ class Target:
     def host_header(self) -> str:
         """The ``Host`` a receiver expects: the name, and the port unless it is the default."""
         return f"{self.host}:{self.port}" if self.explicit_port else self.host
+
+
+def audited(url: str) -> dict[str, str]:
+    """What the audit log keeps of a webhook URL: where deliveries go (scheme, host and port)
+    and a SHA-256 of the whole URL to match a registration with its deletion. Its path and
+    query often carry a receiver's own token, which the people who read the audit log must not
+    learn; the account sees its URLs whole."""
+    parts = urlsplit(url)
+    return {
+        "destination": f"{parts.scheme}://{parts.netloc}",
+        "url_sha256": hashlib.sha256(url.encode()).hexdigest(),
+    }
 
 
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")

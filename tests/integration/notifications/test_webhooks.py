@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import uuid
@@ -282,7 +283,8 @@ async def test_registering_and_deleting_are_audited_and_deleting_cancels_pending
     pipeline: Pipeline, alice: Account
 ) -> None:
     port = free_port()  # nothing listens: the delivery stays pending
-    hook = await alice.register(f"http://127.0.0.1:{port}/hook", "upload.stored")
+    url = f"http://127.0.0.1:{port}/hook/receiver-token-1?key=receiver-token-2"
+    hook = await alice.register(url, "upload.stored")
     handle = await alice.client.upload(io.BytesIO(b"then deleted"), filename="c.txt")
     await handle.wait(timeout=60)
     await wait_until(lambda: alice.deliveries(hook["webhook_id"]), 60, message="a queued delivery")
@@ -314,6 +316,17 @@ async def test_registering_and_deleting_are_audited_and_deleting_cancels_pending
             }
 
         await wait_until(audited, 60, interval=0.3, message="the webhook audit entries")
+        changes = await conn.fetch(
+            "SELECT details FROM audit_log WHERE subject = $1 AND outcome = 'success'",
+            hook["webhook_id"],
+        )
+        assert len(changes) == 2
+        for change in changes:
+            # Where deliveries go, not the receiver's own tokens in its path and query.
+            assert "receiver-token" not in change["details"]
+            details = json.loads(change["details"])
+            assert details["destination"] == f"http://127.0.0.1:{port}"
+            assert details["url_sha256"] == hashlib.sha256(url.encode()).hexdigest()
         sealed = await conn.fetchval(
             "SELECT secret_sealed FROM webhooks WHERE webhook_id = $1",
             uuid.UUID(hook["webhook_id"]),
