@@ -121,12 +121,21 @@ async def process_restore_staged(
             return
         existing = await asyncio.to_thread(_read_record, worker, staged.restore_id)
         if existing is None:
+            capacity = worker.capacity()
+            if not capacity.fits(staged.file_size):
+                room = max(0, capacity.free_bytes - capacity.full_floor)
+                detail = f"it is full: {room} bytes left, the copy has {staged.file_size}"
+                await announce([_failed(worker, staged, detail, corr)], [])
+                await acknowledge([record])
+                await asyncio.to_thread(worker.staging.remove, claim)
+                return
             outcome = await asyncio.to_thread(_keep, worker, staged, claim, keep_for)
             if isinstance(outcome, str):
                 await announce([_failed(worker, staged, outcome, corr)], [])
                 await acknowledge([record])
                 return
             existing = outcome
+            worker.restored_bytes += outcome.file_size
         elif (existing.file_id, existing.requested_by, existing.checksum) != (
             staged.file_id,
             staged.requested_by,
@@ -203,18 +212,22 @@ def restored_copies(worker: ElementWorker) -> list[RestoredCopy]:
 async def sweep_restored(
     worker: ElementWorker, *, announce: Announce, warn_before: timedelta
 ) -> int:
-    """Warn of copies about to expire, remove expired ones. Each fact is announced before the
-    record says it was: a crash in between announces it again (idempotent), never not at all.
-    Returns how many facts went out."""
+    """Warn of copies about to expire, remove expired ones, and count what the rest take of
+    the element's capacity. Each fact is announced before the record says it was: a crash in
+    between announces it again (idempotent), never not at all. Returns how many facts went
+    out."""
     sent = 0
     async with worker.lock:
         now = worker.clock()
+        kept = 0
         for copy in await asyncio.to_thread(restored_copies, worker):
             if copy.expires_at <= now:
                 await announce([worker.fact(_expired(worker, copy, now))], [])
                 await asyncio.to_thread(_remove, worker, copy.restore_id)
                 sent += 1
-            elif copy.warned_at is None and copy.expires_at - warn_before <= now:
+                continue
+            kept += copy.file_size
+            if copy.warned_at is None and copy.expires_at - warn_before <= now:
                 await announce([worker.fact(_expiring(worker, copy, now))], [])
                 warned = copy.model_copy(update={"warned_at": now})
                 await asyncio.to_thread(
@@ -223,6 +236,7 @@ async def sweep_restored(
                     warned.model_dump_json().encode(),
                 )
                 sent += 1
+        worker.restored_bytes = kept  # counted again: a copy kept before a restart counts too
     return sent
 
 

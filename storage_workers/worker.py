@@ -119,6 +119,8 @@ class ElementWorker:
         """Documents and their version numbers (shared by every element with claims on)."""
         self.held_expiries = HeldExpiries()
         self.catalogue = Catalogue()
+        self.restored_bytes = 0
+        """What the restored copies this element keeps for a while take (an edit element's)."""
         self.deleted: set[str] = set()
         self.templates = Templates({})
         self.source = f"artstore://storage/{state.element_id}"
@@ -136,7 +138,7 @@ class ElementWorker:
         """Capacity right now."""
         return measure(
             capacity_bytes=self.limits.capacity_bytes,
-            used_bytes=self.catalogue.used_bytes,
+            used_bytes=self.catalogue.used_bytes + self.restored_bytes,
             storage_free=self.backend.free_bytes(),
             floors=self.limits.floors,
         )

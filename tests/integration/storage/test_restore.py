@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,7 +107,9 @@ async def test_a_restore_is_copied_verified_kept_warned_about_and_removed(
     facts: FactLog,
 ) -> None:
     _, keeper = elements
+    assert keeper.worker is not None
     file_id, content = archived_file
+    used_before = keeper.worker.capacity().used_bytes
     asked = request(file_id)
     await producer.send(asked, token=producer.token(scopes={"files:read"}))
 
@@ -119,7 +122,8 @@ async def test_a_restore_is_copied_verified_kept_warned_about_and_removed(
     assert keeper.config.root is not None
     copy = keeper.config.root / restored.storage_path
     assert copy.read_bytes() == content
-    assert restored.file_id not in {e.file_id for e in keeper.worker.catalogue.entries()}  # type: ignore[union-attr]
+    assert restored.file_id not in {e.file_id for e in keeper.worker.catalogue.entries()}
+    assert keeper.worker.capacity().used_bytes == used_before + len(content), "the copy counts"
 
     expiring = await facts.wait(RestoreExpiring, within=30, restore_id=asked.restore_id)
     assert expiring.expires_at == restored.expires_at
@@ -129,6 +133,10 @@ async def test_a_restore_is_copied_verified_kept_warned_about_and_removed(
     await wait_until(lambda: not copy.exists(), 10, message="the restored copy removed")
     assert len(facts.of(FileRestored, restore_id=asked.restore_id)) == 1
     assert not facts.of(RestoreFailed, restore_id=asked.restore_id)
+    worker = keeper.worker
+    await wait_until(
+        lambda: worker.capacity().used_bytes == used_before, 10, message="its room given back"
+    )
 
 
 async def test_a_restore_of_someone_elses_or_an_unknown_file_reveals_nothing(
@@ -206,3 +214,30 @@ async def test_a_restore_id_already_kept_for_another_is_not_handed_to_a_second_a
     assert len(facts.of(FileRestored, restore_id=first.restore_id)) == 1
     assert keeper.config.root is not None
     assert (keeper.config.root / f".artstore/restored/{first.restore_id}").exists()
+
+
+async def test_a_restore_element_without_room_for_the_copy_refuses_it_with_its_reason(
+    elements: tuple[StorageService, StorageService],
+    archived_file: tuple[uuid.UUID, bytes],
+    producer: Producer,
+    facts: FactLog,
+) -> None:
+    _, keeper = elements
+    worker = keeper.worker
+    assert worker is not None
+    file_id, content = archived_file
+    roomy = worker.limits
+    # An operator's resize: the element holds what it holds, plus less than the copy needs.
+    worker.limits = replace(roomy, capacity_bytes=worker.capacity().used_bytes + len(content) - 1)
+    try:
+        asked = request(file_id)
+        await producer.send(asked, token=producer.token(scopes={"files:read"}))
+        refused = await facts.wait(RestoreFailed, within=60, restore_id=asked.restore_id)
+    finally:
+        worker.limits = roomy
+    assert refused.reason is RestoreFailureReason.RESTORE_ELEMENT_UNAVAILABLE
+    assert "full" in refused.detail
+    assert f"the copy has {len(content)}" in refused.detail
+    assert not facts.of(FileRestored, restore_id=asked.restore_id)
+    assert keeper.config.root is not None
+    assert not (keeper.config.root / f".artstore/restored/{asked.restore_id}").exists()
