@@ -21,13 +21,16 @@ from aiokafka.structs import OffsetAndMetadata
 
 from events import EventDecodeError, Topic, TopicNames, decode_record
 from notifications import metrics
+from notifications.accounts import MARK as ACCOUNT_MARK
+from notifications.accounts import AccountChange, account_change, apply_account_changes
 from notifications.matching import Notable, deliveries_for, notable, route_of_type
 from notifications.queue import DeliveryQueue, PositionMismatch
 
 log = logging.getLogger("notifications.dispatcher")
 
-NOTIFYING_TOPICS = (Topic.FILES,)
-"""Where the facts that notify are announced (uploads and restores are facts about files)."""
+NOTIFYING_TOPICS = (Topic.FILES, Topic.AUDIT)
+"""Where the facts that notify are announced (uploads and restores are facts about files), and
+where the auth service records the account changes that webhooks follow."""
 TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
 
 
@@ -111,6 +114,7 @@ class Dispatcher:
         first: dict[tuple[str, int], int] = {}
         after: dict[tuple[str, int], int] = {}
         found: list[Notable] = []
+        changes: list[AccountChange] = []
         for tp, records in fetched.items():
             if not records:
                 continue
@@ -119,6 +123,10 @@ class Dispatcher:
             after[key] = records[-1].offset + 1
             topic = self.topics.logical(tp.topic)
             for record in records:
+                if topic is Topic.AUDIT:
+                    if (change := self._account_change(record)) is not None:
+                        changes.append(change)
+                    continue
                 hit = self._notable(record, topic)
                 if hit is not None:
                     found.append(hit)
@@ -127,8 +135,14 @@ class Dispatcher:
         subscribers = await self.queue.subscribers(sorted({n.owner for n in found}))
         deliveries = deliveries_for(found, subscribers)
         tolerate = frozenset(tp for tp, at in self._refused.items() if at == first.get(tp))
+
+        async def apply_changes(conn: asyncpg.Connection) -> None:
+            await apply_account_changes(conn, changes, self.topics, self.max_message_bytes)
+
         try:
-            inserted = await self.queue.enqueue(first, after, deliveries, tolerate=tolerate)
+            inserted = await self.queue.enqueue(
+                first, after, deliveries, tolerate=tolerate, before=apply_changes
+            )
         except PositionMismatch as exc:
             # Records between the stored position and this batch were never queued: read them,
             # and the rest of the batch again (none of it was queued).
@@ -150,6 +164,15 @@ class Dispatcher:
         if inserted:
             self.wake.set()
         await self._commit_quietly(after)
+
+    def _account_change(self, record: Any) -> AccountChange | None:
+        if ACCOUNT_MARK not in (record.value or b""):
+            return None
+        try:
+            event = decode_record(record, max_bytes=self.max_message_bytes, topic=Topic.AUDIT)
+        except EventDecodeError:
+            return None  # the audit projection dead-letters it
+        return account_change(event.envelope)
 
     def _notable(self, record: Any, topic: Topic | None) -> Notable | None:
         hint = next(

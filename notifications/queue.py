@@ -12,7 +12,7 @@ idempotent as well: a fact announced twice is one delivery per webhook.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,6 +124,7 @@ class DeliveryQueue:
         deliveries: Sequence[NewDelivery],
         *,
         tolerate: frozenset[TopicPartition] = frozenset(),
+        before: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     ) -> set[uuid.UUID]:
         """Enqueue ``deliveries`` and move the positions, in one transaction.
 
@@ -134,7 +135,9 @@ class DeliveryQueue:
         (:class:`PositionMismatch`: records would be skipped), unless its partition is in
         ``tolerate`` (the broker served the later offset twice: it no longer has the earlier
         ones). Positions only move forward. A delivery to a webhook deleted meanwhile is not
-        queued. Returns the ids of the deliveries that are new.
+        queued. ``before`` runs in the same transaction once the positions are checked, before
+        the deliveries are queued (the batch's account changes). Returns the ids of the
+        deliveries that are new.
         """
         tps = sorted(next_offsets)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -161,6 +164,8 @@ class DeliveryQueue:
             }
             if behind:
                 raise PositionMismatch(behind)
+            if before is not None:
+                await before(conn)
             inserted: set[uuid.UUID] = set()
             if deliveries:
                 # Only to webhooks still live, held so until this commits: a deletion between
@@ -208,7 +213,8 @@ class DeliveryQueue:
 
         ``per_account``: at most this many of one account's deliveries in flight at once,
         counting those leased already (by any dispatcher), so that one account's slow or
-        hanging receivers cannot take every slot and hold up everyone else's deliveries."""
+        hanging receivers cannot take every slot and hold up everyone else's deliveries.
+        A suspended account's deliveries are not taken (``notifications.accounts``)."""
         rows = await self.pool.fetch(
             "WITH busy AS (SELECT w.client_id, count(*) AS n FROM webhook_deliveries d "
             "JOIN webhooks w ON w.webhook_id = d.webhook_id "
@@ -220,7 +226,9 @@ class DeliveryQueue:
             "FROM webhook_deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id "
             "LEFT JOIN busy b ON b.client_id = w.client_id "
             "WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() "
-            "AND (d.leased_until IS NULL OR d.leased_until < clock_timestamp())), "
+            "AND (d.leased_until IS NULL OR d.leased_until < clock_timestamp()) "
+            "AND NOT EXISTS (SELECT 1 FROM notification_held_accounts h "
+            "WHERE h.client_id = w.client_id)), "
             "due AS (SELECT d.delivery_id FROM webhook_deliveries d "
             "JOIN ranked r ON r.delivery_id = d.delivery_id "
             "WHERE ($3::bigint IS NULL OR r.slot <= $3) AND d.status = 'pending' "

@@ -211,24 +211,51 @@ class Registrations:
         at: datetime,
         correlation_id: str | None,
     ) -> None:
-        event: Envelope[AuditRecorded] = audit_event(
+        await write_audit(
+            conn,
+            self.topics,
+            self.max_message_bytes,
             action,
             subject=str(webhook_id),
-            source=AUDIT_SOURCE,
             actor=actor,
             details=details,
+            at=at,
             correlation_id=correlation_id,
-            time=at,
         )
-        record = encode(event, self.topics, max_bytes=self.max_message_bytes)
-        await conn.execute(
-            "INSERT INTO notification_audit_outbox (key, value, headers, created_at) "
-            "VALUES ($1, $2, $3, $4)",
-            record.key,
-            record.value,
-            dict(record.headers),
-            at,
-        )
+
+
+async def write_audit(
+    conn: asyncpg.Connection,
+    topics: TopicNames,
+    max_message_bytes: int,
+    action: str,
+    *,
+    subject: str,
+    actor: str,
+    details: dict[str, Any],
+    at: datetime,
+    correlation_id: str | None = None,
+) -> None:
+    """Put an audit event in the outbox, in ``conn``'s transaction: it is published (by the
+    dispatcher's relay) exactly when the change it records is committed."""
+    event: Envelope[AuditRecorded] = audit_event(
+        action,
+        subject=subject,
+        source=AUDIT_SOURCE,
+        actor=actor,
+        details=details,
+        correlation_id=correlation_id,
+        time=at,
+    )
+    record = encode(event, topics, max_bytes=max_message_bytes)
+    await conn.execute(
+        "INSERT INTO notification_audit_outbox (key, value, headers, created_at) "
+        "VALUES ($1, $2, $3, $4)",
+        record.key,
+        record.value,
+        dict(record.headers),
+        at,
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

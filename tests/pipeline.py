@@ -202,8 +202,9 @@ class Pipeline:
         path.touch()
         return path
 
-    async def create_account(self, name: str, role: str = "user", **extra: Any) -> ClientSettings:
-        """A new service account; SDK settings that use it."""
+    async def administer(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """An admin's call on the auth service's account API (``path`` under
+        ``/api/v1/accounts``); its JSON answer."""
         async with httpx.AsyncClient(base_url=self.auth_url) as http:
             token = await http.post(
                 "/oauth2/token",
@@ -211,16 +212,28 @@ class Pipeline:
                 auth=(self.admin_client_id, self.admin_secret),
             )
             token.raise_for_status()
-            created = await http.post(
-                "/api/v1/accounts",
-                json={"name": name, "role": role, **extra},
+            answer = await http.request(
+                method,
+                f"/api/v1/accounts{path}",
                 headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+                **kwargs,
             )
-            created.raise_for_status()
-        body = created.json()
+            answer.raise_for_status()
+        body: dict[str, Any] = answer.json()
+        return body
+
+    async def create_account(self, name: str, role: str = "user", **extra: Any) -> ClientSettings:
+        """A new service account; SDK settings that use it."""
+        body = await self.administer("POST", "", json={"name": name, "role": role, **extra})
         return self.client_settings(
             client_id=body["client_id"], client_secret=body["client_secret"]
         )
+
+    async def account_id(self, client_id: str) -> str:
+        """The auth service's id of the account with ``client_id``."""
+        page = await self.administer("GET", "", params={"limit": 500})
+        [found] = [a["id"] for a in page["items"] if a["client_id"] == client_id]
+        return str(found)
 
 
 @contextlib.asynccontextmanager
