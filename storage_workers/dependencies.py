@@ -20,6 +20,14 @@ _PROBES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe")
 dependency is in flight) can't starve the worker's own file I/O and lease renewals."""
 
 
+ELEMENT_STORAGE = "element storage"
+WRITER_LEASE = "writer lease"
+OWN_DEPENDENCIES = frozenset({ELEMENT_STORAGE, WRITER_LEASE})
+"""What only this element depends on. While one of these is away, the element takes no uploads
+(another element of its class can); the others (staging, the claims' database, the deny-list,
+the signing keys) every element of the class shares, so standing aside for them helps no one."""
+
+
 async def _in_probe_thread(call: Callable[[], None]) -> None:
     await asyncio.get_running_loop().run_in_executor(_PROBES, call)
 
@@ -46,7 +54,7 @@ def worker_probes(
         await _in_probe_thread(staging.probe)
 
     probes: dict[str, Probe] = {
-        "element storage": storage,
+        ELEMENT_STORAGE: storage,
         "staging": staging_area,
         "deny-list (Redis)": deny_list,
     }
@@ -60,7 +68,7 @@ def worker_probes(
             # its lifetime, another worker may have taken the element over.
             await _in_probe_thread(claim.renew)
 
-        probes["writer lease"] = writer_lease
+        probes[WRITER_LEASE] = writer_lease
     if (url := config.jwks_url) is not None:
 
         async def signing_keys() -> None:

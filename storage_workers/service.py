@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -93,7 +93,7 @@ class StorageService:
         self.broker = make_broker(
             broker_settings(settings, client_id=f"storage-{config.element_id}")
         )
-        self.outages = Outages({}, on_change=self.metrics.set_dependencies_away)
+        self.outages = Outages({}, on_change=self._dependencies_changed)
         """What is away (probes set at start); consumers pause while anything is."""
         self.edge = BrokerEdge(
             broker=self.broker,
@@ -132,6 +132,12 @@ class StorageService:
         self.archiver: Archiver | None = None
         self.lease_lost = asyncio.Event()
         """Set when another worker took this one's S3 lease over: the service must stop."""
+
+    def _dependencies_changed(self, away: Mapping[str, str]) -> None:
+        """Gauges, and placement decided again at once (see ``UploadPlacement.accepting``)."""
+        self.metrics.set_dependencies_away(away)
+        if self.placement is not None:
+            self.placement.due.set()
 
     @property
     def element_id(self) -> str:

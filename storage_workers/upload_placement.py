@@ -16,6 +16,7 @@ from events import CapacityStatus, TopicNames
 from events.modes import UPLOAD_TOPIC, upload_topic
 from storage_workers.claims import ClaimsUnavailable
 from storage_workers.config import WorkerConfig
+from storage_workers.dependencies import OWN_DEPENDENCIES
 from storage_workers.groups import storage_group
 from storage_workers.metrics import StorageMetrics
 from storage_workers.outages import Outages
@@ -70,9 +71,14 @@ class UploadPlacement:
         return self.config.element_id
 
     def accepting(self) -> bool:
-        """Whether this element takes uploads now (mode, capacity, no refusal standing)."""
+        """Whether this element takes uploads now (mode, capacity, no refusal standing, its
+        own storage answering: an element whose storage is away stands aside, so that under
+        sequential fill the next element of its class takes the uploads, the held ones
+        included, until it answers again)."""
         worker = self.worker
         if worker.state.mode not in UPLOAD_TOPIC:
+            return False
+        if OWN_DEPENDENCIES & self.outages.away.keys():
             return False
         capacity = worker.capacity()
         if self._refused_at_free is not None:

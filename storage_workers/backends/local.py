@@ -242,7 +242,14 @@ class LocalStorage:
         self.path(key).unlink(missing_ok=True)
 
     def free_bytes(self) -> int | None:
-        return shutil.disk_usage(self.root).free
+        # An element away says nothing of its disk: heartbeats go on (with the configured
+        # capacity) and the outage says the rest.
+        if self._away() is not None:
+            return None
+        try:
+            return shutil.disk_usage(self.root).free
+        except FileNotFoundError:
+            return None  # gone since
 
     def probe(self) -> None:
         if (away := self._away()) is not None:

@@ -9,7 +9,7 @@ import pytest
 
 from auth.testing import TestSigner
 from base.settings import Settings
-from events import ElementFull, FileStored, Mode
+from events import ElementFull, ElementHeartbeat, FileStored, Mode
 from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.e2e.storage.worker_process import WorkerProcess
@@ -111,3 +111,60 @@ async def test_killing_the_current_worker_moves_uploads_to_the_next(
         assert stored.file.element_id == "se-b"
     finally:
         process.kill()
+
+
+async def test_an_element_whose_storage_is_away_stands_aside_until_it_is_back(
+    settings: Settings,
+    jwks_file: Path,
+    producer: Producer,
+    facts: FactLog,
+    second: StorageService,
+) -> None:
+    config = rw_config(settings, jwks_file, "se-d", 0, 10**9)
+    first = StorageService(settings, config)
+    await first.start()
+    root = config.root
+    assert root is not None
+    unmounted = root.with_name("se-d-unmounted")
+    try:
+        await wait_until(lambda: first.consuming_uploads, 30, message="se-d consuming")
+        await second.start()
+        await wait_until(lambda: second.peers.all(), 30, message="se-b hears se-d")
+        before = producer.upload(b"before", "before.txt")
+        await producer.send(before)
+        stored = await facts.wait(FileStored, within=60, file__file_id=before.file_id)
+        assert stored.file.element_id == "se-d"
+
+        root.rename(unmounted)  # se-d's volume is gone; se-b's is there
+        during = producer.upload(b"during", "during.txt")
+        await producer.send(during)
+        stored = await facts.wait(FileStored, within=90, file__file_id=during.file_id)
+        assert stored.file.element_id == "se-b", "the next element took the held upload"
+        assert not first.consuming_uploads
+        why = first.outages.reason()
+        assert why is not None
+        assert "element storage" in why
+        beats = len(facts.of(ElementHeartbeat, element_id="se-d"))
+        await wait_until(
+            lambda: len(facts.of(ElementHeartbeat, element_id="se-d")) > beats,
+            30,
+            message="se-d heart-beating while its storage is away",
+        )
+        latest = facts.of(ElementHeartbeat, element_id="se-d")[-1]
+        assert not latest.accepting_uploads
+
+        unmounted.rename(root)  # the volume is back: se-d takes uploads again, se-b stands by
+        await wait_until(
+            lambda: first.consuming_uploads and not second.consuming_uploads,
+            90,
+            message="se-d consuming again, se-b standing by",
+        )
+        after = producer.upload(b"after", "after.txt")
+        await producer.send(after)
+        stored = await facts.wait(FileStored, within=60, file__file_id=after.file_id)
+        assert stored.file.element_id == "se-d"
+    finally:
+        if unmounted.exists() and not root.exists():
+            unmounted.rename(root)
+        await first.stop()
+    assert not [r for r in facts.dlq if r.key in {str(during.file_id).encode()}]
