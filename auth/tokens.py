@@ -29,6 +29,24 @@ from auth.verifier import TokenVerifier
 from events import Role
 
 BASIC_CHALLENGE = 'Basic realm="artstore", charset="UTF-8"'
+MAX_CLIENT_ID = 200
+"""Longer than any client id (``sa_<env>_<name>_<8 hex>`` is at most 77 characters)."""
+
+
+def could_be_client_id(client_id: str) -> bool:
+    """Whether some account could have ``client_id``: printable text no longer than any. Any
+    other (a NUL, a lone surrogate, ...) is not looked up: the database cannot even hold it."""
+    return len(client_id) <= MAX_CLIENT_ID and client_id.isprintable()
+
+
+def shown_client_id(client_id: str) -> str:
+    """``client_id`` as a failed authentication's audit record names it: printable, bounded."""
+    if could_be_client_id(client_id):
+        return client_id
+    printable = "".join(
+        c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in client_id
+    )
+    return printable[:MAX_CLIENT_ID]
 
 
 class OAuthError(Exception):
@@ -126,8 +144,10 @@ class TokenService:
             )
             if refused is not None:
                 raise refused  # counted in metrics, not audited: a flood can't fill the outbox
+        account: Account | None = None
         async with self.engine.connect() as conn:
-            account = await store.by_client_id(conn, creds.client_id)
+            if could_be_client_id(creds.client_id):
+                account = await store.by_client_id(conn, creds.client_id)
             grace: list[str] = []
             if account is not None and account.status is not AccountStatus.DELETED:
                 grace = await store.grace_hashes(conn, account.id, self.clock())
@@ -142,7 +162,9 @@ class TokenService:
         if not matched:
             if source is not None:
                 await self.limiter.hit(source, self.settings.failed_auth_limit_per_source)
-            await self._failure(creds.client_id, "invalid_client", "unknown client or bad secret")
+            await self._failure(
+                shown_client_id(creds.client_id), "invalid_client", "unknown client or bad secret"
+            )
             raise invalid_client()
         assert account is not None
         refused = await self._limited(

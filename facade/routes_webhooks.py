@@ -22,8 +22,9 @@ from facade import queries
 from facade.audit_door import correlation_of, note_subject
 from facade.problems import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
 from facade.routes_read import json_response, runtime_of
-from facade.security import Caller, requires
+from facade.security import Caller, Forbidden, requires
 from notifications import (
+    AccountDeleted,
     NotificationKind,
     Registrations,
     SealingUnavailable,
@@ -162,6 +163,9 @@ async def register_webhook(request: Request, caller: Account) -> Response:
         )
     except TooManyWebhooks as exc:
         raise Conflict(str(exc), reason="too_many_webhooks") from None
+    except AccountDeleted as exc:
+        # Its token was issued before the deletion and is good until it expires.
+        raise Forbidden(str(exc), reason="account_deleted") from None
     except SealingUnavailable as exc:
         raise Unavailable(str(exc)) from None
     note_subject(request, registered.webhook["webhook_id"])

@@ -4,7 +4,12 @@ Other packages use what is exported here (the facade registers and lists webhook
 """
 
 from notifications.migrate import migrate
-from notifications.registrations import Registered, Registrations, TooManyWebhooks
+from notifications.registrations import (
+    AccountDeleted,
+    Registered,
+    Registrations,
+    TooManyWebhooks,
+)
 from notifications.routing import ROUTES, NotificationKind, Route
 from notifications.sealing import SealingUnavailable, SecretBox
 from notifications.settings import NotificationSettings
@@ -12,6 +17,7 @@ from notifications.targets import AddressPolicy, UnsafeTarget, parse_target
 
 __all__ = [
     "ROUTES",
+    "AccountDeleted",
     "AddressPolicy",
     "NotificationKind",
     "NotificationSettings",

@@ -10,7 +10,10 @@ positions (so each is applied once, in the order the account changed):
 - ``account.activated``: they go out again, from where they were;
 - ``account.deleted``: its webhooks are deleted and their pending deliveries cancelled, each
   deletion audited (``webhook.deleted``, reason ``account_deleted``); nothing more is sent to
-  the addresses a deleted account named.
+  the addresses a deleted account named. The account is remembered as deleted: a token it was
+  issued before stays good until it expires, and a webhook it registers with it is refused
+  (``AccountDeleted``). The deletion takes the account's registration lock
+  (``registration_lock``), so a registration racing it is either refused or deleted.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import asyncpg
 from events import TopicNames
 from events.envelope import Envelope
 from events.models.audit import AuditRecorded
-from notifications.registrations import write_audit
+from notifications.registrations import registration_lock, write_audit
 from notifications.targets import audited
 
 ACCOUNT_SOURCE = "artstore-auth"
@@ -84,8 +87,15 @@ async def apply_account_changes(
 async def _delete_webhooks(
     conn: asyncpg.Connection, change: AccountChange, topics: TopicNames, max_message_bytes: int
 ) -> None:
+    await registration_lock(conn, change.client_id)
     await conn.execute(
         "DELETE FROM notification_held_accounts WHERE client_id = $1", change.client_id
+    )
+    await conn.execute(
+        "INSERT INTO notification_deleted_accounts (client_id, deleted_at) VALUES ($1, $2) "
+        "ON CONFLICT DO NOTHING",
+        change.client_id,
+        change.at,
     )
     gone = await conn.fetch(
         "UPDATE webhooks SET deleted_at = clock_timestamp() WHERE client_id = $1 "

@@ -32,6 +32,26 @@ class TooManyWebhooks(Exception):
     """The account has as many webhooks as it may."""
 
 
+class AccountDeleted(Exception):
+    """The account was deleted: it registers no webhook."""
+
+
+async def registration_lock(conn: asyncpg.Connection, client_id: str) -> None:
+    """Hold the account's webhooks still until ``conn``'s transaction ends: one registration or
+    deletion of an account's webhooks at a time."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"wh:{client_id}")
+
+
+async def check_not_deleted(conn: asyncpg.Connection, client_id: str) -> None:
+    """:class:`AccountDeleted` if the auth service deleted ``client_id`` (call it holding
+    :func:`registration_lock`)."""
+    deleted = await conn.fetchval(
+        "SELECT 1 FROM notification_deleted_accounts WHERE client_id = $1", client_id
+    )
+    if deleted:
+        raise AccountDeleted(f"account {client_id} is deleted; it registers no webhooks")
+
+
 @dataclass(frozen=True)
 class Registered:
     """A new webhook and its secret (shown this once, never again)."""
@@ -71,14 +91,18 @@ class Registrations:
         limit: int,
         correlation_id: str | None = None,
     ) -> Registered:
-        """A new webhook for ``client_id``; :class:`TooManyWebhooks` past ``limit``."""
+        """A new webhook for ``client_id``; :class:`TooManyWebhooks` past ``limit``,
+        :class:`AccountDeleted` once the auth service deleted the account (its tokens stay
+        good until they expire)."""
         webhook_id = uuid.uuid4()
         secret = new_secret()
         sealed = self.box.seal(webhook_id, secret)
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
-            # One registration of an account at a time, so the limit holds under races.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"wh:{client_id}")
+            # One registration of an account at a time, so the limit holds under races, and
+            # none racing the account's deletion (notifications.accounts).
+            await registration_lock(conn, client_id)
+            await check_not_deleted(conn, client_id)
             count = await conn.fetchval(
                 "SELECT count(*) FROM webhooks WHERE client_id = $1 AND deleted_at IS NULL",
                 client_id,

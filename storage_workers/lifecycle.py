@@ -26,12 +26,16 @@ log = logging.getLogger(__name__)
 
 
 async def load(worker: ElementWorker) -> None:
-    """Scan the element: templates, files, tombstones; then finish interrupted releases."""
+    """Scan the element: templates, files, tombstones, restored copies; then finish
+    interrupted releases."""
     worker.templates = Templates(
         await asyncio.to_thread(element_file.load_templates, worker.backend)
     )
     worker.catalogue = await asyncio.to_thread(Catalogue.load, worker.backend, worker.element_id)
     worker.deleted = await asyncio.to_thread(_tombstones, worker)
+    # Restored copies kept before this start take room from the first hand-over and heartbeat
+    # on, not only from the first sweep.
+    worker.restored_bytes = await asyncio.to_thread(restored_copies.kept_bytes, worker)
     await sync_documents(worker)
     if worker.claims is None:
         # With claims, staged bytes wait until the claims say whose uploads they are

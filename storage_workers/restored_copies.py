@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from events import (
     EventDecodeError,
@@ -201,12 +201,25 @@ def _read_record(worker: ElementWorker, restore_id: UUID) -> RestoredCopy | None
 
 
 def restored_copies(worker: ElementWorker) -> list[RestoredCopy]:
-    """Every restored copy the element keeps."""
+    """Every restored copy the element keeps. A record that cannot be read is logged and left
+    for the operator: it stops neither the element's start nor the sweep of the others."""
     found = []
     for info in worker.backend.list(RESTORED_DIR.rstrip("/")):
         if info.key.endswith(".json") and not is_temporary(info.key):
-            found.append(RestoredCopy.model_validate_json(worker.backend.read_bytes(info.key)))
+            try:
+                found.append(RestoredCopy.model_validate_json(worker.backend.read_bytes(info.key)))
+            except ValidationError as exc:
+                log.error(
+                    "a restored copy's record cannot be read; it is left as it is",
+                    extra={"key": info.key, "error": str(exc)[:500]},
+                )
     return found
+
+
+def kept_bytes(worker: ElementWorker) -> int:
+    """What the restored copies the element keeps take of its room, expired ones too (their
+    bytes are there until the sweep removes them)."""
+    return sum(copy.file_size for copy in restored_copies(worker))
 
 
 async def sweep_restored(

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, Literal, cast
 
 import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
 import events
 from storage_workers.backends.base import (
@@ -206,9 +206,20 @@ def _stream(response: Any) -> Iterator[bytes]:
         response.release_conn()
 
 
-def _server_side(exc: S3Error) -> bool:
-    status = getattr(exc.response, "status", None)
-    return exc.code in _TRY_AGAIN or (isinstance(status, int) and status >= 500)
+def _server_side(exc: MinioException) -> bool:
+    """Whether S3 failed the request on its side. The client reports an answer it cannot read
+    as an S3 error as ``ServerError`` (any answer to a HEAD request, such as a stat, carries no
+    error document) or ``InvalidResponseError`` (a body that is not XML, as a proxy in front of
+    S3 answers while it is away): those are judged by their HTTP status alone."""
+    if isinstance(exc, S3Error):
+        status = getattr(exc.response, "status", None)
+        return exc.code in _TRY_AGAIN or (isinstance(status, int) and status >= 500)
+    if isinstance(exc, ServerError):
+        return exc.status_code >= 500
+    if isinstance(exc, InvalidResponseError):
+        status = getattr(exc, "_code", None)  # kept only there
+        return isinstance(status, int) and status >= 500
+    return False
 
 
 class _errors:
@@ -228,9 +239,9 @@ class _errors:
             return False
         if isinstance(exc, S3Error) and exc.code in _MISSING:
             raise ObjectMissing(self.key) from exc
-        failed = f"S3 request for {self.key} failed: {exc}"
-        if isinstance(exc, S3Error) and not _server_side(exc):
-            raise BackendError(failed) from exc
-        if isinstance(exc, S3Error | urllib3.exceptions.HTTPError | OSError):
+        failed = f"S3 request for {self.key} failed: {str(exc)[:500]}"
+        if isinstance(exc, MinioException):
+            raise (ServiceFault if _server_side(exc) else BackendError)(failed) from exc
+        if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
             raise ServiceFault(failed) from exc
         return False

@@ -174,3 +174,41 @@ async def test_suspension_holds_deliveries_activation_sends_them_deletion_cancel
         assert details["pending_cancelled"] == 1
         assert details["destination"] == f"http://127.0.0.1:{port}"
         assert entry["actor"] == pipeline.admin_client_id
+
+
+async def test_a_deleted_account_registers_no_webhook_with_a_token_it_still_holds(
+    pipeline: Pipeline, db: asyncpg.Connection
+) -> None:
+    """Its token was issued before the deletion and stays good until it expires: a webhook it
+    registers with it after its webhooks were deleted is refused, and nothing is queued for
+    it."""
+    carol_settings = await pipeline.create_account(f"carol-{uuid.uuid4().hex[:6]}")
+    carol_id = await pipeline.account_id(carol_settings.client_id)
+    port = free_port()
+    async with account(pipeline.facade_url, carol_settings) as carol:
+        first = (await carol.register(f"http://127.0.0.1:{port}/hook", "upload.stored"))[
+            "webhook_id"
+        ]
+        await change_account(pipeline, "DELETE", f"/{carol_id}")
+
+        async def first_deleted() -> bool:
+            return bool(
+                await db.fetchval(
+                    "SELECT deleted_at IS NOT NULL FROM webhooks WHERE webhook_id = $1",
+                    uuid.UUID(first),
+                )
+            )
+
+        await wait_until(first_deleted, 60, interval=0.2, message="carol's webhook deleted")
+        answer = await carol.call(
+            "POST",
+            "/api/v1/webhooks",
+            json={"url": f"http://127.0.0.1:{port}/again", "kinds": ["upload.stored"]},
+        )
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["reason"] == "account_deleted"
+        live = await db.fetchval(
+            "SELECT count(*) FROM webhooks WHERE client_id = $1 AND deleted_at IS NULL",
+            carol_settings.client_id,
+        )
+        assert live == 0, "no webhook of a deleted account"

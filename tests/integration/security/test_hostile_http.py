@@ -161,3 +161,41 @@ async def test_a_time_beyond_the_years_utc_has_is_a_400_naming_it(
     assert response.status_code in (400, 422), response.text
     assert parameter in response.text
     assert "UTC" in response.text
+
+
+@pytest.mark.parametrize("client_id", ["\x00", "sa_test_x\x00", "a" * 100_000])
+async def test_a_client_id_no_account_can_have_is_an_invalid_client_not_a_500(
+    pipeline: Pipeline, client_id: str
+) -> None:
+    async with httpx.AsyncClient(base_url=pipeline.auth_url) as http:
+        answers = [
+            await http.post(
+                "/oauth2/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": client_id,
+                    "client_secret": "whatever",
+                },
+            ),
+            await http.post(
+                "/api/v1/auth/token", json={"client_id": client_id, "client_secret": "whatever"}
+            ),
+            await http.post(
+                "/oauth2/introspect", data={"token": "x"}, auth=(quote(client_id), "whatever")
+            ),
+        ]
+    for answer in answers:
+        assert answer.status_code == 401, answer.text
+        assert "invalid_client" in answer.text
+
+
+async def test_a_lone_surrogate_as_client_id_is_an_invalid_client_not_a_500(
+    pipeline: Pipeline,
+) -> None:
+    async with httpx.AsyncClient(base_url=pipeline.auth_url) as http:
+        answer = await http.post(
+            "/api/v1/auth/token",
+            content=b'{"client_id": "\\ud800", "client_secret": "whatever"}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert answer.status_code == 401, answer.text

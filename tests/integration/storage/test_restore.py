@@ -7,7 +7,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from events import (
     Topic,
 )
 from events.dead_letters import REASON, SOURCE_TOPIC
+from storage_workers.restored_copies import RestoredCopy, data_key, record_key
 from storage_workers.service import StorageService
 from tests.helpers import wait_until
 from tests.storage_support import FactLog, Producer, running_worker, worker_config
@@ -241,3 +242,43 @@ async def test_a_restore_element_without_room_for_the_copy_refuses_it_with_its_r
     assert not facts.of(FileRestored, restore_id=asked.restore_id)
     assert keeper.config.root is not None
     assert not (keeper.config.root / f".artstore/restored/{asked.restore_id}").exists()
+
+
+async def test_copies_kept_before_a_start_count_from_the_start(
+    settings: Settings, jwks_file: Path, topics: None
+) -> None:
+    """A restore element started again counts the copies it keeps at once, not at its first
+    sweep: until then its room was overstated, and a hand-over that did not fit was kept."""
+    element_id = f"se-kept-{uuid.uuid4().hex[:6]}"
+    root = settings.data_dir / element_id
+    content = b"a copy kept before the restart\n" * 1000
+    now = datetime.now(UTC)
+    copy = RestoredCopy(
+        restore_id=uuid.uuid4(),
+        file_id=uuid.uuid4(),
+        requested_by="sa_test_someone_00000000",
+        element_id=ARCHIVE,
+        checksum=hashlib.sha256(content).hexdigest(),
+        file_size=len(content),
+        original_filename="kept.txt",
+        content_type="text/plain",
+        restored_at=now,
+        expires_at=now + timedelta(days=1),
+    )
+    kept = root / data_key(copy.restore_id)
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(content)
+    (root / record_key(copy.restore_id)).write_text(copy.model_dump_json())
+    (root / record_key(uuid.uuid4())).write_text('{"restore_id": "torn')  # read by none
+    config = worker_config(
+        element_id,
+        mode=Mode.EDIT,
+        root=root,
+        jwks_file=jwks_file,
+        ttl_sweep_interval_s=3600.0,  # no sweep during the test: the start alone counts
+        fixity_enabled=False,
+    )
+    async with running_worker(settings, config) as service:
+        assert service.worker is not None
+        assert service.worker.restored_bytes == len(content)
+        assert service.worker.capacity().used_bytes >= len(content)
