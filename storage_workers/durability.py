@@ -30,7 +30,7 @@ from storage_workers.journal import (
 )
 from storage_workers.naming import sidecar_path
 from storage_workers.sidecar import Sidecar
-from storage_workers.staging import StagedObjectMissing
+from storage_workers.staging import StagedObjectMissing, StagedObjectTooLarge
 
 Rejecter = Callable[[RejectionReason, str], Outgoing]
 
@@ -267,6 +267,9 @@ def _write_data(backend: StorageBackend, change: Change, op: NewFile) -> Written
         return None
     except InvalidClaimCheck as exc:  # a link or not a regular file, found when opened
         change.outcome = op.rejected(RejectionReason.INVALID_CLAIM_CHECK, str(exc))
+        return None
+    except StagedObjectTooLarge as exc:  # the temp object is gone with the write that failed
+        change.outcome = op.rejected(RejectionReason.SIZE_MISMATCH, str(exc))
         return None
     if pending.size != expected.file_size:
         backend.discard_pending(pending)

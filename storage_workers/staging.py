@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,6 +39,22 @@ class StagedObjectMissing(Exception):
     """The command's staged bytes are not there (never staged, or already cleaned up)."""
 
 
+class StagedObjectTooLarge(Exception):
+    """The staged bytes are more than the command declared: reading stops there, so a command
+    declaring a small file can't make the element write a large one before it is refused."""
+
+
+def _at_most(chunks: Iterable[bytes], declared: int, name: str) -> Iterator[bytes]:
+    seen = 0
+    for chunk in chunks:
+        seen += len(chunk)
+        if seen > declared:
+            raise StagedObjectTooLarge(
+                f"staged object {name} has more than the {declared} bytes the command declared"
+            )
+        yield chunk
+
+
 class StagedFile(FileSource):
     """A confined staged file on local disk (a local element copies it with the kernel).
 
@@ -47,16 +63,24 @@ class StagedFile(FileSource):
     file is gone.
     """
 
-    def __init__(self, root: Path, relative: str) -> None:
+    def __init__(self, root: Path, relative: str, declared: int | None = None) -> None:
         super().__init__(root / relative)
         self.root = root
         self.relative = relative
+        self.declared = declared
+        """The size the command declared: a larger file is refused before it is copied."""
 
     def open(self) -> BinaryIO:
         try:
             fd = open_staged(self.root, self.relative)
         except StagedFileMissing as exc:
             raise StagedObjectMissing(str(exc)) from None
+        if self.declared is not None and (size := os.fstat(fd).st_size) > self.declared:
+            os.close(fd)
+            raise StagedObjectTooLarge(
+                f"staged file {self.relative} has {size} bytes, the command declared "
+                f"{self.declared}"
+            )
         return os.fdopen(fd, "rb")
 
 
@@ -109,18 +133,22 @@ class Staging:
         """``staged`` confined to ``owner``'s namespace; raises :class:`InvalidClaimCheck`."""
         return confine(staged, owner, self.area)
 
-    def open(self, claim: ConfinedClaim) -> Iterable[bytes]:
+    def open(self, claim: ConfinedClaim, declared: int | None = None) -> Iterable[bytes]:
         """The staged bytes as a stream; raises :class:`StagedObjectMissing`.
 
         A staged file is returned as a :class:`StagedFile`, which a local element copies with
         the kernel; opening it raises :class:`InvalidClaimCheck` for a link or anything but a
-        regular file, and :class:`StagedObjectMissing` if it is gone by then.
+        regular file, and :class:`StagedObjectMissing` if it is gone by then. With
+        ``declared`` (the size the command declared), more bytes than that raise
+        :class:`StagedObjectTooLarge` as soon as they are seen: when a staged file is opened,
+        or when a staged object's stream passes it.
         """
         if isinstance(claim.staged, FileStagedObject):
             assert self._directory is not None  # confine() refuses file claims otherwise
-            return StagedFile(self._directory, claim.key)
+            return StagedFile(self._directory, claim.key, declared)
         try:
-            return self._s3().read_range(claim.key)
+            chunks = self._s3().read_range(claim.key)
+            return chunks if declared is None else _at_most(chunks, declared, claim.key)
         except ObjectMissing:
             raise StagedObjectMissing(
                 f"staged object {describe(claim.staged)} does not exist"

@@ -333,7 +333,7 @@ def _new_file(
         NewFile(
             sidecar,
             decision.encoded,
-            lambda: worker.staging.open(claim),
+            lambda: worker.staging.open(claim, sidecar.file_size),
             rejected,
             claim.model_dump_json(),
         ),

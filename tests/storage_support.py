@@ -196,3 +196,8 @@ class Producer:
         await self.broker.publish(
             value, self.settings.topic_names().name(topic), key=key, headers=headers
         )
+
+
+def matching(root: Path, pattern: str) -> list[Path]:
+    """Every path under ``root`` matching ``pattern`` (what a test finds in an element)."""
+    return list(root.rglob(pattern))

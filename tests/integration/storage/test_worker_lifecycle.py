@@ -24,6 +24,7 @@ from events import (
     FileStored,
     MetadataUpdated,
     Mode,
+    RejectionReason,
     S3StagedObject,
     UpdateMetadata,
     UploadRejected,
@@ -32,7 +33,7 @@ from storage_workers.config import WorkerConfig
 from storage_workers.service import StorageService
 from tests.e2e.storage.own_s3 import OwnS3
 from tests.helpers import wait_until
-from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer
+from tests.storage_support import TEST_SESSION_TIMEOUT_MS, FactLog, Producer, matching
 
 pytestmark = [pytest.mark.kafka]
 
@@ -226,6 +227,23 @@ async def test_staging_away_holds_the_upload_until_it_is_back_and_dead_letters_n
     await wait_until(lambda: service.outages.reason() is None, 30, message="outage over")
     back = await scrape(service)
     assert value(back, "artstore_storage_dependency_away", dependency="staging") == 0
+
+
+async def test_a_staged_object_larger_than_declared_is_refused_once_the_stream_passes_it(
+    service: StorageService, producer: Producer, facts: FactLog, staging_s3: OwnS3
+) -> None:
+    declared = b"seven b"
+    big = declared + bytes(8 * 1024 * 1024)
+    key = f"staging/{producer.client_id}/big"
+    staging_s3.client().put_object(STAGING_BUCKET, key, io.BytesIO(big), len(big))
+    command = temporary(producer, declared, staged=S3StagedObject(bucket=STAGING_BUCKET, key=key))
+    await producer.send(command)
+    rejected = await facts.wait(UploadRejected, within=60, file_id=command.file_id)
+    assert rejected.reason is RejectionReason.SIZE_MISMATCH
+    # Said by the stream that stopped reading, not by a comparison after the whole copy.
+    assert f"more than the {len(declared)} bytes the command declared" in rejected.detail
+    root = Path(service.element_backend.root)  # type: ignore[union-attr]
+    assert not matching(root, f"*{command.file_id}*"), "nothing of it is left in the element"
 
 
 async def test_a_v1_sidecar_is_read_migrated_and_persisted_as_v2_on_update(

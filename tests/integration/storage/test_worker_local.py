@@ -33,6 +33,7 @@ from tests.helpers import wait_until
 from tests.storage_support import (
     FactLog,
     Producer,
+    matching,
     running_worker,
     worker_config,
 )
@@ -52,10 +53,6 @@ async def service(
     config = worker_config("se-edit", mode=Mode.EDIT, root=root, jwks_file=jwks_file)
     async with running_worker(settings, config) as svc:
         yield svc
-
-
-def matching(root: Path, pattern: str) -> list[Path]:
-    return list(root.rglob(pattern))
 
 
 def temporary(producer: Producer, content: bytes, filename: str = "a.txt", **kw: object):
@@ -300,3 +297,24 @@ async def test_a_command_back_dated_beyond_the_maximum_age_is_refused_on_every_b
         # The record keeps its claimed time, 30 hours ago: older than the 24-hour maximum age.
         assert rejected.reason is RejectionReason.COMMAND_TOO_OLD
     assert not facts.of(FileStored, file__file_id=command.file_id)
+
+
+async def test_a_staged_file_larger_than_declared_is_refused_before_a_byte_is_copied(
+    service: StorageService, producer: Producer, facts: FactLog
+) -> None:
+    # A terabyte (sparse: it takes no room here) declared as seven bytes: copying it first
+    # and comparing after would fill the element's disk before the refusal.
+    command = temporary(producer, b"payload")
+    staged = producer.staging / command.staged.path  # type: ignore[union-attr]
+    with staged.open("r+b") as handle:
+        handle.truncate(2**40)
+    await producer.send(command)
+    rejected = await facts.wait(UploadRejected, within=60, file_id=command.file_id)
+    assert rejected.reason is RejectionReason.SIZE_MISMATCH
+    # Said when the file was opened (its size), not by a comparison after the whole copy.
+    assert rejected.detail == (
+        f"staged file {command.staged.path} has {2**40} bytes, "  # type: ignore[union-attr]
+        f"the command declared {len(b'payload')}"
+    )
+    root = Path(service.element_backend.root)  # type: ignore[union-attr]
+    assert not matching(root, f"*{command.file_id}*"), "nothing of it is left in the element"
