@@ -218,7 +218,9 @@ class UploadConsumer:
         self, message: KafkaMessage, batch: AdmittedBatch
     ) -> BatchOutcome | None:
         """The batch stored (retrying storage failures in place), or dead-lettered (None) when
-        storage kept failing: then every record has the DLQ entry as its outcome."""
+        storage kept failing: then every record has the DLQ entry as its outcome. A batch of
+        several records that kept failing is tried again one record at a time (see
+        :meth:`_one_by_one`)."""
         outcome: list[BatchOutcome] = []
 
         async def run() -> None:
@@ -245,9 +247,28 @@ class UploadConsumer:
                 self.config.service_fault_window_s,
             )
         except RETRIED_IN_PLACE as exc:
+            if len(batch.records) > 1:
+                log.warning(
+                    "a batch kept failing: its uploads are tried one at a time",
+                    extra={"error": str(exc), "records": len(batch.records)},
+                )
+                return await self._one_by_one(message, batch)
             await self._dead_letter(message, batch.records, "uploads", exc, tried_at)
             return None
         return outcome[0]
+
+    async def _one_by_one(self, message: KafkaMessage, batch: AdmittedBatch) -> BatchOutcome:
+        """Each record of a batch that kept failing, in order, as a batch of its own (with its
+        own retries): only the uploads that fail on their own are dead-lettered, so one that
+        can never be stored does not take the others of its batch with it."""
+        for index, single in enumerate(
+            AdmittedBatch([record], [admission])
+            for record, admission in zip(batch.records, batch.admissions, strict=True)
+        ):
+            alone = await self._store_with_retries(message, single)
+            if alone is not None and alone.handed_back is not None:
+                return BatchOutcome(index, alone.handed_back)
+        return BatchOutcome(len(batch.records))
 
     async def _dead_letter(
         self,
