@@ -67,6 +67,15 @@ async def change_account(pipeline: Pipeline, method: str, path: str) -> None:
     assert await pipeline.relay_auth_audit() >= 1
 
 
+async def webhook_deleted(db: asyncpg.Connection, webhook_id: str) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT deleted_at IS NOT NULL FROM webhooks WHERE webhook_id = $1",
+            uuid.UUID(webhook_id),
+        )
+    )
+
+
 def heard_by(receiver: Receiver, webhook_id: str) -> list[dict[str, object]]:
     bodies = [json.loads(r.body) for r in receiver.received]
     return [b for b in bodies if b["webhook_id"] == webhook_id]
@@ -137,15 +146,9 @@ async def test_suspension_holds_deliveries_activation_sends_them_deletion_cancel
         await wait_until(alices_pending, 60, message="alice's second delivery pending")
         await change_account(pipeline, "DELETE", f"/{alice_id}")
 
-        async def alices_webhook_deleted() -> bool:
-            return bool(
-                await db.fetchval(
-                    "SELECT deleted_at IS NOT NULL FROM webhooks WHERE webhook_id = $1",
-                    uuid.UUID(alices),
-                )
-            )
-
-        await wait_until(alices_webhook_deleted, 60, interval=0.2, message="webhook deleted")
+        await wait_until(
+            lambda: webhook_deleted(db, alices), 60, interval=0.2, message="webhook deleted"
+        )
         statuses = {
             r["status"]
             for r in await db.fetch(
@@ -191,15 +194,9 @@ async def test_a_deleted_account_registers_no_webhook_with_a_token_it_still_hold
         ]
         await change_account(pipeline, "DELETE", f"/{carol_id}")
 
-        async def first_deleted() -> bool:
-            return bool(
-                await db.fetchval(
-                    "SELECT deleted_at IS NOT NULL FROM webhooks WHERE webhook_id = $1",
-                    uuid.UUID(first),
-                )
-            )
-
-        await wait_until(first_deleted, 60, interval=0.2, message="carol's webhook deleted")
+        await wait_until(
+            lambda: webhook_deleted(db, first), 60, interval=0.2, message="carol's webhook deleted"
+        )
         answer = await carol.call(
             "POST",
             "/api/v1/webhooks",
