@@ -109,7 +109,11 @@ class Heartbeats:
                 )
             )
         ]
-        refused = worker.state.mode in UPLOAD_TOPIC and not self.placement.accepting()
+        refused = (
+            worker.state.mode in UPLOAD_TOPIC
+            and not accepting
+            and not self.placement.standing_aside()  # away, not full: the outage says so
+        )
         full = capacity.status is CapacityStatus.FULL or refused
         if full and not self._full_announced:
             detail = (

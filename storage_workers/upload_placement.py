@@ -76,9 +76,7 @@ class UploadPlacement:
         sequential fill the next element of its class takes the uploads, the held ones
         included, until it answers again)."""
         worker = self.worker
-        if worker.state.mode not in UPLOAD_TOPIC:
-            return False
-        if OWN_DEPENDENCIES & self.outages.away.keys():
+        if worker.state.mode not in UPLOAD_TOPIC or self.standing_aside():
             return False
         capacity = worker.capacity()
         if self._refused_at_free is not None:
@@ -86,6 +84,11 @@ class UploadPlacement:
                 return False
             self._refused_at_free = None  # room was freed since: try again
         return capacity.status is not CapacityStatus.FULL
+
+    def standing_aside(self) -> bool:
+        """Whether the element's own storage (or writer lease) is away: it takes no uploads
+        meanwhile, though it is not full."""
+        return bool(OWN_DEPENDENCIES & self.outages.away.keys())
 
     def step_aside(self, why: str) -> None:
         """The element handed uploads back: it can't take what is offered. When that is for

@@ -152,6 +152,7 @@ async def test_an_element_whose_storage_is_away_stands_aside_until_it_is_back(
         )
         latest = facts.of(ElementHeartbeat, element_id="se-d")[-1]
         assert not latest.accepting_uploads
+        assert not facts.of(ElementFull, element_id="se-d"), "away, not full"
 
         unmounted.rename(root)  # the volume is back: se-d takes uploads again, se-b stands by
         await wait_until(
