@@ -46,8 +46,9 @@ def dev(
         ),
     ] = False,
 ) -> None:
-    """Run all of ArtStore on this machine until Ctrl-C: stack, auth, projector, facade and three
-    storage elements (local edit, local rw, S3 rw), each a supervised process."""
+    """Run all of ArtStore on this machine until Ctrl-C: stack, auth, projector, facade, webhook
+    dispatcher and three storage elements (local edit, local rw, S3 rw), each a supervised
+    process."""
     from artstore.dev.runner import DevError, DevOptions, run_dev
     from artstore.dev.runner import purge as purge_data_dir
     from artstore.stack import StackError
