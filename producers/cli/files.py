@@ -32,7 +32,7 @@ from producers.cli.common import (
     transfer_progress,
 )
 from producers.client import ArtStoreClient
-from producers.errors import BadRequest, NotFound, Rejected, Timeout
+from producers.errors import ArtStoreError, BadRequest, NotFound, Rejected, Timeout
 
 
 def status(
@@ -175,6 +175,8 @@ def download(
         def report(done: int, total: int) -> None:
             nonlocal task
             if task is None:
+                if done == 0 and total > 0:
+                    return  # nothing received yet: the content may still be refused
                 progress.start()
                 task = progress.add_task(file_id, total=total)
             progress.update(task, completed=done, total=total)
@@ -183,6 +185,15 @@ def download(
             return await client.download(file_id, output, progress=report, overwrite=force)
         except FileExistsError as exc:
             raise BadRequest(f"{exc}; pass --force to overwrite it") from None
+        except ArtStoreError as exc:
+            if exc.reason != "archived":
+                raise
+            raise ArtStoreError(
+                f"file {file_id} is archived: its content is offline. Run `artstore restore "
+                f"{file_id} --wait` to have it restored for a while, then download it again.",
+                reason="archived",
+                status=exc.status,
+            ) from None
         finally:
             progress.stop()
 

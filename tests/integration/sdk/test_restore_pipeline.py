@@ -222,6 +222,27 @@ async def _restore_to_expiry(
     # Once expired, the file can be asked back again: a new restore, from the command line.
     secret = owner.client_secret
     assert secret is not None
+    cli_env = pipeline.cli_env(
+        ARTSTORE_CLIENT_CLIENT_ID=owner.client_id,
+        ARTSTORE_CLIENT_CLIENT_SECRET=secret.get_secret_value(),
+    )
+    offline = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from artstore.cli import main; main()",
+        "download",
+        file_id,
+        "-o",
+        str(settings.data_dir / "offline-copy.txt"),
+        env=cli_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(offline.communicate(), 120)
+    assert offline.returncode != 0
+    said = " ".join((out + err).decode().split())
+    assert f"Run `artstore restore {file_id} --wait`" in said, said
+    assert "kB" not in said, "no progress bar for content that never came"
     command = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -230,10 +251,7 @@ async def _restore_to_expiry(
         file_id,
         "--wait",
         "--json",
-        env=pipeline.cli_env(
-            ARTSTORE_CLIENT_CLIENT_ID=owner.client_id,
-            ARTSTORE_CLIENT_CLIENT_SECRET=secret.get_secret_value(),
-        ),
+        env=cli_env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
