@@ -49,6 +49,7 @@ def merge_element(current: dict[str, Any] | None, fact: ElementFact) -> dict[str
                     capacity_status=fact.status.value,
                     accepting_uploads=fact.accepting_uploads,
                     capacity_as_of=fact.sent_at,
+                    archive=None if fact.archive is None else fact.archive.model_dump(mode="json"),
                 )
             if _newer(fact.sent_at, row.get("last_heartbeat_at")):
                 row["last_heartbeat_at"] = fact.sent_at

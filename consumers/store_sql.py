@@ -73,6 +73,7 @@ ELEMENT_COLUMNS = (
     "last_mode_change",
     "last_mode_rejection",
     "fixity_last_full_pass",
+    "archive",
 )
 _PROBLEM_TIME_KEY = {
     "fixity": "checked_at",

@@ -40,13 +40,16 @@ def elements_list(
     auth_url: AuthUrl = None,
     client_id: ClientId = None,
 ) -> None:
-    """Every element: mode, capacity, whether it accepts uploads, last heartbeat."""
+    """Every element: mode, capacity, whether it accepts uploads, how far an ar element's move
+    to its cold tier has come, last heartbeat."""
     settings = client_settings(config, facade_url, auth_url, client_id)
     items = run(settings, lambda client: client.elements())
     if as_json:
         print_json(items)
         return
-    table = Table("element", "mode", "priority", "used", "free", "accepting", "heartbeat")
+    table = Table(
+        "element", "mode", "priority", "used", "free", "accepting", "archive", "heartbeat"
+    )
     for e in items:
         table.add_row(
             str(e.get("element_id")),
@@ -55,9 +58,24 @@ def elements_list(
             human_bytes(e.get("used_bytes")),
             human_bytes(e.get("free_bytes")),
             "yes" if e.get("accepting_uploads") else "no",
+            archive_summary(e.get("archive")),
             str(e.get("last_heartbeat_at") or "")[:19],
         )
     out.print(table)
+
+
+def archive_summary(archive: dict[str, Any] | None) -> str:
+    """An ar element's move to its cold tier in a few words ("-" before ar)."""
+    if not archive:
+        return "-"
+    if archive.get("in_place"):
+        return f"{archive.get('state')} in place"
+    summary = (
+        f"{archive.get('state')}: {archive.get('files_cold')} cold, "
+        f"{archive.get('files_online')} online"
+    )
+    failed = archive.get("files_failed") or 0
+    return f"{summary}, {failed} failed" if failed else summary
 
 
 @elements_app.command("mode")

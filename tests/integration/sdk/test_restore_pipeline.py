@@ -141,6 +141,21 @@ async def _restore_to_expiry(
     online, cold = settings.data_dir / VAULT / path, settings.data_dir / "tape" / path
     await wait_until(lambda: cold.exists() and not online.exists(), 60, message="moved cold")
     assert cold.read_bytes() == content
+    async with ArtStoreClient(pipeline.client_settings()) as admin:
+        await wait_until(lambda: _archived(admin), 60, interval=0.3, message="archive shown")
+    listed = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from artstore.cli import main; main()",
+        "elements",
+        "list",
+        env=pipeline.cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    table, _ = await asyncio.wait_for(listed.communicate(), 120)
+    row = next(line for line in table.decode().splitlines() if VAULT in line)
+    assert "archived: 1 cold, 0 online" in row, table.decode()
 
     async with http_as(pipeline, owner) as http:
         await wait_until(
@@ -273,6 +288,12 @@ def _heard(receiver: Receiver, restore_id: str) -> set[str]:
 
 async def _audited_once(pipeline: Pipeline, action: str, file_id: str) -> bool:
     return bool(await audited(pipeline, action, file_id))
+
+
+async def _archived(admin: ArtStoreClient) -> bool:
+    vault = next(e for e in await admin.elements() if e["element_id"] == VAULT)
+    archive = vault.get("archive") or {}
+    return bool(archive.get("state") == "archived" and archive.get("files_cold") == 1)
 
 
 async def _mode_is(admin: ArtStoreClient, mode: str) -> bool:

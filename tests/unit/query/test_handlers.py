@@ -10,6 +10,8 @@ from consumers.element_rows import merge_element
 from consumers.file_rows import attribute_words, clean, extension_of, file_row, language_of
 from consumers.handlers import project, rounds
 from events import (
+    ArchiveProgress,
+    ArchiveState,
     CapacityStatus,
     DeletionReason,
     ElementFull,
@@ -153,3 +155,24 @@ def test_a_deletion_becomes_a_tombstone() -> None:
         )
     )
     assert change == MarkFileDeleted(fid, NOW, "ops", "requested")
+
+
+def test_an_ar_elements_heartbeats_keep_how_far_its_archive_has_come() -> None:
+    def archiving(at: int, state: ArchiveState, online: int, cold: int) -> ElementHeartbeat:
+        progress = ArchiveProgress(
+            state=state,
+            in_place=False,
+            files_online=online,
+            files_cold=cold,
+            started_at=NOW,
+            finished_at=NOW + timedelta(seconds=at) if state is ArchiveState.ARCHIVED else None,
+        )
+        return _heartbeat(at, Mode.AR).model_copy(update={"archive": progress})
+
+    row = merge_element(None, _registered())
+    assert merge_element(row, _heartbeat(1))["archive"] is None
+    row = merge_element(row, archiving(5, ArchiveState.ARCHIVING, online=2, cold=1))
+    row = merge_element(row, archiving(9, ArchiveState.ARCHIVED, online=0, cold=3))
+    late = merge_element(row, archiving(7, ArchiveState.ARCHIVING, online=1, cold=2))
+    assert late["archive"]["state"] == "archived"
+    assert (late["archive"]["files_online"], late["archive"]["files_cold"]) == (0, 3)
