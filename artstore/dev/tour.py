@@ -15,6 +15,7 @@ import hashlib
 import io
 import random
 import secrets
+import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ from rich.console import Console
 from producers import ArtStoreClient, ArtStoreError, Rejected, StoredFile
 
 MIB = 1024 * 1024
+
+
+def brief(text: str, width: int = 120) -> str:
+    """``text`` in at most ``width`` characters, cut between words."""
+    return textwrap.shorten(text, width, placeholder=" …")
 
 
 class GeneratedStream(io.RawIOBase):
@@ -274,7 +280,7 @@ class Tour:
             except Rejected as exc:
                 if exc.reason != "element_mode":
                     raise
-                c.detail = str(exc)[:120]
+                c.detail = brief(str(exc))
             else:
                 raise CheckFailed("the upload was stored")
         first = writable[0]
@@ -282,7 +288,9 @@ class Tour:
             before = (await self._element(first)).get("last_mode_rejection")
             await self.client.change_mode(first, "rw", reason="demo: thaw")
             refusal = await self._wait_rejection(first, before)
-            c.detail = str(refusal.get("reason") or refusal)[:120]
+            c.detail = textwrap.shorten(
+                str(refusal.get("reason") or refusal), 120, placeholder=" …"
+            )
         async with self.check(f"{', '.join(writable)} ro -> rw with confirmation"):
             for element in writable:
                 await self.client.change_mode(element, "rw", reason="demo: thaw", confirm=True)
