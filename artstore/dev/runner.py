@@ -230,7 +230,7 @@ class _Session:
         c.print(f"  console   {self.urls.facade}/console")
         c.print(f"  auth      {self.urls.auth}")
         elements = ", ".join(f"{e.element_id} ({e.mode}, {e.backend})" for e in ELEMENTS)
-        c.print(f"  elements  {elements}")
+        c.print(f"  elements  {elements}: as first started; `artstore elements list` shows now")
         health = ", ".join(
             f"{e.element_id} :{self.ports.element_health(i)}" for i, e in enumerate(ELEMENTS)
         )
