@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import redis
 
 from artstore.stack import StackEnv, maintenance_dsn, stop_stack
 from producers import ArtStoreClient, load_client_settings
+from tests.dev_ports import free_dev_ports
 from tests.helpers import poll_until
 
 pytestmark = [
@@ -44,27 +44,6 @@ ARTSTORE = [sys.executable, "-m", "artstore"]
 #: Ctrl-C must stop every service and the stack within seconds.
 STOP_BOUND_S = 30.0
 READY_BOUND_S = 150.0
-
-
-def free_port_range(size: int = 6) -> int:
-    for _ in range(100):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            base = int(sock.getsockname()[1])
-        if base + size >= 65000:
-            continue
-        if all(_free(base + i) for i in range(size)):
-            return base
-    raise AssertionError("no free range of ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def children_of(pid: int) -> set[int]:
@@ -151,7 +130,7 @@ class Dev:
 def dev_run(tmp_path: Path, stack: StackEnv) -> Iterator[tuple[Path, int, list[Dev]]]:
     """A data dir and port range for ``artstore dev``; whatever it left is cleaned up after."""
     data_dir = tmp_path / "artstore-data"
-    port_base = free_port_range()
+    port_base = free_dev_ports()
     runs: list[Dev] = []
     yield data_dir, port_base, runs
     for run in runs:

@@ -11,11 +11,10 @@ import asyncpg
 import pytest
 import redis
 
-from artstore.dev.runner import _port_free
-from artstore.dev.services import Instance, Layout, Ports, env_file_text
+from artstore.dev.services import Instance, Layout, env_file_text
 from artstore.dev.services import Urls as DevUrls
 from artstore.stack import StackEnv, ensure_database, maintenance_dsn, with_database
-from tests.pipeline import free_port
+from tests.dev_ports import free_dev_ports
 
 pytestmark = [pytest.mark.embedded_broker, pytest.mark.postgres, pytest.mark.redis]
 
@@ -47,23 +46,11 @@ async def purge(data_dir: Path) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-def free_port_range() -> int:
-    """A base whose consecutive ports (as many as a deployment uses) are all free now: purge
-    refuses a deployment whose ports answer, so one taken port would look like a running one."""
-    for _ in range(100):
-        base = free_port()
-        if base + len(Ports(0).all()) < 65536 and all(
-            _port_free(port) for port in Ports(base).all()
-        ):
-            return base
-    raise AssertionError("no run of free loopback ports found")
-
-
 async def test_purge_drops_the_database_the_redis_keys_and_the_data_dir(
     stack: StackEnv, tmp_path: Path
 ) -> None:
     layout = Layout(tmp_path / "artstore-data")
-    instance = Instance.new(port_base=free_port_range(), ephemeral=False)
+    instance = Instance.new(port_base=free_dev_ports(), ephemeral=False)
     layout.save_instance(instance)
     database_url = with_database(stack.database_url, instance.database)
     shared = {"ARTSTORE_DATABASE_URL": database_url, "ARTSTORE_REDIS_URL": stack.redis_url}

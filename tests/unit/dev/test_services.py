@@ -25,6 +25,7 @@ from artstore.dev.services import (
     write_private,
 )
 from artstore.stack import StackEnv
+from tests.dev_ports import free_dev_ports
 
 STACK = StackEnv(
     kafka_bootstrap="127.0.0.1:19092",
@@ -32,25 +33,6 @@ STACK = StackEnv(
     redis_url="redis://127.0.0.1:6379/0",
     s3_endpoint="127.0.0.1:8333",
 )
-
-
-def free_range(size: int = 6) -> int:
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            base = sock.getsockname()[1]
-        if base + size < 65000 and all(_free(base + i) for i in range(size)):
-            return int(base)
-    raise AssertionError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def test_every_service_is_its_own_process_on_its_own_port() -> None:
@@ -142,7 +124,7 @@ def test_the_env_file_is_private_and_reads_back(tmp_path: Path) -> None:
 
 def test_a_data_dir_keeps_its_deployment_and_ports_across_starts(tmp_path: Path) -> None:
     layout = Layout(tmp_path / "data")
-    base = free_range()
+    base = free_dev_ports()
     first, is_new = prepare_instance(layout, DevOptions(layout.root, port_base=base))
     assert is_new
     again, is_new = prepare_instance(layout, DevOptions(layout.root))
@@ -153,7 +135,7 @@ def test_a_data_dir_keeps_its_deployment_and_ports_across_starts(tmp_path: Path)
 
 def test_ephemeral_never_reuses_a_durable_archive(tmp_path: Path) -> None:
     layout = Layout(tmp_path / "data")
-    prepare_instance(layout, DevOptions(layout.root, port_base=free_range()))
+    prepare_instance(layout, DevOptions(layout.root, port_base=free_dev_ports()))
     with pytest.raises(DevError, match="durable archive"):
         prepare_instance(layout, DevOptions(layout.root, ephemeral=True))
 
