@@ -21,8 +21,9 @@ import pytest
 import redis
 
 from artstore.stack import StackEnv, stop_stack
+from tests.dev_ports import free_dev_ports
 from tests.e2e.console.browser import FLAGS, chromium_or_skip
-from tests.e2e.test_dev import Dev, _drop_database, free_port_range, start_dev
+from tests.e2e.test_dev import Dev, _drop_database, start_dev
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -54,7 +55,7 @@ class Deployment:
 def deployment(tmp_path_factory: pytest.TempPathFactory, stack: StackEnv) -> Iterator[Deployment]:
     data_dir = tmp_path_factory.mktemp("console") / "artstore-data"
     runs: list[Dev] = []
-    dev = start_dev(data_dir, free_port_range(), runs, "console")
+    dev = start_dev(data_dir, free_dev_ports(), runs, "console")
     try:
         dev.wait_ready()
         shown = re.search(r"client_id\s+(\S+)\s+client_secret\s+(\S+)", dev.text)
