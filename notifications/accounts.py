@@ -28,7 +28,7 @@ import asyncpg
 from events import TopicNames
 from events.envelope import Envelope
 from events.models.audit import AuditRecorded
-from notifications.registrations import registration_lock, write_audit
+from notifications.registrations import cancel_pending, registration_lock, write_audit
 from notifications.targets import audited
 
 ACCOUNT_SOURCE = "artstore-auth"
@@ -103,13 +103,7 @@ async def _delete_webhooks(
         change.client_id,
     )
     for row in gone:
-        cancelled = await conn.fetchval(
-            "WITH c AS (UPDATE webhook_deliveries SET status = 'cancelled', "
-            "finished_at = $2, next_attempt_at = NULL WHERE webhook_id = $1 "
-            "AND status = 'pending' RETURNING 1) SELECT count(*) FROM c",
-            row["webhook_id"],
-            row["deleted_at"],
-        )
+        cancelled = await cancel_pending(conn, row["webhook_id"], row["deleted_at"])
         await write_audit(
             conn,
             topics,

@@ -166,13 +166,7 @@ class Registrations:
             )
             if row is None:
                 return False
-            cancelled = await conn.fetchval(
-                "WITH c AS (UPDATE webhook_deliveries SET status = 'cancelled', finished_at = $2, "
-                "next_attempt_at = NULL WHERE webhook_id = $1 AND status = 'pending' RETURNING 1) "
-                "SELECT count(*) FROM c",
-                webhook_id,
-                now,
-            )
+            cancelled = await cancel_pending(conn, webhook_id, now)
             details = {**audited(row["url"]), "pending_cancelled": cancelled}
             await self._audit(
                 conn, "webhook.deleted", webhook_id, client_id, details, now, correlation_id
@@ -246,6 +240,18 @@ class Registrations:
             at=at,
             correlation_id=correlation_id,
         )
+
+
+async def cancel_pending(conn: asyncpg.Connection, webhook_id: uuid.UUID, at: datetime) -> int:
+    """Cancel a deleted webhook's pending deliveries (in ``conn``'s transaction); how many."""
+    cancelled: int = await conn.fetchval(
+        "WITH c AS (UPDATE webhook_deliveries SET status = 'cancelled', finished_at = $2, "
+        "next_attempt_at = NULL WHERE webhook_id = $1 AND status = 'pending' RETURNING 1) "
+        "SELECT count(*) FROM c",
+        webhook_id,
+        at,
+    )
+    return cancelled
 
 
 async def write_audit(
