@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+from events import in_utc
 
 
 class Problem(Exception):
@@ -57,3 +60,12 @@ class Unavailable(Problem):
 class PayloadTooLarge(Problem):
     status = 413
     title = "Payload too large"
+
+
+def utc_parameter(name: str, value: datetime) -> datetime:
+    """A client's time (read as UTC when it has no zone) in UTC; :class:`BadRequest` naming
+    ``name`` when it is outside the years 1-9999 there, which no database can hold."""
+    try:
+        return in_utc(value if value.tzinfo else value.replace(tzinfo=UTC))
+    except ValueError as exc:
+        raise BadRequest(name, str(exc)) from None

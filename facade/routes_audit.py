@@ -15,9 +15,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from base.openapi import problems
-from events import in_utc
 from facade import queries
-from facade.problems import BadRequest
+from facade.problems import BadRequest, utc_parameter
 from facade.routes_read import json_response, runtime_of
 from facade.security import Caller, requires
 
@@ -69,10 +68,7 @@ async def audit(
             continue
         if value.tzinfo is None:
             raise BadRequest(name, "give a time zone, e.g. 2026-01-31T12:00:00Z")
-        try:
-            in_utc(value)
-        except ValueError as exc:
-            raise BadRequest(name, str(exc)) from None
+        utc_parameter(name, value)
     after = _decode_cursor(cursor) if cursor else (None, None)
     prefix = action if action and action.endswith(".") else None
     exact = action if action and prefix is None else None

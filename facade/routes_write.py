@@ -25,13 +25,19 @@ from events import (
     RetentionPolicy,
     UpdateMetadata,
     UploadRequested,
-    in_utc,
     new_event,
     staged_key,
 )
 from events.modes import Operation, mode_allows
 from facade import metrics, queries
-from facade.problems import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
+from facade.problems import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    utc_parameter,
+)
 from facade.routes_read import json_response, live_file, runtime_of
 from facade.runtime import FacadeRuntime
 from facade.security import Caller, Forbidden, requires
@@ -93,10 +99,7 @@ def _check_owner(row: Any, file_id: UUID, caller: Caller) -> None:
 def _retain_until(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    try:
-        value = in_utc(value if value.tzinfo else value.replace(tzinfo=UTC))
-    except ValueError as exc:
-        raise BadRequest("retain_until", str(exc)) from None
+    value = utc_parameter("retain_until", value)
     if value <= datetime.now(UTC):
         raise BadRequest("retain_until", "must be in the future")
     return value

@@ -14,8 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from events import in_utc
-from facade.problems import BadRequest
+from facade.problems import BadRequest, utc_parameter
 
 SORT_COLUMNS = ("relevance", "created_at", "file_size", "filename")
 RETENTION_POLICIES = ("temporary", "permanent")
@@ -231,10 +230,7 @@ def _instant(single: dict[str, str], name: str) -> datetime | None:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(name, "an ISO 8601 date or date-time, e.g. 2026-01-31T12:00:00Z") from None
-    try:
-        return in_utc(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
-    except ValueError as exc:
-        raise BadRequest(name, str(exc)) from None
+    return utc_parameter(name, parsed)
 
 
 def _choice(single: dict[str, str], name: str, allowed: Sequence[str]) -> str | None:
